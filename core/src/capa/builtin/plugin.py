@@ -1,0 +1,26 @@
+"""Core's built-in plugin: the components that ship with capa itself.
+
+Core uses its own public hooks for these, so the plugin host treats them exactly like
+components from any installed distribution (contract checks, duplicate detection,
+provenance ``capa <version>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from capa.components.adapter import Adapter
+from capa.components.sink import Sink
+from capa.hookspecs import hookimpl
+
+
+@hookimpl
+def capa_register_adapters() -> Sequence[type[Adapter]]:
+    """Core's adapters: none yet (the signal simulator arrives with the runtime)."""
+    return ()
+
+
+@hookimpl
+def capa_register_sinks() -> Sequence[type[Sink]]:
+    """Core's sinks: none yet (the run bundle sink arrives with bundle storage)."""
+    return ()

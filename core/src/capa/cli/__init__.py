@@ -1,0 +1,1 @@
+"""The ``capa`` command line: one module per command group, one error boundary."""

@@ -1,0 +1,230 @@
+"""The adapter contract: one device family, provided by a plugin (ARCHITECTURE.md 3.1)."""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from capa.components.model import ConfigModel
+
+if TYPE_CHECKING:
+    from capa.clock import RunClock
+    from capa.components.emissions import Emission
+
+__all__ = [
+    "Acquisition",
+    "Adapter",
+    "AdapterContext",
+    "Command",
+    "CommandResult",
+    "DiscoveredDevice",
+    "FieldSpec",
+    "HandshakeResult",
+]
+
+
+class Acquisition(enum.StrEnum):
+    """How an adapter produces samples."""
+
+    POLLED = "polled"
+    """The runtime calls :meth:`Adapter.read` every :meth:`Adapter.poll_interval_s`."""
+    STREAMED = "streamed"
+    """The adapter pushes emissions itself from :meth:`Adapter.stream` until stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """A named value a device produces; hardware channels bind to ``(device, field)``.
+
+    Attributes:
+        name: field name, unique per device (``process_value``, ``mass``, ``tc_1``).
+        unit: unit of the value as the adapter reports it (``degC``, ``g``, ``V``).
+        kind: what the value is (``process_value``, ``setpoint``, ``output_power``, ...).
+        writable: whether a method step may set it (a controller ``setpoint``).
+        description: one line for ``capa hardware`` listings.
+    """
+
+    name: str
+    unit: str
+    kind: str = "value"
+    writable: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A request to a device: a verb and its arguments.
+
+    Attributes:
+        name: the verb (``set_setpoint``, ``tare``, ``write_parameter``).
+        args: verb arguments (``{"field": "setpoint", "value": 200.0}``).
+        authorization_id: who or what authorised it; recorded with the command event.
+    """
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    authorization_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What became of a command. A device refusal is ``accepted=False``, never an exception.
+
+    Attributes:
+        accepted: whether the device took the command.
+        detail: human-readable detail (the refusal reason, the value read back).
+        t_mono_ns: run-clock time the result was received (0 outside a run).
+        value: optional value read back from the device.
+    """
+
+    accepted: bool
+    detail: str = ""
+    t_mono_ns: int = 0
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredDevice:
+    """A device found by :meth:`Adapter.discover`.
+
+    Attributes:
+        adapter: the adapter id that found it.
+        resource_id: where it is (``serial:/dev/ttyUSB0``).
+        description: what it said it is (model, serial number, firmware).
+        params: a ``params`` table that would open it, for ``capa hardware new``.
+    """
+
+    adapter: str
+    resource_id: str
+    description: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResult:
+    """Outcome of a read-only :meth:`Adapter.handshake` (open, identify, close)."""
+
+    ok: bool
+    detail: str = ""
+    identity: Mapping[str, Any] = field(default_factory=dict)
+
+
+class AdapterContext(Protocol):
+    """What the runtime gives an adapter when sampling starts."""
+
+    @property
+    def device(self) -> str:
+        """Configured device name."""
+
+    @property
+    def clock(self) -> RunClock:
+        """The run clock; stamp every sample with ``clock.now_ns()`` or a derived time."""
+
+    def emit(self, emission: Emission) -> None:
+        """Hand one emission to the run. Thread-safe; blocks while the writer is behind."""
+
+
+class Adapter(abc.ABC):
+    """Base class of device adapters.
+
+    Subclasses set :attr:`id`, a nested :attr:`Params` model, and implement the
+    lifecycle. All lifecycle methods are coroutines; an adapter built on a blocking
+    library (pyserial, nidaqmx, OpenCV) may block inside them because the runtime runs
+    each resource's adapters on that resource's own worker thread, never on the main
+    event loop.
+
+    Attributes:
+        id: stable dotted id (``watlow.ezzone_pm``).
+        Params: pydantic model of the ``params`` table in a hardware file.
+        capabilities: e.g. ``has_setpoint``, ``has_tare``, ``hardware_clocked``,
+            ``records_video``.
+        acquisition: polled (the runtime calls :meth:`read`) or streamed
+            (:meth:`stream` pushes until :meth:`stop`).
+        family: stem of ``device_records/<family>.parquet``; defaults to the first
+            segment of :attr:`id`.
+    """
+
+    id: ClassVar[str]
+    Params: ClassVar[type[ConfigModel]]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    acquisition: ClassVar[Acquisition] = Acquisition.POLLED
+    family: ClassVar[str | None] = None
+
+    def __init__(self, name: str, params: ConfigModel) -> None:
+        self.name = name
+        self.params = params
+
+    @classmethod
+    def record_family(cls) -> str:
+        """File stem for this adapter's native device records."""
+        return cls.family or cls.id.split(".", 1)[0]
+
+    # ------------------------------------------------------------------ static description
+    @classmethod
+    @abc.abstractmethod
+    def resource_id(cls, params: ConfigModel) -> str:
+        """Hardware resource the device occupies, computed without any I/O.
+
+        Devices with the same resource id (several controllers on one RS-485 port) share
+        one worker.
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def fields(cls, params: ConfigModel) -> Sequence[FieldSpec]:
+        """Fields the device produces for these params."""
+
+    @classmethod
+    def writable_fields(cls, params: ConfigModel) -> frozenset[str]:
+        """Fields a method step may set."""
+        return frozenset(f.name for f in cls.fields(params) if f.writable)
+
+    def poll_interval_s(self) -> float:
+        """Seconds between :meth:`read` calls for polled adapters."""
+        rate = getattr(self.params, "poll_rate_hz", None) or getattr(self.params, "rate_hz", None)
+        return 1.0 / float(rate) if rate else 1.0
+
+    # ------------------------------------------------------------------ lifecycle
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect to the device. Idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Disconnect, leaving the instrument in its documented safe state. Idempotent."""
+
+    async def start(self, ctx: AdapterContext) -> None:  # noqa: B027 - optional hook
+        """Begin sampling; ``ctx`` stays valid until :meth:`stop` returns."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop sampling (the connection stays open)."""
+
+    async def read(self) -> Sequence[Emission]:
+        """Poll once (polled adapters): return the emissions of this tick."""
+        raise NotImplementedError(f"{type(self).__name__} is not a polled adapter")
+
+    async def stream(self, ctx: AdapterContext) -> None:
+        """Push emissions through ``ctx.emit`` until :meth:`stop` (streamed adapters)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a streamed adapter")
+
+    @abc.abstractmethod
+    async def command(self, command: Command) -> CommandResult:
+        """Execute a command. A device refusal returns ``accepted=False``; never raise for it."""
+
+    async def snapshot(self) -> Mapping[str, Any]:
+        """Current status fields, for previews and manual-control panels."""
+        return {}
+
+    # ------------------------------------------------------------------ optional, read-only
+    @classmethod
+    async def discover(cls) -> Sequence[DiscoveredDevice]:
+        """Find devices of this family that are reachable now. Read-only."""
+        return ()
+
+    @classmethod
+    async def handshake(cls, params: ConfigModel) -> HandshakeResult:
+        """Open, identify and close the device described by ``params``. Read-only."""
+        return HandshakeResult(ok=True, detail="adapter offers no handshake")

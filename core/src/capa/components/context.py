@@ -1,0 +1,113 @@
+"""What a running procedure, step or sink can see of the run.
+
+These are protocols: the runtime provides the implementations, tests may provide fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import anyio
+
+    from capa.clock import RunClock
+    from capa.components.adapter import Command, CommandResult
+    from capa.components.emissions import EventSeverity
+
+__all__ = ["ChannelView", "EventWriter", "MethodRunner", "RunContext", "SinkContext"]
+
+
+class ChannelView(Protocol):
+    """Latest calibrated value per channel, and names of the channels in the run."""
+
+    def names(self) -> list[str]:
+        """Every channel the run records or watches."""
+
+    def latest(self, channel: str) -> float | None:
+        """Most recent calibrated value, or ``None`` if nothing arrived yet."""
+
+
+class EventWriter(Protocol):
+    """Writes rows of ``events.sqlite``."""
+
+    def emit(
+        self,
+        kind: str,
+        message: str,
+        *,
+        severity: EventSeverity | str = "info",
+        source: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an event stamped with the run clock."""
+
+
+class MethodRunner(Protocol):
+    """The method executor a method-driven procedure delegates to."""
+
+    @property
+    def current_index(self) -> int | None:
+        """Index of the step being executed, for progress display."""
+
+    async def run_all(self) -> None:
+        """Execute every remaining step in order."""
+
+    async def advance_until(self, index: int) -> None:
+        """Execute steps up to (not including) ``index``."""
+
+
+class RunContext(Protocol):
+    """Everything a procedure (and, through it, a method step) may use during a run."""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id, also the bundle directory name."""
+
+    @property
+    def clock(self) -> RunClock:
+        """The run clock."""
+
+    @property
+    def experiment(self) -> Any:
+        """The validated experiment configuration."""
+
+    @property
+    def channels(self) -> ChannelView:
+        """Latest values of the run's channels."""
+
+    @property
+    def events(self) -> EventWriter:
+        """The run's event log."""
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound to ``run_id`` (and the procedure id)."""
+
+    @property
+    def method(self) -> MethodRunner | None:
+        """The method executor, or ``None`` when the experiment has no method."""
+
+    @property
+    def external_stop(self) -> anyio.Event:
+        """Set when the operator (or a signal) asks the run to stop."""
+
+    @property
+    def bundle_path(self) -> Path | None:
+        """Directory of the run bundle (artifacts may be copied into it)."""
+
+    async def dispatch(self, device: str, command: Command) -> CommandResult:
+        """Send a command to a configured device; recorded as an event."""
+
+
+class SinkContext(Protocol):
+    """What a sink learns when a run opens."""
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+
+    @property
+    def bundle_path(self) -> Path | None:
+        """Directory of the run bundle."""

@@ -1,0 +1,1 @@
+"""Plugin discovery, contract checks and the plugin host."""

@@ -1,0 +1,3 @@
+"""capa-camera: Cameras for capa."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""capa-sartorius: Sartorius balances for capa."""
+
+__version__ = "0.1.0"
