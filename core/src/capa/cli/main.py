@@ -59,7 +59,7 @@ class CapaGroup(click.Group):
         from capa.cli.common import load_plugin_host
 
         self._plugins_registered = True
-        load_plugin_host().register_cli(self)
+        load_plugin_host().register_cli(self, reserved=BUILTIN_COMMANDS)
 
 
 @click.group(

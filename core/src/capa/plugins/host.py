@@ -8,7 +8,7 @@ while everything else loads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -266,11 +266,13 @@ class PluginHost:
         return [r for r in self.rejections if r.plugin == plugin]
 
     # ------------------------------------------------------------------ CLI
-    def register_cli(self, group: click.Group) -> None:
+    def register_cli(self, group: click.Group, reserved: Collection[str] = ()) -> None:
         """Let every loaded plugin add its subcommands to ``group``.
 
-        A plugin that raises, or that adds a command whose name is already taken, has
-        its additions removed and the reason recorded on its :class:`PluginRecord`.
+        A plugin that raises, or that adds a command whose name is already taken (by
+        another plugin, or by a name in ``reserved`` — the root group's lazily loaded
+        built-in commands), has its additions removed and the reason recorded on its
+        :class:`PluginRecord`.
         """
         for impl in self._pm.hook.capa_register_cli.get_hookimpls():
             origin = self._origins[impl.plugin_name]
@@ -284,6 +286,7 @@ class PluginHost:
                 continue
             added = [n for n in group.commands if n not in before]
             replaced = [n for n in before if group.commands.get(n) is not before[n]]
+            replaced += [n for n in added if n in reserved]
             if replaced:
                 group.commands.clear()
                 group.commands.update(before)

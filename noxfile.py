@@ -1,0 +1,141 @@
+"""Developer and CI sessions for the capa workspace.
+
+`nox` (no arguments) runs what CI runs: the test suite on Python 3.11 and 3.13, lint,
+type checking, and the wheel-install check. Every session builds its own environment
+with uv from the workspace lock, so nothing installed by hand is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True  # a missing 3.13 must fail, not skip
+nox.options.sessions = ["tests", "lint", "typecheck", "wheels"]
+
+ROOT = Path(__file__).parent
+PYTHONS = ["3.11", "3.13"]
+PACKAGES = ["capa", *sorted(p.name for p in (ROOT / "packages").iterdir() if p.is_dir())]
+PLUGINS = ["camera", "nidaq", "procedures", "sartorius", "watlow"]
+
+
+def _expose_pyenv_interpreters() -> None:
+    """Make pyenv's shims resolve every installed 3.11/3.13 at once.
+
+    On machines where pyenv selects one global version, `python3.13` is a shim that
+    refuses to run; listing the versions in PYENV_VERSION lets uv and nox find them.
+    """
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if "PYENV_VERSION" in os.environ or not root.is_dir():
+        return
+    wanted = []
+    for minor in PYTHONS:
+        found = sorted(
+            root.glob(f"{minor}.*"),
+            key=lambda p: [int(x) for x in p.name.split(".") if x.isdigit()],
+        )
+        if found:
+            wanted.append(found[-1].name)
+    if wanted:
+        os.environ["PYENV_VERSION"] = ":".join(wanted)
+
+
+_expose_pyenv_interpreters()
+
+
+def _sync(session: nox.Session, *groups: str) -> None:
+    """Install the whole workspace (editable) plus dependency groups into the session."""
+    args = ["uv", "sync", "--locked", "--no-default-groups"]
+    for group in groups:
+        args += ["--group", group]
+    session.run_install(
+        *args,
+        f"--python={session.virtualenv.location}",
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+    )
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole test suite: core, every plugin package, and end-to-end tests."""
+    _sync(session, "test")
+    # pytest exits 5 when it collects nothing; for this suite that means tests went
+    # missing (a bad path, a broken conftest), so say so instead of passing quietly.
+    code = session.run("pytest", *session.posargs, success_codes=[0, 5])
+    if code == 5:
+        session.error("pytest collected no tests: the test suite is missing or misconfigured")
+
+
+@nox.session(python="3.11")
+@nox.parametrize("package", PACKAGES)
+def package_tests(session: nox.Session, package: str) -> None:
+    """One distribution's tests with only that distribution (and core) installed."""
+    path = "core" if package == "capa" else f"packages/{package}"
+    session.install("-e", "core", *(["-e", path] if path != "core" else []))
+    session.install("pytest", "hypothesis")
+    session.run("pytest", f"{path}/tests", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check over the whole workspace."""
+    _sync(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every src/ tree."""
+    _sync(session, "lint")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """The README's main command: what capa can show on this machine today.
+
+    Until the runtime lands this lists the installed plugins and their components; it
+    will run the demo experiment on the simulators once `capa run` exists.
+    """
+    _sync(session)
+    session.run("capa", "version")
+    session.run("capa", "plugins", "list")
+
+
+@nox.session(python="3.11", venv_backend="none")
+def wheels(session: nox.Session) -> None:
+    """Build every distribution as a wheel and install them with plain pip into a clean venv.
+
+    Proves the packages stand alone (no workspace, no editable installs): afterwards
+    `capa plugins list --json` in that venv must list all five plugins, loaded.
+    """
+    out = ROOT / "dist" / "wheels"
+    shutil.rmtree(out, ignore_errors=True)
+    for package in PACKAGES:
+        session.run("uv", "build", "--package", package, "--wheel", "--out-dir", str(out))
+    built = sorted(out.glob("*.whl"))
+    assert len(built) == len(PACKAGES), f"expected {len(PACKAGES)} wheels, got {built}"
+
+    venv = Path(session.create_tmp()) / "clean-venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    session.run("python3.11", "-m", "venv", str(venv))
+    python = venv / "bin" / "python"
+    session.run(str(python), "-m", "pip", "install", "--quiet", *map(str, built))
+    listing = session.run(str(venv / "bin" / "capa"), "plugins", "list", "--json", silent=True)
+    assert isinstance(listing, str)
+    rows = {row["name"]: row for row in json.loads(listing)}
+    for name in PLUGINS:
+        row = rows.get(name)
+        assert row is not None, (
+            f"plugin {name!r} missing from `capa plugins list` in the clean venv"
+        )
+        assert row["status"] == "loaded", f"plugin {name!r}: {row['status']} {row['reason']}"
+        assert not row["rejected"], f"plugin {name!r} had rejected components: {row['rejected']}"
+    session.run(str(venv / "bin" / "capa"), "version")
+    session.log(f"clean venv {venv}: all {len(PLUGINS)} plugins loaded from wheels")
