@@ -16,8 +16,10 @@ from capa.hookspecs import hookimpl
 
 @hookimpl
 def capa_register_adapters() -> Sequence[type[Adapter]]:
-    """Core's adapters: none yet (the signal simulator arrives with the runtime)."""
-    return ()
+    """Core's adapters: the ``capa.sim.signals`` simulated device."""
+    from capa.sim.signals import SimSignals
+
+    return (SimSignals,)
 
 
 @hookimpl

@@ -68,6 +68,15 @@ class Command:
     args: Mapping[str, Any] = field(default_factory=dict)
     authorization_id: str | None = None
 
+    WRITE: ClassVar[str] = "write"
+    """The verb every adapter with writable fields accepts: ``write {field, value}``.
+    Method steps write setpoints with it, whatever the device's own verbs are."""
+
+    @classmethod
+    def write(cls, field_name: str, value: float, authorization_id: str | None = None) -> Command:
+        """``write {field, value}``: set a writable field (e.g. a controller setpoint)."""
+        return cls(cls.WRITE, {"field": field_name, "value": value}, authorization_id)
+
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
@@ -126,6 +135,9 @@ class AdapterContext(Protocol):
     def emit(self, emission: Emission) -> None:
         """Hand one emission to the run. Thread-safe; blocks while the writer is behind."""
 
+    def latest(self, channel: str) -> float | None:
+        """Latest calibrated value of a run channel (simulators that follow another)."""
+
 
 class Adapter(abc.ABC):
     """Base class of device adapters.
@@ -182,6 +194,14 @@ class Adapter(abc.ABC):
         """Fields a method step may set."""
         return frozenset(f.name for f in cls.fields(params) if f.writable)
 
+    def sampling(self) -> Acquisition:
+        """How this instance samples; defaults to the class's :attr:`acquisition`.
+
+        An adapter that supports both (a DAQ polled on demand or hardware-clocked)
+        implements :meth:`read` and :meth:`stream` and decides here from its params.
+        """
+        return self.acquisition
+
     def poll_interval_s(self) -> float:
         """Seconds between :meth:`read` calls for polled adapters."""
         rate = getattr(self.params, "poll_rate_hz", None) or getattr(self.params, "rate_hz", None)
@@ -212,7 +232,11 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     async def command(self, command: Command) -> CommandResult:
-        """Execute a command. A device refusal returns ``accepted=False``; never raise for it."""
+        """Execute a command. A device refusal returns ``accepted=False``; never raise for it.
+
+        Adapters with writable fields must accept :meth:`Command.write` (``write {field,
+        value}``) besides their own verbs.
+        """
 
     async def snapshot(self) -> Mapping[str, Any]:
         """Current status fields, for previews and manual-control panels."""

@@ -1,0 +1,1 @@
+"""Simulated devices shipped with core, for tests, examples and benchmarks."""
