@@ -24,5 +24,11 @@ def capa_register_adapters() -> Sequence[type[Adapter]]:
 
 @hookimpl
 def capa_register_sinks() -> Sequence[type[Sink]]:
-    """Core's sinks: none yet (the run bundle sink arrives with bundle storage)."""
-    return ()
+    """Core's sinks: ``capa.bundle``, the run bundle.
+
+    The class is imported inside the hook so that loading the plugin host (and so
+    ``capa plugins list``) does not pull in pyarrow.
+    """
+    from capa.bundle.sink import BundleSink
+
+    return (BundleSink,)

@@ -1,0 +1,150 @@
+"""``events.sqlite``: the run's deliberate milestone log, exactly as seed 003 defines it.
+
+The table and index DDL below is seed 003's, character for character, so any SQLite client
+and any query written against the seed works on a capa bundle. During the run the database
+is in WAL mode with ``synchronous=NORMAL`` (a committed event survives a process kill);
+finalize checkpoints it and switches it back to a single self-contained file
+(:func:`seal_events`), so a sealed bundle never grows ``-wal`` / ``-shm`` side files.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from capa.components.emissions import EventRecord, EventSeverity
+from capa.errors import BundleError
+
+__all__ = [
+    "EVENTS_DDL",
+    "SEVERITIES",
+    "EventsDB",
+    "check_severity",
+    "create_events_db",
+    "seal_events",
+]
+
+EVENTS_DDL: Final = """CREATE TABLE events (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    t_mono_ns     INTEGER NOT NULL,    -- monotonic ns since run start (join key)
+    t_utc         TEXT    NOT NULL,    -- ISO-8601 UTC wall clock
+    kind          TEXT    NOT NULL,    -- dotted enum (see taxonomy below)
+    severity      TEXT    NOT NULL,    -- 'info' | 'warning' | 'error'
+    source        TEXT    NOT NULL,    -- 'watlow:heater', 'procedure:capa.recipe_runner', ...
+    message       TEXT    NOT NULL,    -- free-form one-liner
+    metadata_json TEXT                 -- JSON-encoded open set
+);
+CREATE INDEX idx_events_t_mono_ns ON events (t_mono_ns);
+CREATE INDEX idx_events_kind      ON events (kind);
+"""
+"""Seed 003's schema, verbatim."""
+
+SEVERITIES: Final = frozenset(s.value for s in EventSeverity)
+
+_INSERT: Final = (
+    "INSERT INTO events (t_mono_ns, t_utc, kind, severity, source, message, metadata_json) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def check_severity(value: object) -> str:
+    """The severity as stored (``info`` / ``warning`` / ``error``), or raise BundleError."""
+    text = value.value if isinstance(value, EventSeverity) else str(value)
+    if text not in SEVERITIES:
+        raise BundleError(f"event severity {text!r} is not one of {sorted(SEVERITIES)} (seed 003)")
+    return text
+
+
+def _metadata_json(metadata: Mapping[str, Any] | None) -> str | None:
+    if metadata is None:
+        return None
+    # default=str: a metadata value that is not JSON (a Path, a datetime) is still recorded
+    return json.dumps(dict(metadata), default=str, sort_keys=True, ensure_ascii=False)
+
+
+def create_events_db(path: Path) -> None:
+    """Create an empty ``events.sqlite`` with seed 003's schema (refuses to overwrite)."""
+    if path.exists():
+        raise BundleError(f"{path} already exists; refusing to overwrite an event log")
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(EVENTS_DDL)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+class EventsDB:
+    """Appends rows to a bundle's ``events.sqlite`` (used by the writer thread only).
+
+    Rows are inserted as they arrive and committed by :meth:`commit`, which the writer
+    calls on its flush cadence: one transaction per flush keeps SQLite cheap while bounding
+    what a kill can lose to one flush interval.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # The writer thread opens and uses the connection; nobody else touches it.
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._pending = 0
+        self.rows = 0
+
+    def insert(self, records: Iterable[EventRecord]) -> int:
+        """Insert event rows (validated severities); return how many."""
+        rows = [
+            (
+                int(r.t_mono_ns),
+                str(r.t_utc),
+                str(r.kind),
+                check_severity(r.severity),
+                str(r.source),
+                str(r.message),
+                _metadata_json(r.metadata),
+            )
+            for r in records
+        ]
+        if rows:
+            self._conn.executemany(_INSERT, rows)
+            self._pending += len(rows)
+            self.rows += len(rows)
+        return len(rows)
+
+    def commit(self) -> bool:
+        """Commit pending rows; return whether there were any."""
+        if not self._pending:
+            return False
+        self._conn.commit()
+        self._pending = 0
+        return True
+
+    def close(self) -> None:
+        """Commit and close."""
+        try:
+            self._conn.commit()
+        finally:
+            self._conn.close()
+
+
+def seal_events(path: Path) -> tuple[int, str | None]:
+    """Fold the WAL into the file and leave it in rollback-journal mode.
+
+    Returns the number of events and a problem description (``None`` when the database
+    passed SQLite's ``quick_check``). Committed events a killed writer left in the WAL are
+    recovered here, because opening the database replays the WAL.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+        check = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        count = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    finally:
+        conn.close()
+    problem = None if check == ["ok"] else "; ".join(str(c) for c in check[:5])
+    return count, problem

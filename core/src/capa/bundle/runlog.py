@@ -1,0 +1,86 @@
+"""``run.log``: structlog JSON lines, every line bound to the run (seed 003).
+
+Each line is one JSON object with ``timestamp`` (ISO-8601 UTC), ``level`` (``DEBUG`` /
+``INFO`` / ``WARNING`` / ``ERROR``), ``event`` and ``run_id``; ``procedure_id`` /
+``step_id`` are bound by callers as the run progresses (:meth:`RunLog.bind`). The file is
+line-buffered and not fsynced per line: a hard kill may lose the last lines, which is why
+``events.sqlite`` is the authoritative end-of-run record. The logger is independent of
+structlog's global configuration, so the application's own logging is left alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import IO, Any, TextIO, cast
+
+__all__ = ["RunLog"]
+
+
+def _upper_level(_logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    level = str(event_dict.get("level", method_name))
+    event_dict["level"] = "WARNING" if level.lower() == "warn" else level.upper()
+    return event_dict
+
+
+class _LineFile:
+    """A line-buffered text file whose writes after :meth:`close` are dropped, not errors.
+
+    A late log call from a component still shutting down must never raise into it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = path.open("a", encoding="utf-8", buffering=1)
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.write(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class RunLog:
+    """The bundle's ``run.log`` and a structlog logger writing to it.
+
+    Args:
+        path: the ``run.log`` file (appended to if it exists).
+        run_id: bound to every line.
+    """
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        import structlog
+
+        self.path = path
+        self.run_id = run_id
+        self._file = _LineFile(path)
+        processors: list[Any] = [
+            structlog.processors.add_log_level,
+            _upper_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(default=str, sort_keys=False),
+        ]
+        self.logger: Any = structlog.wrap_logger(
+            structlog.WriteLogger(cast(TextIO, self._file)),  # duck-typed write/flush
+            processors=processors,
+            cache_logger_on_first_use=False,
+        ).bind(run_id=run_id)
+
+    def bind(self, **values: Any) -> Any:
+        """A logger for this file with extra bound values (``procedure_id``, ``step_id``)."""
+        return self.logger.bind(**values)
+
+    def close(self) -> None:
+        """Flush and close the file; later log calls are dropped silently."""
+        self._file.close()

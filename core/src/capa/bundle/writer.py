@@ -1,0 +1,578 @@
+"""The bundle writer: one thread per run that owns every file of the bundle.
+
+Usage by the runtime (ARCHITECTURE.md 5, 6)::
+
+    writer = BundleWriter.open(
+        runs_root,
+        manifest_fields={"operator": {...}, "sample": {...}, "procedure": {...},
+                         "tags": [...], "custom": {...}, "plugins": [...]},
+        config_files={"experiment.yaml": path, "rig.toml": path},
+        clock=run_clock,
+    )
+    writer.submit(ScalarRows(batch))        # blocks while the queue is full: backpressure
+    writer.submit(DeviceRecords("watlow", {...}))
+    writer.submit(EventRecord(...))         # or writer.emit(kind, message, ...)
+    writer.submit(FrameReceipt(...))
+    writer.metrics()                         # for the saturation monitor
+    result = writer.close("completed", "")   # drain, fsync, finalize -> FinalizeResult
+
+Records go through a bounded :class:`queue.Queue` to the writer thread, which appends them
+to Arrow IPC streams (``scalars``, ``device_records/<family>``, ``video/<camera>.frames``),
+inserts events into ``events.sqlite`` and, at least every ``flush_interval_s``, fsyncs the
+streams and commits the events — so a hard kill loses at most about one flush interval.
+Per-batch work is columnar (vectorised casts); nothing creates a Python object per sample.
+
+``submit`` blocking is the backpressure the saturation monitor watches: if
+:attr:`WriterMetrics.last_accept_mono_ns` stops moving for ``saturation_deadline_s`` the
+runtime declares the writer stuck. A record the writer cannot store (scalar rows not in
+the ``scalars`` schema, a device-record batch whose schema differs from that family's
+first batch) is dropped, counted in ``counts.dropped`` and reported as an ``error`` event
+(``bundle.record_rejected``); it never corrupts a file. An I/O failure stops the writer:
+later ``submit`` calls raise :class:`~capa.errors.BundleError`, queued records are counted
+as dropped, and ``close`` still records what reached disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+from capa.bundle.catalog import Catalog
+from capa.bundle.configdir import write_config_files
+from capa.bundle.events import EventsDB, check_severity, create_events_db
+from capa.bundle.finalize import FinalizeResult, finalize_bundle
+from capa.bundle.inflight import InflightStream
+from capa.bundle.manifest import RunStatus, new_manifest, read_manifest, write_manifest
+from capa.bundle.metrics import WriterMetrics
+from capa.bundle.paths import (
+    DEVICE_RECORDS_DIR,
+    EVENTS_FILE,
+    IN_FLIGHT_SUFFIX,
+    RUN_LOG_FILE,
+    SCALARS_STEM,
+    VIDEO_DIR,
+    check_run_id,
+    new_run_id,
+    safe_component,
+)
+from capa.bundle.recovery import ActiveRun, StaleRun, clear_active, recover_stale, write_active
+from capa.bundle.runlog import RunLog
+from capa.clock import RunClock
+from capa.components.emissions import (
+    DeviceRecords,
+    EventRecord,
+    EventSeverity,
+    FrameReceipt,
+    RunRecord,
+    ScalarRows,
+)
+from capa.errors import BundleError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["DEFAULT_QUEUE_SIZE", "BundleWriter", "WriterMetrics"]
+
+DEFAULT_QUEUE_SIZE: Final = 1024
+"""Records (batches, not rows) the queue holds before ``submit`` blocks."""
+
+_STOP: Final = object()
+_SOURCE: Final = "capa.bundle"
+
+
+def _to_record_batch(columns: Any) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    if isinstance(columns, pa.RecordBatch):
+        return columns
+    if isinstance(columns, pa.Table):
+        return columns.combine_chunks().to_batches()[0]
+    if isinstance(columns, Mapping):
+        return pa.RecordBatch.from_pydict(dict(columns))
+    raise BundleError(
+        f"device records must be a column mapping or a pyarrow RecordBatch, "
+        f"got {type(columns).__name__}"
+    )
+
+
+class BundleWriter:
+    """Writes one run bundle from its own thread. Create it with :meth:`open`."""
+
+    def __init__(
+        self,
+        *,
+        runs_root: Path,
+        bundle: Path,
+        clock: RunClock,
+        flush_interval_s: float,
+        queue_size: int,
+        catalog: Catalog | None,
+        stale: StaleRun | None,
+    ) -> None:
+        from capa.bundle.schema import scalars_schema
+
+        self.runs_root = runs_root
+        self.bundle = bundle
+        self.run_id = bundle.name
+        self.clock = clock
+        self.flush_interval_s = flush_interval_s
+        self.stale_run = stale
+        """A crashed earlier run that :meth:`open` found and marked (tell the user)."""
+        self._catalog = catalog
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._capacity = queue_size
+        self._runlog = RunLog(bundle / RUN_LOG_FILE, self.run_id)
+        self._events = EventsDB(bundle / EVENTS_FILE)
+        self._scalars = InflightStream(
+            bundle / f"{SCALARS_STEM}{IN_FLIGHT_SUFFIX}", scalars_schema()
+        )
+        self._device: dict[str, InflightStream] = {}
+        self._rejected_families: set[str] = set()
+        self._frames: dict[str, InflightStream] = {}
+        self._frame_buffers: dict[str, list[FrameReceipt]] = {}
+        self._hw_lock = threading.Lock()
+        self._close_lock = threading.Lock()
+        self._high_water = 0
+        self._records = 0
+        self._rows = 0
+        self._rows_durable = 0
+        self._flushes = 0
+        self._max_flush_s = 0.0
+        self._dropped_rows = 0
+        self._dropped_by: dict[str, int] = {}
+        self._last_accept: int | None = None
+        self._last_flush: int | None = None
+        self._error: str | None = None
+        self._closing = False
+        self._result: FinalizeResult | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"capa-bundle-writer-{self.run_id}", daemon=True
+        )
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        runs_root: Path | str,
+        *,
+        run_id: str | None = None,
+        manifest_fields: Mapping[str, Any] | None = None,
+        config_files: Mapping[str, Path | bytes] | None = None,
+        flush_interval_s: float = 1.0,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        clock: RunClock | None = None,
+        config_path: str | None = None,
+        use_catalog: bool = True,
+    ) -> BundleWriter:
+        """Create the bundle directory and start recording into it.
+
+        Args:
+            runs_root: where bundles and ``runs.sqlite`` live (see :mod:`capa.bundle.paths`).
+            run_id: the bundle directory name; generated from the clock's start when omitted.
+            manifest_fields: the runtime's manifest blocks (operator, sample, procedure,
+                tags, custom, plugins, recording, cameras).
+            config_files: name inside ``config/`` -> a file to copy (``Path``) or its bytes.
+            flush_interval_s: the longest time data stays un-fsynced.
+            queue_size: records the queue holds before :meth:`submit` blocks.
+            clock: the run clock (a new one when omitted); stamps events and the manifest.
+            config_path: the experiment file, recorded in the crash checkpoint.
+            use_catalog: index the run in ``runs.sqlite``.
+
+        Raises:
+            BundleError: the bundle exists, a name is unusable, or another run is recording
+                in this runs root.
+        """
+        if not flush_interval_s > 0:
+            raise BundleError(f"flush_interval_s must be positive, got {flush_interval_s}")
+        if queue_size < 1:
+            raise BundleError(f"queue_size must be at least 1, got {queue_size}")
+        root = Path(runs_root)
+        root.mkdir(parents=True, exist_ok=True)
+        stale = recover_stale(root)
+        clock = clock or RunClock()
+        rid = check_run_id(run_id) if run_id else new_run_id(clock.started_utc)
+        bundle = root / rid
+        if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
+            raise BundleError(f"bundle directory {bundle} already exists and is not empty")
+        bundle.mkdir(exist_ok=True)
+        write_config_files(bundle, config_files or {})
+        manifest = new_manifest(
+            rid,
+            clock.started_utc.isoformat(timespec="microseconds"),
+            dict(manifest_fields or {}),
+        )
+        write_manifest(bundle, manifest)
+        create_events_db(bundle / EVENTS_FILE)
+        catalog: Catalog | None = None
+        writer = cls(
+            runs_root=root,
+            bundle=bundle,
+            clock=clock,
+            flush_interval_s=flush_interval_s,
+            queue_size=queue_size,
+            catalog=None,
+            stale=stale,
+        )
+        if use_catalog:
+            try:
+                catalog = Catalog(root)
+                catalog.upsert(manifest, bundle)
+            except BundleError as exc:
+                # The catalog is an index: a broken one must not stop a measurement.
+                writer.log.warning("bundle.catalog_unavailable", error=str(exc))
+                catalog = None
+        writer._catalog = catalog
+        write_active(root, ActiveRun.for_this_process(rid, bundle, config_path))
+        if stale is not None:
+            writer.log.warning(
+                "bundle.stale_run_found", stale_run_id=stale.run_id, detail=stale.message
+            )
+        writer.log.info(
+            "bundle.opened",
+            bundle=str(bundle),
+            flush_interval_s=flush_interval_s,
+            queue_size=queue_size,
+        )
+        writer._thread.start()
+        return writer
+
+    # ------------------------------------------------------------------ producer side
+    @property
+    def log(self) -> Any:
+        """The structlog logger writing to ``run.log``, bound to ``run_id``."""
+        return self._runlog.logger
+
+    def bind_log(self, **values: Any) -> Any:
+        """A ``run.log`` logger with extra bound values (``procedure_id``, ``step_id``)."""
+        return self._runlog.bind(**values)
+
+    def submit(self, record: RunRecord, timeout: float | None = None) -> None:
+        """Queue a record for writing; blocks while the queue is full (backpressure).
+
+        Raises:
+            BundleError: the writer is closed or failed, the record is not a run record,
+                an event's severity is not info/warning/error, or ``timeout`` expired.
+        """
+        if self._closing:
+            raise BundleError(f"bundle writer of run {self.run_id} is closed")
+        if self._error is not None:
+            raise BundleError(f"bundle writer of run {self.run_id} failed: {self._error}")
+        if isinstance(record, EventRecord):
+            check_severity(record.severity)
+        elif not isinstance(record, ScalarRows | DeviceRecords | FrameReceipt):
+            raise BundleError(f"not a run record: {type(record).__name__}")
+        try:
+            self._queue.put(record, timeout=timeout)
+        except queue.Full:
+            raise BundleError(
+                f"bundle writer queue stayed full for {timeout} s (writer not keeping up)"
+            ) from None
+        depth = self._queue.qsize()
+        if depth > self._high_water:
+            with self._hw_lock:
+                self._high_water = max(self._high_water, depth)
+
+    def emit(
+        self,
+        kind: str,
+        message: str,
+        *,
+        severity: EventSeverity | str = EventSeverity.INFO,
+        source: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an event stamped with the run clock (the ``EventWriter`` protocol)."""
+        self.submit(
+            EventRecord(
+                t_mono_ns=self.clock.now_ns(),
+                t_utc=RunClock.utc_now_iso(),
+                kind=kind,
+                severity=EventSeverity(check_severity(severity)),
+                source=source,
+                message=message,
+                metadata=metadata,
+            )
+        )
+
+    def metrics(self) -> WriterMetrics:
+        """Current progress (cheap; safe from any thread)."""
+        streams = [self._scalars, *self._device.values(), *self._frames.values()]
+        return WriterMetrics(
+            queue_depth=self._queue.qsize(),
+            queue_capacity=self._capacity,
+            queue_high_water=self._high_water,
+            last_accept_mono_ns=self._last_accept,
+            last_flush_mono_ns=self._last_flush,
+            records=self._records,
+            rows=self._rows,
+            rows_durable=self._rows_durable,
+            bytes=sum(s.bytes_written for s in streams),
+            flushes=self._flushes,
+            max_flush_s=round(self._max_flush_s, 6),
+            events=self._events.rows,
+            dropped_rows=self._dropped_rows,
+            error=self._error,
+        )
+
+    # ------------------------------------------------------------------ writer thread
+    def _run(self) -> None:
+        interval = self.flush_interval_s
+        next_flush = time.monotonic() + interval
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                break
+            if item is not None:
+                self._last_accept = time.monotonic_ns()
+                self._records += 1
+                self._accept(item)
+            if time.monotonic() >= next_flush:
+                self._safe_flush()
+                next_flush = time.monotonic() + interval
+        self._safe_flush()
+        self._close_streams()
+
+    def _accept(self, record: object) -> None:
+        if self._error is not None:
+            self._drop(record, "writer_failed")
+            return
+        try:
+            if isinstance(record, ScalarRows):
+                self._write_scalars(record)
+            elif isinstance(record, DeviceRecords):
+                self._write_device(record)
+            elif isinstance(record, EventRecord):
+                self._events.insert([record])
+            elif isinstance(record, FrameReceipt):
+                name = safe_component(record.device or "camera", "camera")
+                self._frame_buffers.setdefault(name, []).append(record)
+        except BundleError as exc:
+            self._reject(record, str(exc))
+        except Exception as exc:  # an I/O failure: stop writing, keep the queue moving
+            self._fail(exc)
+            self._drop(record, "writer_failed")
+
+    def _write_scalars(self, record: ScalarRows) -> None:
+        from capa.bundle.schema import conform_scalars
+
+        batch = conform_scalars(record.batch)
+        self._scalars.write(batch)
+        self._rows += batch.num_rows
+
+    def _write_device(self, record: DeviceRecords) -> None:
+        family = safe_component(record.family, "device-record family")
+        batch = _to_record_batch(record.columns)
+        stream = self._device.get(family)
+        if stream is None:
+            folder = self.bundle / DEVICE_RECORDS_DIR
+            folder.mkdir(exist_ok=True)
+            stream = InflightStream(folder / f"{family}{IN_FLIGHT_SUFFIX}", batch.schema)
+            self._device[family] = stream
+        elif not batch.schema.equals(stream.schema, check_metadata=False):
+            raise BundleError(
+                f"device records of {family!r} changed schema mid-run: the first batch "
+                f"fixed ({_describe(stream.schema)}), this one has ({_describe(batch.schema)})"
+            )
+        stream.write(batch)
+        self._rows += batch.num_rows
+
+    def _record_rows(self, record: object) -> int:
+        if isinstance(record, ScalarRows):
+            return int(getattr(record.batch, "num_rows", 0))
+        if isinstance(record, DeviceRecords):
+            with contextlib.suppress(Exception):
+                return int(_to_record_batch(record.columns).num_rows)
+            return 0
+        return 1
+
+    def _drop(self, record: object, reason: str) -> None:
+        rows = self._record_rows(record)
+        self._dropped_rows += rows
+        self._dropped_by[reason] = self._dropped_by.get(reason, 0) + rows
+
+    def _reject(self, record: object, why: str) -> None:
+        self._drop(record, "rejected")
+        key = type(record).__name__ + (
+            f":{record.family}" if isinstance(record, DeviceRecords) else ""
+        )
+        self.log.error("bundle.record_rejected", record=key, reason=why)
+        if key in self._rejected_families:
+            return  # one event per kind of problem, not one per batch
+        self._rejected_families.add(key)
+        with contextlib.suppress(Exception):
+            self._events.insert(
+                [
+                    EventRecord(
+                        t_mono_ns=self.clock.now_ns(),
+                        t_utc=RunClock.utc_now_iso(),
+                        kind="bundle.record_rejected",
+                        severity=EventSeverity.ERROR,
+                        source=_SOURCE,
+                        message=why,
+                        metadata={"record": key},
+                    )
+                ]
+            )
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = f"{type(exc).__name__}: {exc}"
+            self.log.error("bundle.writer_failed", error=self._error)
+
+    def _flush_frames(self) -> None:
+        import pyarrow as pa
+
+        from capa.bundle.schema import frames_schema
+
+        for name, buffered in self._frame_buffers.items():
+            if not buffered:
+                continue
+            stream = self._frames.get(name)
+            if stream is None:
+                folder = self.bundle / VIDEO_DIR
+                folder.mkdir(exist_ok=True)
+                stream = InflightStream(
+                    folder / f"{name}.frames{IN_FLIGHT_SUFFIX}", frames_schema()
+                )
+                self._frames[name] = stream
+            batch = pa.RecordBatch.from_pydict(
+                {
+                    "frame_idx": [f.frame_idx for f in buffered],
+                    "t_mono_ns": [f.t_mono_ns for f in buffered],
+                    "t_utc": [f.t_utc for f in buffered],
+                    "capture_latency_s": [f.capture_latency_s for f in buffered],
+                },
+                schema=frames_schema(),
+            )
+            stream.write(batch)
+            self._rows += batch.num_rows
+            buffered.clear()
+
+    def _safe_flush(self) -> None:
+        if self._error is not None:
+            return
+        try:
+            self._flush()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _flush(self) -> None:
+        start = time.monotonic()
+        rows = self._rows_pending_frames() + self._rows
+        self._flush_frames()
+        wrote = False
+        for stream in (self._scalars, *self._device.values(), *self._frames.values()):
+            wrote = stream.flush() or wrote
+        wrote = self._events.commit() or wrote
+        self._rows_durable = rows
+        self._last_flush = time.monotonic_ns()
+        if wrote:
+            self._flushes += 1
+            self._max_flush_s = max(self._max_flush_s, time.monotonic() - start)
+
+    def _rows_pending_frames(self) -> int:
+        return sum(len(b) for b in self._frame_buffers.values())
+
+    def _close_streams(self) -> None:
+        for stream in (self._scalars, *self._device.values(), *self._frames.values()):
+            try:
+                stream.close()
+            except Exception as exc:
+                self._fail(exc)
+        try:
+            self._events.close()
+        except Exception as exc:
+            self._fail(exc)
+
+    # ------------------------------------------------------------------ closing
+    def close(
+        self,
+        run_status: RunStatus | str = RunStatus.COMPLETED,
+        exit_reason: str = "",
+        *,
+        finalize: bool = True,
+    ) -> FinalizeResult | None:
+        """Drain the queue, make everything durable, record how the run ended, finalize.
+
+        Idempotent: a second call returns the first call's result.
+
+        Args:
+            run_status: ``completed``, ``aborted`` or ``crashed``.
+            exit_reason: short reason, empty on a clean exit.
+            finalize: seal the bundle now (``False`` leaves it open with the run status
+                recorded, for ``capa finalize`` later — benchmarks and tests use this).
+
+        Raises:
+            FinalizeError: sealing failed; the bundle stays recoverable.
+        """
+        status = RunStatus(run_status)
+        if status is RunStatus.RUNNING:
+            raise BundleError("close() needs a terminal run status, not 'running'")
+        with self._close_lock:
+            if self._closing:
+                return self._result
+            self._closing = True
+            self._queue.put(_STOP)
+            self._thread.join()
+            metrics = self.metrics()
+            self.log.info("bundle.closing", run_status=status.value, **_short(metrics))
+            self._runlog.close()
+            manifest = read_manifest(self.bundle)
+            counts = dict(manifest.counts)
+            counts["dropped"] = {"rows": self._dropped_rows, "by_reason": dict(self._dropped_by)}
+            reason = exit_reason or (f"bundle writer failed: {self._error}" if self._error else "")
+            manifest = manifest.transition(
+                run_status=status,
+                exit_reason=reason,
+                ended_utc=RunClock.utc_now_iso(),
+                queue_health=metrics.as_queue_health(self.flush_interval_s),
+                counts=counts,
+            )
+            write_manifest(self.bundle, manifest)
+            try:
+                if finalize:
+                    self._result = finalize_bundle(self.bundle)
+                    manifest = self._result.manifest
+            finally:
+                if self._catalog is not None:
+                    with contextlib.suppress(BundleError):
+                        self._catalog.upsert(read_manifest(self.bundle), self.bundle)
+                clear_active(self.runs_root, self.run_id)
+            return self._result
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close(RunStatus.COMPLETED)
+        else:
+            self.close(RunStatus.CRASHED, f"{type(exc).__name__}: {exc}")
+
+
+def _short(metrics: WriterMetrics) -> dict[str, Any]:
+    return {
+        "rows": metrics.rows,
+        "bytes": metrics.bytes,
+        "flushes": metrics.flushes,
+        "queue_high_water": metrics.queue_high_water,
+        "dropped_rows": metrics.dropped_rows,
+    }
+
+
+def _describe(schema: pa.Schema) -> str:
+    return ", ".join(f"{f.name}: {f.type}" for f in schema)
