@@ -1,0 +1,295 @@
+"""Watlow Standard Bus codec: pure functions from messages to bytes and back (no I/O).
+
+Standard Bus, the EZ-Zone factory-default protocol, carries Watlow services in BACnet
+MS/TP frames::
+
+    55 FF | type | dst | src | len_hi len_lo | hdr_crc | data ... | crc_lo crc_hi
+
+``type`` is 0x05 for a request (data expecting reply) and 0x06 for a reply; a controller
+at Standard Bus address *n* (1-16) has MS/TP address ``0x0F + n`` and the host is 0x00.
+The header check is the BACnet CRC-8 of the five bytes before it, the data check the
+BACnet CRC-16 of the data (present only when ``len > 0``). Service payloads address a
+parameter by class, member and instance (parameter id 4001 = class 4, member 1):
+
+==============  =====================================================
+read request    ``01 03 01 cls mem inst``
+read reply      ``02 03 01 cls mem inst <value>``
+write request   ``01 04 cls mem inst <value>``
+write reply     ``02 04 cls mem inst <value>``
+error reply     ``02 <code>`` with ``code >= 0x80``
+==============  =====================================================
+
+``<value>`` is ``08`` + big-endian float32, or ``0F 01`` + big-endian uint16.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from capa_watlow.crc import bacnet_data_crc, bacnet_header_crc
+from capa_watlow.params import ParamKind
+
+__all__ = [
+    "ERROR_CODES",
+    "HOST_ADDRESS",
+    "PREAMBLE",
+    "REPLY",
+    "REQUEST",
+    "ErrorReply",
+    "Frame",
+    "FrameAssembler",
+    "FrameError",
+    "ReadRequest",
+    "Reply",
+    "WriteRequest",
+    "build_reply",
+    "build_request",
+    "decode_payload",
+    "decode_request",
+    "device_mac",
+    "encode_frame",
+    "encode_payload",
+    "mac_to_address",
+]
+
+PREAMBLE = b"\x55\xff"
+REQUEST = 0x05
+"""MS/TP frame type *BACnet data expecting reply*: every host request."""
+REPLY = 0x06
+"""MS/TP frame type *BACnet data not expecting reply*: every controller reply."""
+HOST_ADDRESS = 0x00
+HEADER_LEN = 8  # preamble (2) + type, dst, src, len (2) + header CRC
+MAX_DATA = 64  # Watlow payloads are short; a longer length field means a garbled header
+
+_FLOAT_TAG = b"\x08"
+_UINT_TAG = b"\x0f\x01"
+
+ERROR_CODES: dict[int, str] = {
+    0x80: "access denied (parameter is read-only)",
+    0x81: "no such parameter",
+    0x82: "no such instance",
+    0x83: "value out of range",
+}
+"""Error reply codes. 0x80 is observed from a PM refusing a write to a read-only parameter;
+the others are the meanings this package's simulator gives them."""
+
+
+class FrameError(ValueError):
+    """Bytes that are not a valid frame or payload (bad CRC, bad length, unknown service)."""
+
+
+def device_mac(address: int) -> int:
+    """MS/TP address of the controller at Standard Bus ``address`` (1-16)."""
+    if not 1 <= address <= 16:
+        raise ValueError(f"Standard Bus address must be 1-16, got {address}")
+    return 0x0F + address
+
+
+def mac_to_address(mac: int) -> int | None:
+    """Standard Bus address of MS/TP address ``mac``, or ``None`` if it is no controller."""
+    address = mac - 0x0F
+    return address if 1 <= address <= 16 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One MS/TP frame."""
+
+    frame_type: int
+    destination: int
+    source: int
+    data: bytes = b""
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """Serialize ``frame`` with both checks."""
+    header = bytes((frame.frame_type, frame.destination, frame.source)) + struct.pack(
+        ">H", len(frame.data)
+    )
+    out = PREAMBLE + header + bytes((bacnet_header_crc(header),))
+    if frame.data:
+        out += frame.data + bacnet_data_crc(frame.data)
+    return out
+
+
+class FrameAssembler:
+    """Reassembles frames from arbitrary read chunks, by the length in the header.
+
+    Feed it whatever the port returned; it hunts for the preamble, checks the header
+    CRC, waits for exactly ``len + 2`` more bytes and checks the data CRC. Garbage
+    before a preamble is skipped; a bad check yields a :class:`FrameError` in the output
+    so the caller can count it as a garbled reply.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def clear(self) -> None:
+        """Drop buffered bytes (after a timeout, before the next request)."""
+        self._buf.clear()
+
+    def needed(self) -> int:
+        """Bytes still missing for the frame in progress (at least 1)."""
+        if len(self._buf) < HEADER_LEN:
+            return HEADER_LEN - len(self._buf)
+        (length,) = struct.unpack_from(">H", self._buf, 5)
+        total = HEADER_LEN + (length + 2 if length else 0)
+        return max(1, total - len(self._buf))
+
+    def feed(self, chunk: bytes) -> list[Frame | FrameError]:
+        """Add bytes; return every complete frame (or framing error) they finish."""
+        self._buf += chunk
+        out: list[Frame | FrameError] = []
+        while True:
+            item = self._next()
+            if item is None:
+                return out
+            out.append(item)
+
+    def _next(self) -> Frame | FrameError | None:
+        buf = self._buf
+        start = buf.find(PREAMBLE)
+        if start < 0:
+            # Keep a trailing 0x55: it may be the first half of the next preamble.
+            del buf[: len(buf) - 1 if buf.endswith(b"\x55") else len(buf)]
+            return None
+        del buf[:start]
+        if len(buf) < HEADER_LEN:
+            return None
+        header = bytes(buf[2:7])
+        (length,) = struct.unpack(">H", header[3:5])
+        if bacnet_header_crc(header) != buf[7] or length > MAX_DATA:
+            del buf[:1]  # resynchronise on the next preamble
+            return FrameError(f"bad header check in {bytes(buf[:7]).hex(' ')}")
+        total = HEADER_LEN + (length + 2 if length else 0)
+        if len(buf) < total:
+            return None
+        raw = bytes(buf[:total])
+        del buf[:total]
+        data = raw[HEADER_LEN : HEADER_LEN + length]
+        if length and bacnet_data_crc(data) != raw[-2:]:
+            return FrameError(f"bad data check in {raw.hex(' ')}")
+        return Frame(raw[2], raw[3], raw[4], data)
+
+
+# ---------------------------------------------------------------- service payloads
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """Read parameter ``param_id`` of ``instance``."""
+
+    param_id: int
+    instance: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """Write ``value`` (encoded as ``kind``) to parameter ``param_id`` of ``instance``."""
+
+    param_id: int
+    instance: int
+    value: float
+    kind: ParamKind = ParamKind.FLOAT
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A successful read or write reply carrying the parameter's (new) value."""
+
+    service: int  # 0x03 read, 0x04 write
+    param_id: int
+    instance: int
+    value: float
+    kind: ParamKind
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A refusal: the controller understood the request and declined it."""
+
+    code: int
+
+    @property
+    def reason(self) -> str:
+        """Human-readable meaning of :attr:`code`."""
+        return ERROR_CODES.get(self.code, f"error code 0x{self.code:02X}")
+
+
+Message = ReadRequest | WriteRequest | Reply | ErrorReply
+
+
+def _split_id(param_id: int, instance: int) -> bytes:
+    cls, member = divmod(param_id, 1000)
+    if not (0 < cls < 256 and 0 <= member < 256 and 0 < instance < 256):
+        raise ValueError(f"parameter {param_id} instance {instance} cannot be addressed")
+    return bytes((cls, member, instance))
+
+
+def _encode_value(value: float, kind: ParamKind) -> bytes:
+    if kind is ParamKind.FLOAT:
+        return _FLOAT_TAG + struct.pack(">f", value)
+    number = int(value)
+    if not 0 <= number <= 0xFFFF:
+        raise ValueError(f"integer {number} does not fit the 16-bit wire encoding")
+    return _UINT_TAG + struct.pack(">H", number)
+
+
+def _decode_value(raw: bytes) -> tuple[float, ParamKind]:
+    if raw[:1] == _FLOAT_TAG and len(raw) == 5:
+        return struct.unpack(">f", raw[1:])[0], ParamKind.FLOAT
+    if raw[:2] == _UINT_TAG and len(raw) == 4:
+        return struct.unpack(">H", raw[2:])[0], ParamKind.UINT
+    raise FrameError(f"unknown value encoding {raw.hex(' ')}")
+
+
+def encode_payload(message: Message) -> bytes:
+    """The data field of ``message``."""
+    if isinstance(message, ReadRequest):
+        return b"\x01\x03\x01" + _split_id(message.param_id, message.instance)
+    if isinstance(message, WriteRequest):
+        return (
+            b"\x01\x04"
+            + _split_id(message.param_id, message.instance)
+            + _encode_value(message.value, message.kind)
+        )
+    if isinstance(message, Reply):
+        service = b"\x02\x03\x01" if message.service == 0x03 else b"\x02\x04"
+        return (
+            service
+            + _split_id(message.param_id, message.instance)
+            + _encode_value(message.value, message.kind)
+        )
+    return bytes((0x02, message.code))
+
+
+def decode_request(data: bytes) -> ReadRequest | WriteRequest:
+    """Parse a request payload (the simulator's side)."""
+    if data[:3] == b"\x01\x03\x01" and len(data) == 6:
+        return ReadRequest(data[3] * 1000 + data[4], data[5])
+    if data[:2] == b"\x01\x04" and len(data) >= 6:
+        value, kind = _decode_value(data[5:])
+        return WriteRequest(data[2] * 1000 + data[3], data[4], value, kind)
+    raise FrameError(f"unknown request payload {data.hex(' ')}")
+
+
+def decode_payload(data: bytes) -> Reply | ErrorReply:
+    """Parse a reply payload (the host's side)."""
+    if len(data) == 2 and data[0] == 0x02 and data[1] >= 0x80:
+        return ErrorReply(data[1])
+    if data[:3] == b"\x02\x03\x01" and len(data) >= 7:
+        value, kind = _decode_value(data[6:])
+        return Reply(0x03, data[3] * 1000 + data[4], data[5], value, kind)
+    if data[:2] == b"\x02\x04" and len(data) >= 6:
+        value, kind = _decode_value(data[5:])
+        return Reply(0x04, data[2] * 1000 + data[3], data[4], value, kind)
+    raise FrameError(f"unknown reply payload {data.hex(' ')}")
+
+
+def build_request(address: int, message: ReadRequest | WriteRequest) -> bytes:
+    """Complete request frame from the host to the controller at ``address``."""
+    return encode_frame(Frame(REQUEST, device_mac(address), HOST_ADDRESS, encode_payload(message)))
+
+
+def build_reply(address: int, message: Reply | ErrorReply, host: int = HOST_ADDRESS) -> bytes:
+    """Complete reply frame from the controller at ``address`` to ``host``."""
+    return encode_frame(Frame(REPLY, host, device_mac(address), encode_payload(message)))
