@@ -21,6 +21,8 @@ __all__ = ["cli", "main"]
 
 # command name -> "module:attribute"; each module is one command group.
 BUILTIN_COMMANDS: dict[str, str] = {
+    "catalog": "capa.cli.catalog:catalog",
+    "finalize": "capa.cli.finalize:finalize",
     "plugins": "capa.cli.plugins:plugins",
     "version": "capa.cli.version:version",
 }

@@ -1,0 +1,70 @@
+"""``capa finalize RUN_ID``: turn what a stopped or crashed run left on disk into a sealed bundle.
+
+Exit codes (seed 001): 0 the bundle is sealed and verified; 2 the bundle directory or its
+manifest is missing or malformed (or the run is still recording); 3 finalize failed, or the
+bundle does not match its ``manifest.sha256``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["finalize"]
+
+EXIT_FINALIZE_ERROR = 3
+
+
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--runs-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Runs root (default: $CAPA_RUNS_ROOT, else ./runs).",
+)
+@click.pass_context
+def finalize(ctx: click.Context, run_id: str, runs_root: Path | None) -> None:
+    """Seal the bundle of RUN_ID: recover in-flight data, write Parquet, checksum, verify.
+
+    Safe to repeat: a sealed bundle is only re-verified and no byte changes.
+    """
+    from capa.bundle.catalog import Catalog
+    from capa.bundle.finalize import finalize_bundle
+    from capa.bundle.paths import bundle_dir, resolve_runs_root
+    from capa.bundle.recovery import read_active, recover_stale
+    from capa.errors import BundleError
+
+    root = resolve_runs_root(runs_root)
+    bundle = bundle_dir(root, run_id)
+    if not bundle.is_dir():
+        raise BundleError(f"no bundle directory {bundle}")
+    active = read_active(root)
+    if active is not None and active.run_id == run_id:
+        stale = recover_stale(root)  # refuses while the recording process is alive
+        if stale is not None:
+            click.echo(f"note: {stale.message}")
+
+    result = finalize_bundle(bundle)
+    try:
+        Catalog(root).upsert(result.manifest, bundle)
+    except BundleError as exc:
+        click.echo(f"warning: catalog not updated: {exc}", err=True)
+
+    manifest = result.manifest
+    click.echo(f"bundle:           {bundle}")
+    if result.already_sealed:
+        click.echo("rewrote:          nothing (already sealed; re-verified only)")
+    else:
+        click.echo(f"rewrote:          {len(result.rewritten)} file(s)")
+        for line in result.rewritten:
+            click.echo(f"  {line}")
+    click.echo(f"skipped:          {len(result.skipped)} file(s) already final")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(f"run_status:       {manifest.run_status.value}")
+    click.echo(f"bundle_status:    {manifest.bundle_status.value}")
+    click.echo(f"integrity_status: {result.integrity.describe()}")
+    if not result.ok:
+        ctx.exit(EXIT_FINALIZE_ERROR)
