@@ -52,6 +52,7 @@ class SharedPort:
         self._resolve = resolve
         self._serial: Any = None
         self._modbus: Any = None
+        self._drain = False
         self.opens = 0
 
     # ---------------------------------------------------------------- connection
@@ -71,6 +72,7 @@ class SharedPort:
             except (serial.SerialException, OSError) as exc:
                 raise CommError(f"{self.key}: cannot open {path}: {exc}") from None
             self.opens += 1
+            self._drain_stale(self._serial)
         return self._serial
 
     def modbus_client(self) -> Any:
@@ -87,11 +89,30 @@ class SharedPort:
                 raise CommError(f"{self.key}: cannot open {path}")
             self._modbus = client
             self.opens += 1
+            self._drain_stale(client.socket)
         return self._modbus
 
+    def _drain_stale(self, port: Any) -> None:
+        # After a failure a controller may still answer the abandoned request. Without
+        # this, that late reply would be taken for the answer to the next request (Modbus
+        # RTU has no transaction id), so listen for one timeout and discard what comes.
+        if not self._drain or port is None:
+            return
+        self._drain = False
+        deadline = time.monotonic() + self.timeout_s
+        saved = port.timeout
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                port.timeout = remaining
+                port.read(4096)
+            port.timeout = saved
+        except (serial.SerialException, OSError):
+            pass  # the next exchange reports a dead port properly
+
     def reset(self) -> None:
-        """Drop the connection; the next exchange reopens it."""
+        """Drop the connection; the next exchange reopens it (after draining late replies)."""
         with self.lock:
+            self._drain = True
             if self._serial is not None:
                 with contextlib.suppress(serial.SerialException, OSError):
                     self._serial.close()
@@ -100,7 +121,10 @@ class SharedPort:
                 self._modbus.close()
                 self._modbus = None
 
-    close = reset
+    def close(self) -> None:
+        """Close the connection for good (last user gone)."""
+        self.reset()
+        self._drain = False
 
     # ---------------------------------------------------------------- Standard Bus
     def stdbus_exchange(
