@@ -1,0 +1,75 @@
+"""The hardware file (``rig.toml``): devices, and the channels bound to their fields."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from capa.components.model import ConfigModel
+from capa.config.calibration import Calibration, IdentityCalibration
+
+__all__ = ["ChannelConfig", "ChannelSource", "DeviceConfig", "HardwareConfig"]
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+"""Device and channel names: identifiers (they appear in column names and step targets)."""
+
+
+class DeviceConfig(ConfigModel):
+    """One instrument: which adapter drives it and with what parameters."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique device name.")
+    adapter: str = Field(description="Adapter id from a plugin (`capa plugins list`).")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The adapter's own parameters, validated by the adapter's Params model.",
+    )
+    resource_id: str | None = Field(
+        default=None,
+        description="Override of the hardware resource the adapter computes "
+        "(devices on one resource share a worker).",
+    )
+    on_failure: Literal["abort", "warn"] = Field(
+        default="abort",
+        description="If the device fails during a run: abort the run, or warn and go on.",
+    )
+
+
+class ChannelSource(ConfigModel):
+    """The device field a channel reads."""
+
+    device: str = Field(description="Name of a device in this file.")
+    field: str = Field(description="A field the device's adapter produces.")
+
+
+class ChannelConfig(ConfigModel):
+    """A named, calibrated value recorded during a run and usable as a step target."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique channel name.")
+    kind: str = Field(description="What the channel measures (temperature, mass, ...).")
+    unit: str = Field(description="Unit of the channel value (degC, g, V, ...).")
+    source: ChannelSource = Field(description="Device and field the channel reads.")
+    calibration: Calibration = Field(
+        default_factory=IdentityCalibration,
+        description="Raw -> value mapping: identity | linear | polynomial | lookup | "
+        "piecewise_linear.",
+    )
+    derived_unit: str | None = Field(
+        default=None, description="Unit of the calibrated value when it differs from `unit`."
+    )
+    keep_raw: bool = Field(default=False, description="Also record the uncalibrated value.")
+    sample_rate_hz: float | None = Field(
+        default=None, gt=0, description="Recording rate; default: the device's rate."
+    )
+    plot_group: str | None = Field(default=None, description="Plots group channels by this.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form facts copied to the run bundle."
+    )
+
+
+class HardwareConfig(ConfigModel):
+    """A rig: its devices and channels (``*.toml``)."""
+
+    name: str = Field(min_length=1, description="Rig name, recorded in every run.")
+    devices: list[DeviceConfig] = Field(default_factory=list, description="Instruments.")
+    channels: list[ChannelConfig] = Field(default_factory=list, description="Channels.")

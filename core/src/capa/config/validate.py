@@ -1,0 +1,339 @@
+"""Layered validation of experiment, hardware and method files.
+
+Layers run in order — schema, references, resources, live — and each reports *every*
+problem it finds. A later layer runs only when the earlier ones found no error, since its
+findings would otherwise be noise (a channel cannot be checked against a device whose
+params are invalid). Nothing here raises for bad input: every finding is a
+:class:`~capa.problems.Problem` in the returned :class:`Report`, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from capa.config.check_hardware import (
+    ResolvedHardware,
+    check_hardware,
+    check_live,
+    check_resources,
+)
+from capa.config.check_method import ResolvedMethod, check_method, check_step_targets
+from capa.config.experiment import ExperimentConfig
+from capa.config.loader import ConfigFileError, Document, LoadStack, load_document, resolve_path
+from capa.config.method import is_method_path
+from capa.config.problems import Collector, Section, did_you_mean
+from capa.problems import Problem, Severity
+
+if TYPE_CHECKING:
+    from capa.components.model import ConfigModel
+    from capa.plugins.host import PluginHost
+
+__all__ = [
+    "FileKind",
+    "Report",
+    "detect_kind",
+    "validate_experiment",
+    "validate_file",
+    "validate_hardware",
+    "validate_method",
+]
+
+
+class FileKind(enum.StrEnum):
+    """What a configuration file describes."""
+
+    EXPERIMENT = "experiment"
+    HARDWARE = "hardware"
+    METHOD = "method"
+
+
+@dataclass
+class Report:
+    """The outcome of validating one file (and the files it refers to).
+
+    Attributes:
+        path: the file validated.
+        kind: experiment, hardware or method.
+        problems: every finding, in layer order.
+        experiment: the experiment model, when the file is one and its schema held.
+        hardware: the resolved hardware (own file, referenced or inline), if it validated.
+        method: the resolved method, if there is one and it validated.
+        procedure_config: the procedure's parsed ``Config``.
+        sink_configs: each extra sink's parsed ``Config``, in order.
+    """
+
+    path: Path
+    kind: FileKind
+    problems: list[Problem] = field(default_factory=list)
+    experiment: ExperimentConfig | None = None
+    hardware: ResolvedHardware | None = None
+    method: ResolvedMethod | None = None
+    procedure_config: ConfigModel | None = None
+    sink_configs: list[ConfigModel] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No error-severity problem."""
+        return not any(p.is_error for p in self.problems)
+
+    def count(self, severity: Severity) -> int:
+        """How many problems of ``severity``."""
+        return sum(1 for p in self.problems if p.severity is severity)
+
+
+def detect_kind(path: Path, data: Mapping[str, Any] | None = None) -> FileKind:
+    """Method by suffix; otherwise hardware if the top level looks like a rig."""
+    if is_method_path(path.name):
+        return FileKind.METHOD
+    if data is not None and "procedure" not in data and ("devices" in data or "channels" in data):
+        return FileKind.HARDWARE
+    if path.suffix.lower() == ".toml" and data is not None and "procedure" not in data:
+        return FileKind.HARDWARE
+    return FileKind.EXPERIMENT
+
+
+def _load(path: Path, col: Collector, stack: LoadStack | None = None) -> Document | None:
+    try:
+        if stack is None:
+            return load_document(path)
+        with stack.entering(path):
+            return load_document(path)
+    except ConfigFileError as exc:
+        col.problems.append(exc.problem)
+        return None
+
+
+def validate_file(path: Path, host: PluginHost, *, live: bool = False) -> Report:
+    """Validate any configuration file, telling its kind from suffix and content."""
+    col = Collector()
+    doc = _load(Path(path), col)
+    if doc is None:
+        kind = FileKind.METHOD if is_method_path(Path(path).name) else FileKind.EXPERIMENT
+        return Report(Path(path), kind, col.problems)
+    kind = detect_kind(doc.path, doc.data)
+    if kind is FileKind.METHOD:
+        return _method(doc, host, col)
+    if kind is FileKind.HARDWARE:
+        return _hardware(doc, host, col, live=live)
+    return _experiment(doc, host, col, live=live)
+
+
+def validate_hardware(path: Path, host: PluginHost, *, live: bool = False) -> Report:
+    """Validate a hardware file (``live`` adds each device's read-only handshake)."""
+    col = Collector()
+    doc = _load(Path(path), col)
+    if doc is None:
+        return Report(Path(path), FileKind.HARDWARE, col.problems)
+    return _hardware(doc, host, col, live=live)
+
+
+def validate_method(path: Path, host: PluginHost, *, hardware: Path | None = None) -> Report:
+    """Validate a method file; with ``hardware``, check step targets against that rig."""
+    col = Collector()
+    path = Path(path)
+    if not is_method_path(path.name):
+        col.problems.append(
+            Problem(
+                Severity.ERROR,
+                "file.unsupported_suffix",
+                "",
+                "method files end in .method.toml or .method.yaml",
+                str(path),
+            )
+        )
+        return Report(path, FileKind.METHOD, col.problems)
+    doc = _load(path, col)
+    if doc is None:
+        return Report(path, FileKind.METHOD, col.problems)
+    report = _method(doc, host, col)
+    if hardware is not None and report.method is not None:
+        hw_doc = _load(Path(hardware), col)
+        hw = check_hardware(hw_doc.data, Section(hw_doc), host, col) if hw_doc else None
+        if hw is not None and not col.has_errors:
+            check_step_targets(report.method, hw, col)
+        report.hardware = hw
+    report.problems = col.problems
+    return report
+
+
+def validate_experiment(path: Path, host: PluginHost, *, live: bool = False) -> Report:
+    """Validate an experiment file and the hardware and method files it refers to."""
+    col = Collector()
+    stack = LoadStack()
+    doc = _load(Path(path), col, stack)
+    if doc is None:
+        return Report(Path(path), FileKind.EXPERIMENT, col.problems)
+    with stack.entering(doc.path):
+        return _experiment(doc, host, col, live=live, stack=stack)
+
+
+def _hardware(doc: Document, host: PluginHost, col: Collector, *, live: bool) -> Report:
+    report = Report(doc.path, FileKind.HARDWARE)
+    hw = check_hardware(doc.data, Section(doc), host, col)
+    if hw is not None and not col.has_errors:
+        check_resources(hw, col)
+        if live and not col.has_errors:
+            check_live(hw, col)
+    report.hardware = hw
+    report.problems = col.problems
+    return report
+
+
+def _method(doc: Document, host: PluginHost, col: Collector) -> Report:
+    report = Report(doc.path, FileKind.METHOD)
+    report.method = check_method(doc.data, Section(doc), host, col)
+    report.problems = col.problems
+    return report
+
+
+def _experiment(
+    doc: Document,
+    host: PluginHost,
+    col: Collector,
+    *,
+    live: bool,
+    stack: LoadStack | None = None,
+) -> Report:
+    stack = stack or LoadStack()
+    report = Report(doc.path, FileKind.EXPERIMENT)
+    root = Section(doc)
+    exp = col.validate(ExperimentConfig, doc.data, root)
+    report.experiment = exp
+    if exp is not None:
+        hw_section = _included(exp.hardware, "hardware", root, col, stack)
+        if hw_section is not None:
+            report.hardware = check_hardware(_table(hw_section), hw_section, host, col)
+        if exp.method is not None:
+            m_section = _included(exp.method, "method", root, col, stack)
+            if m_section is not None:
+                report.method = check_method(_table(m_section), m_section, host, col)
+        report.procedure_config = _check_procedure(exp, report, root, host, col)
+        report.sink_configs = _check_sinks(exp, root, host, col)
+    if report.hardware is not None and not col.has_errors:
+        if report.method is not None:
+            check_step_targets(report.method, report.hardware, col)
+        check_resources(report.hardware, col)
+        if live and not col.has_errors:
+            check_live(report.hardware, col)
+    report.problems = col.problems
+    return report
+
+
+def _table(section: Section) -> Any:
+    data: Any = section.doc.data
+    for part in section.prefix:
+        data = data[part]
+    return data
+
+
+def _included(
+    value: Any, key: str, root: Section, col: Collector, stack: LoadStack
+) -> Section | None:
+    """The section of a referenced file, or of the inline table."""
+    if not isinstance(value, str):
+        return root.at(key)
+    target = resolve_path(value, root.doc.path)
+    try:
+        with stack.entering(target):
+            doc = load_document(target)
+    except ConfigFileError as exc:
+        problem = exc.problem
+        if problem.code in _REFERENCE_CODES:
+            # About the reference itself: point at the key that names the file.
+            col.error(root, problem.code, (key,), f"{value}: {problem.message}")
+        else:
+            col.problems.append(problem)  # about the file's content: keep its line
+        return None
+    return Section(doc)
+
+
+_REFERENCE_CODES = frozenset(
+    {"file.not_found", "file.cycle", "file.is_directory", "file.unsupported_suffix"}
+)
+
+
+def _check_procedure(
+    exp: ExperimentConfig, report: Report, root: Section, host: PluginHost, col: Collector
+) -> ConfigModel | None:
+    ref = exp.procedure
+    cls = host.procedures.get(ref.id)
+    if cls is None:
+        available = host.procedures.ids()
+        col.error(
+            root,
+            "plugin.procedure_unknown",
+            ("procedure", "id"),
+            f"unknown procedure {ref.id!r}{did_you_mean(ref.id, available)}; "
+            f"available: {', '.join(available) or 'none installed'}",
+        )
+        return None
+    config: ConfigModel | None = col.validate(
+        cls.Config, ref.config, root.at("procedure", "config"), plugin=f"procedure {ref.id!r}"
+    )
+    if ref.version is not None:
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            satisfied = Version(cls.version) in SpecifierSet(ref.version)
+        except InvalidVersion:
+            satisfied = False
+        if not satisfied:
+            col.error(
+                root,
+                "procedure.version_mismatch",
+                ("procedure", "version"),
+                f"{ref.id} is version {cls.version or 'unknown'}, which does not satisfy "
+                f"{ref.version!r}",
+            )
+    if cls.uses_method and exp.method is None:
+        col.error(root, "procedure.method_required", ("method",), f"{ref.id} needs a method")
+    elif not cls.uses_method and exp.method is not None:
+        col.warning(root, "procedure.method_unused", ("method",), f"{ref.id} ignores the method")
+    hw = report.hardware
+    if hw is not None:
+        for name in cls.required_channels:
+            if name not in hw.channels:
+                col.error(
+                    root,
+                    "procedure.channel_missing",
+                    ("procedure", "id"),
+                    f"{ref.id} needs a channel named {name!r}",
+                )
+        offered = {c for d in hw.devices.values() for c in d.cls.capabilities}
+        for capability in sorted(cls.required_capabilities - offered):
+            col.error(
+                root,
+                "procedure.capability_missing",
+                ("procedure", "id"),
+                f"{ref.id} needs a device with capability {capability!r}",
+            )
+    return config
+
+
+def _check_sinks(
+    exp: ExperimentConfig, root: Section, host: PluginHost, col: Collector
+) -> list[ConfigModel]:
+    configs: list[ConfigModel] = []
+    for i, ref in enumerate(exp.sinks):
+        cls = host.sinks.get(ref.id)
+        if cls is None:
+            available = host.sinks.ids()
+            col.error(
+                root,
+                "plugin.sink_unknown",
+                ("sinks", i, "id"),
+                f"unknown sink {ref.id!r}{did_you_mean(ref.id, available)}; "
+                f"available: {', '.join(available) or 'none installed'}",
+            )
+            continue
+        config = col.validate(
+            cls.Config, ref.config, root.at("sinks", i, "config"), plugin=f"sink {ref.id!r}"
+        )
+        if config is not None:
+            configs.append(config)
+    return configs
