@@ -54,7 +54,7 @@ def test_bad_url_is_a_usage_error(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "capa", "watlow", "sim", "--pty", str(tmp_path / "x"),
          "--url", "sim://?colour=red"],
-        capture_output=True, text=True, timeout=30,
+        check=False, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert proc.returncode == 2
     assert "colour" in proc.stderr
