@@ -19,6 +19,7 @@ PUBLIC_API = [
     "ConfigError",
     "ConfigModel",
     "ContractError",
+    "DeviceError",
     "DeviceEvent",
     "DeviceRecords",
     "DiscoveredDevice",

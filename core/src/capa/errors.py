@@ -17,6 +17,7 @@ __all__ = [
     "ConductorStateError",
     "ConfigError",
     "ContractError",
+    "DeviceError",
     "DuplicateComponentError",
     "FinalizeError",
     "IntegrityError",
@@ -91,6 +92,14 @@ class IntegrityError(BundleError):
     """A sealed bundle's files do not match ``manifest.sha256`` (exit 3)."""
 
     exit_code: ClassVar[int] = 3
+
+
+class DeviceError(CapaError):
+    """A device could not be opened, stopped answering, or failed during a run.
+
+    Adapters may raise it from ``open()`` with a message naming the port or address;
+    the worker pool wraps any other exception from ``open()`` in it, naming the device.
+    """
 
 
 class ConductorStateError(CapaError):

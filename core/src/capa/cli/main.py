@@ -22,8 +22,14 @@ __all__ = ["cli", "main"]
 # command name -> "module:attribute"; each module is one command group.
 BUILTIN_COMMANDS: dict[str, str] = {
     "catalog": "capa.cli.catalog:catalog",
+    "config": "capa.cli.config:config",
+    "devices": "capa.cli.devices:devices",
     "finalize": "capa.cli.finalize:finalize",
+    "hardware": "capa.cli.hardware:hardware",
+    "method": "capa.cli.method:method",
     "plugins": "capa.cli.plugins:plugins",
+    "run": "capa.cli.run:run",
+    "validate": "capa.cli.validate:validate",
     "version": "capa.cli.version:version",
 }
 

@@ -5,7 +5,7 @@ These are protocols: the runtime provides the implementations, tests may provide
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from capa.clock import RunClock
     from capa.components.adapter import Command, CommandResult
     from capa.components.emissions import EventSeverity
+    from capa.components.step import Step
 
 __all__ = ["ChannelView", "EventWriter", "MethodRunner", "RunContext", "SinkContext"]
 
@@ -45,7 +46,7 @@ class EventWriter(Protocol):
 
 
 class MethodRunner(Protocol):
-    """The method executor a method-driven procedure delegates to."""
+    """What a method executor offers (capa-procedures provides one over ``ctx.steps``)."""
 
     @property
     def current_index(self) -> int | None:
@@ -86,8 +87,16 @@ class RunContext(Protocol):
         """A structlog logger bound to ``run_id`` (and the procedure id)."""
 
     @property
-    def method(self) -> MethodRunner | None:
-        """The method executor, or ``None`` when the experiment has no method."""
+    def method(self) -> Any:
+        """The validated method (``name``, ``description``, ``steps``), or ``None``."""
+
+    @property
+    def steps(self) -> Sequence[Step]:
+        """The method's steps, validated and instantiated, in order (empty without one)."""
+
+    @property
+    def progress(self) -> dict[str, Any]:
+        """Mutable progress the run shows on a terminal (e.g. ``{"step": "2/7 ramp"}``)."""
 
     @property
     def external_stop(self) -> anyio.Event:
@@ -99,6 +108,15 @@ class RunContext(Protocol):
 
     async def dispatch(self, device: str, command: Command) -> CommandResult:
         """Send a command to a configured device; recorded as an event."""
+
+    async def write_channel(
+        self, channel: str, value: float, *, authorization_id: str | None = None
+    ) -> CommandResult:
+        """Write a calibrated value to a writable channel.
+
+        The channel is mapped to its device and field and the value is passed through the
+        inverse of the channel's calibration before ``write {field, value}`` is sent.
+        """
 
 
 class SinkContext(Protocol):

@@ -1,9 +1,19 @@
 """Entry point of the ``procedures`` capa plugin (``[project.entry-points.capa] procedures``).
 
-The plugin host imports this module and collects the components its hook implementations
-return. This distribution will provide `capa.builtin.free_run`, `recipe_runner`,
-`batch`, `heat_flux_tune`, the method executor and the step kinds `setpoint`, `hold`,
-`ramp`, `wait`, `prompt`, `acquire`, `safe_shutdown`; none of those components exists
-yet, so the plugin registers nothing and ``capa plugins list`` shows it loaded with no
-components.
+Registers the built-in procedures. Step kinds, the method executor, the recipe runner,
+batch and heat-flux tune are still to come.
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import capa
+
+
+@capa.hookimpl
+def capa_register_procedures() -> Sequence[type[capa.Procedure]]:
+    """The built-in procedures: ``capa.builtin.free_run``."""
+    from capa_procedures.free_run import FreeRun
+
+    return [FreeRun]

@@ -1,0 +1,207 @@
+"""``capa run CONFIG``: one headless run, one sealed bundle, one exit code (seeds 000/001).
+
+Exit codes: 0 completed and sealed; 1 aborted (operator stop, SIGINT/SIGTERM, preflight
+refusal: unknown procedure, device that will not open); 2 crashed, or a configuration
+error before anything was written; 3 the sealed bundle failed verification; 5 anything
+else. A second Ctrl-C exits 130 at once, leaving the bundle for ``capa finalize``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["run"]
+
+EXIT_CONFIG_ERROR = 2
+EXIT_REFUSED = 1
+LOCK_ENV_MODE = "CAPA_PLUGIN_MODE"
+
+
+@click.command("run")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option(
+    "--runs-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where bundles go (default: $CAPA_RUNS_ROOT, else ./runs).",
+)
+@click.option(
+    "--plugins-lock",
+    type=click.Path(path_type=Path),
+    help="plugins.lock to use (default: ./plugins.lock, then the user config dir).",
+)
+@click.pass_context
+def run(
+    ctx: click.Context, config: Path, runs_root: Path | None, plugins_lock: Path | None
+) -> None:
+    """Run the experiment CONFIG headless and record a sealed run bundle.
+
+    Prints a summary (run_id, bundle, statuses, exit_reason) and exits with a code a
+    script can branch on: 0 sealed, 1 aborted, 2 crashed or bad config, 3 bundle failed
+    verification. Ctrl-C (or SIGTERM) stops gracefully; a second Ctrl-C exits at once.
+    """
+    ctx.exit(_execute(config, runs_root, plugins_lock))
+
+
+def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> int:
+    from capa.bundle.paths import resolve_runs_root
+    from capa.cli.common import load_plugin_host
+
+    runs_root = resolve_runs_root(runs_root_opt).resolve()
+    log = _prerun_logger()
+    log.info("run.requested", config=str(config), runs_root=str(runs_root), pid=os.getpid())
+    lock = _resolve_plugins_lock(lock_opt)
+    if lock is not None and lock_opt is None:
+        click.echo(f"plugins.lock (auto-discovered): {lock}")
+    if os.environ.get(LOCK_ENV_MODE, "dev").strip().lower() == "production":
+        return _production_unavailable(lock, log)
+
+    host = load_plugin_host()
+    from capa.config.validate import validate_experiment
+
+    report = validate_experiment(config, host)
+    errors = [p for p in report.problems if p.is_error]
+    unresolved = [p for p in errors if p.code == "plugin.procedure_unknown"]
+    if errors and len(unresolved) < len(errors):
+        for problem in errors:
+            click.echo(f"capa: error: {problem}", err=True)
+            log.error("run.config_error", problem=str(problem))
+        return EXIT_CONFIG_ERROR
+    if unresolved:
+        # A procedure that no trusted plugin provides is a preflight refusal (exit 1),
+        # not a malformed file (seed 001): nothing is written.
+        reason = f"procedure_resolution: {unresolved[0].message}"
+        log.error("run.refused", exit_reason=reason)
+        return _refused(reason)
+
+    from capa.runtime.build import plan_from_report
+
+    plan = plan_from_report(report, host)
+    return _run_plan(plan, runs_root, log)
+
+
+def _run_plan(plan: Any, runs_root: Path, log: Any) -> int:
+    import anyio
+
+    from capa.runtime.headless import run_headless
+    from capa.runtime.signals import install_sigint_handler
+
+    live = _LiveLine() if sys.stderr.isatty() else None
+
+    async def main() -> Any:
+        stop = anyio.Event()
+        uninstall = install_sigint_handler(stop)
+        try:
+            return await run_headless(
+                plan,
+                runs_root=runs_root,
+                external_stop=stop,
+                progress=live.update if live else None,
+            )
+        finally:
+            uninstall()
+
+    result = anyio.run(main)
+    if live is not None:
+        live.clear()
+    log.info(
+        "run.finished",
+        run_id=result.run_id,
+        run_status=result.run_status,
+        bundle_status=result.bundle_status,
+        exit_reason=result.exit_reason,
+    )
+    click.echo(result.summary())
+    return int(result.exit_code())
+
+
+def _refused(reason: str) -> int:
+    from capa.runtime.results import HeadlessResult
+
+    result = HeadlessResult("", None, "aborted", "none", "unknown", reason)
+    click.echo(result.summary())
+    return EXIT_REFUSED
+
+
+def _resolve_plugins_lock(flag: Path | None) -> Path | None:
+    """``--plugins-lock`` (must exist) > ``./plugins.lock`` > user config dir (seed 000)."""
+    from capa.errors import ConfigError
+
+    if flag is not None:
+        if not flag.is_file():
+            raise ConfigError(f"--plugins-lock {flag}: no such file")
+        return flag
+    for candidate in lock_search_paths():
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def lock_search_paths() -> list[Path]:
+    """Where a ``plugins.lock`` is looked for when ``--plugins-lock`` is not given."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    user = Path(xdg) if xdg else Path.home() / ".config"
+    return [Path.cwd() / "plugins.lock", user / "capa" / "plugins.lock"]
+
+
+def _production_unavailable(lock: Path | None, log: Any) -> int:
+    if lock is None:
+        searched = ", ".join(str(p) for p in lock_search_paths())
+        message = f"production mode needs a plugins.lock; searched: {searched}"
+    else:
+        message = (
+            f"production mode: verifying plugins against {lock} is not implemented in this "
+            "version of capa; run in dev mode (unset CAPA_PLUGIN_MODE)"
+        )
+    log.error("run.refused", reason=message)
+    click.echo(f"capa: error: {message}", err=True)
+    return EXIT_CONFIG_ERROR
+
+
+def _prerun_logger() -> Any:
+    """JSON-lines logger for what happens before a bundle exists (seed 003)."""
+    import structlog
+
+    directory = Path.home() / ".capa" / "logs"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"capa-{datetime.now(UTC):%Y%m%d}.log"
+        stream: Any = path.open("a", encoding="utf-8", buffering=1)
+    except OSError:
+        stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives for the process
+    return structlog.wrap_logger(
+        structlog.WriteLogger(stream),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            structlog.processors.JSONRenderer(default=str),
+        ],
+    ).bind(pid=os.getpid())
+
+
+class _LiveLine:
+    """One self-overwriting progress line on a terminal (never in CI logs)."""
+
+    def __init__(self) -> None:
+        self._width = 0
+
+    def update(self, progress: dict[str, Any]) -> None:
+        latest = progress.get("latest", {})
+        values = "  ".join(f"{k}={v:.4g}" for k, v in list(latest.items())[:6])
+        step = f"  step {progress['step']}" if "step" in progress else ""
+        text = (f"{progress['elapsed_s']:8.1f} s  {progress['rows']:>10,} rows{step}  {values}")[
+            :200
+        ]
+        sys.stderr.write("\r" + text.ljust(self._width))
+        sys.stderr.flush()
+        self._width = len(text)
+
+    def clear(self) -> None:
+        if self._width:
+            sys.stderr.write("\r" + " " * self._width + "\r")
+            sys.stderr.flush()

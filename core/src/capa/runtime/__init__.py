@@ -1,0 +1,1 @@
+"""The runtime: workers, pool, conductor, channel pipeline and headless runs."""

@@ -1,0 +1,128 @@
+"""Building a :class:`RunPlan` from a validated experiment (``capa.config`` report)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from capa.errors import ConfigError
+from capa.runtime.plan import ChannelPlan, DevicePlan, RunPlan, RuntimeOptions
+
+if TYPE_CHECKING:
+    from capa.config.validate import Report
+    from capa.plugins.host import PluginHost
+
+__all__ = ["plan_from_report"]
+
+
+def plan_from_report(report: Report, host: PluginHost) -> RunPlan:
+    """Resolve a clean experiment :class:`~capa.config.validate.Report` into a run plan.
+
+    Raises:
+        ConfigError: the report has errors or lacks a part a run needs.
+    """
+    from capa.config.units import canonical_unit, is_convertible
+
+    exp, hw = report.experiment, report.hardware
+    if not report.ok or exp is None or hw is None or report.procedure_config is None:
+        raise ConfigError(f"{report.path}: the experiment did not validate; cannot run it")
+
+    devices = tuple(
+        DevicePlan(
+            name=d.config.name,
+            adapter=d.cls,
+            params=d.params,
+            resource_id=d.config.resource_id or d.resource_id or d.cls.resource_id(d.params),
+            on_failure=d.config.on_failure,
+        )
+        for d in sorted(hw.devices.values(), key=lambda d: d.index)
+    )
+    channels = []
+    for ch in hw.config.channels:
+        spec = hw.devices[ch.source.device].fields[ch.source.field]
+        convert = bool(spec.unit) and canonical_unit(spec.unit) != canonical_unit(ch.unit)
+        channels.append(
+            ChannelPlan(
+                name=ch.name,
+                device=ch.source.device,
+                field=ch.source.field,
+                unit=ch.derived_unit or ch.unit,
+                kind=ch.kind,
+                calibration=ch.calibration,
+                keep_raw=ch.keep_raw,
+                writable=hw.channel_writable(ch.name),
+                field_unit=spec.unit if convert and is_convertible(spec.unit, ch.unit) else None,
+                channel_unit=ch.unit,
+            )
+        )
+    procedure = host.procedures[exp.procedure.id]
+    record = host.procedures.record(exp.procedure.id)
+    steps = tuple(s.step for s in report.method.steps) if report.method else ()
+    return RunPlan(
+        experiment=exp,
+        hardware_name=hw.config.name,
+        devices=devices,
+        channels=tuple(channels),
+        procedure=procedure,
+        procedure_config=report.procedure_config,
+        method=report.method.config if report.method else None,
+        steps=steps,
+        runtime=RuntimeOptions(
+            shutdown_grace_s=exp.runtime.shutdown_grace_s,
+            loop_lag_warn_ms=exp.runtime.loop_lag_warn_ms,
+            saturation_deadline_s=exp.runtime.saturation_deadline_s,
+        ),
+        recording_policy=exp.run_options.recording_policy,
+        config_files=_config_files(report),
+        source=report.path,
+        manifest_fields=_manifest_fields(report, host, record.dist, record.version),
+    )
+
+
+def _config_files(report: Report) -> dict[str, Path]:
+    """The files a run was configured from, for the bundle's ``config/`` directory."""
+    files = {report.path.name: report.path}
+    exp = report.experiment
+    assert exp is not None
+    for ref in (exp.hardware, exp.method):
+        if isinstance(ref, str):
+            path = (report.path.parent / ref).resolve()
+            files.setdefault(path.name, path)
+    return files
+
+
+def _manifest_fields(
+    report: Report, host: PluginHost, dist: str, version: str
+) -> Mapping[str, Any]:
+    exp = report.experiment
+    assert exp is not None
+    assert report.hardware is not None
+    return {
+        "operator": exp.operator.model_dump(mode="json"),
+        "sample": exp.sample.model_dump(mode="json"),
+        "procedure": {"id": exp.procedure.id, "version": version, "dist": dist},
+        "tags": list(exp.tags),
+        "custom": {
+            **exp.custom,
+            "hardware": report.hardware.config.name,
+            **({"calibration_set": exp.calibration_set} if exp.calibration_set else {}),
+        },
+        "plugins": plugin_provenance(host),
+    }
+
+
+def plugin_provenance(host: PluginHost) -> list[dict[str, Any]]:
+    """Every loaded plugin with its distribution, version and trust state."""
+    return [
+        {
+            "name": rec.name,
+            "dist": rec.dist,
+            "version": rec.version,
+            "entry_point": rec.entry_point,
+            "status": rec.status.value,
+            "components": list(rec.components),
+            "trust": "dev",
+        }
+        for rec in host.plugins.values()
+    ]

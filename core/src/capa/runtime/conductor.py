@@ -1,0 +1,464 @@
+"""The conductor: one run, from preflight to a sealed bundle.
+
+``PREPARING → RUNNING → DRAINING → FINALIZING → SEALED`` (or ``FAILED``). The conductor
+runs on the caller's event loop (anyio, asyncio backend); device I/O happens on the
+workers' threads. Whatever happens — a procedure that raises, a device that hangs, a writer
+that stalls, an operator's Ctrl-C — the conductor drains what it can and seals the bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from capa.clock import RunClock
+from capa.components.adapter import Command, CommandResult
+from capa.errors import ConductorStateError
+from capa.problems import Problem
+from capa.runtime.channels import ChannelRegistry
+from capa.runtime.context import ConductorRunContext
+from capa.runtime.monitors import LoopLagMeter, SaturationTrip, watch_saturation
+from capa.runtime.pipeline import ChannelPipeline, RecordingPlan
+from capa.runtime.plan import RunPlan, RuntimeOptions
+from capa.runtime.pool import WorkerPool
+from capa.runtime.results import RunResult
+from capa.runtime.session import RunSession
+from capa.runtime.state import ConductorState, RunOutcome
+
+__all__ = ["Conductor", "ConductorConfig"]
+
+# Device errors are events; a device failing on every 10 Hz tick must not bury the log.
+_ERROR_EVENTS_IN_FULL = 5
+_ERROR_EVENT_EVERY = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ConductorConfig:
+    """Per-run timing knobs (defaults suit tests; the CLI builds them from the experiment).
+
+    Attributes:
+        saturation_deadline_s: writer stall that ends the run as crashed-but-sealed.
+        saturation_poll_period_s: how often the saturation monitor looks.
+        shutdown_grace_s: how long a procedure and each worker get to stop.
+        loop_lag_warn_ms: heartbeat lag reported as a warning event.
+        command_timeout_s: bound on one device command.
+    """
+
+    saturation_deadline_s: float = 10.0
+    saturation_poll_period_s: float = 0.25
+    shutdown_grace_s: float = 5.0
+    loop_lag_warn_ms: float = 50.0
+    command_timeout_s: float = 10.0
+
+    @classmethod
+    def from_runtime(cls, runtime: RuntimeOptions) -> ConductorConfig:
+        """Copy the user-facing knobs of an experiment's ``runtime`` table."""
+        return cls(
+            saturation_deadline_s=runtime.saturation_deadline_s,
+            shutdown_grace_s=runtime.shutdown_grace_s,
+            loop_lag_warn_ms=runtime.loop_lag_warn_ms,
+            command_timeout_s=runtime.command_timeout_s,
+        )
+
+
+class Conductor:
+    """Coordinates one run over an open :class:`WorkerPool` and a :class:`RunSession`."""
+
+    def __init__(
+        self,
+        *,
+        plan: RunPlan,
+        pool: WorkerPool,
+        session: RunSession,
+        config: ConductorConfig | None = None,
+        external_stop: anyio.Event | None = None,
+        manifest_fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.pool = pool
+        self.session = session
+        self.config = config or ConductorConfig.from_runtime(plan.runtime)
+        self.external_stop = external_stop or anyio.Event()
+        self._manifest_fields = dict(manifest_fields or {})
+        self.state = ConductorState.PREPARING
+        self.clock: RunClock | None = None
+        self.registry = ChannelRegistry(c.name for c in plan.channels)
+        self.pipeline: ChannelPipeline | None = None
+        self.context: ConductorRunContext | None = None
+        self._stop_reason: str | None = None
+        self._crash: str | None = None
+        self._saturation: SaturationTrip | None = None
+        self._stop_requested = anyio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lag = LoopLagMeter(self.config.loop_lag_warn_ms)
+        self._device_errors: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ control
+    @property
+    def run_id(self) -> str:
+        """The run's id (empty before the bundle opens)."""
+        return self.session.run_id
+
+    def stop(self, reason: str = "operator_stop") -> None:
+        """Ask the run to stop. Idempotent: the first reason is the one recorded."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop_requested.set()
+        self.external_stop.set()
+
+    def _set_state(self, target: ConductorState) -> None:
+        self.state.check_transition(target)
+        self.state = target
+
+    async def dispatch(self, device: str, command: Command) -> CommandResult:
+        """Send a command during the run; recorded as an event with its authorization.
+
+        Raises:
+            ConductorStateError: outside PREPARING / RUNNING (a command during DRAINING
+                would race with the adapter's ``stop()``).
+            UnknownDeviceError: ``device`` is not configured.
+        """
+        if not self.state.permits_dispatch:
+            raise ConductorStateError(
+                f"command {command.name!r} to {device!r} refused: run is {self.state.value}"
+            )
+        result = await self.pool.dispatch(device, command, self.config.command_timeout_s)
+        if self.clock is not None and result.t_mono_ns == 0:
+            result = CommandResult(
+                result.accepted, result.detail, self.clock.now_ns(), result.value
+            )
+        if self.session.bundle_path is not None:
+            adapter_id = self.plan.device(device).adapter.id
+            self.session.emit(
+                command.name,
+                f"{device}: {command.name} {'accepted' if result.accepted else 'refused'}"
+                + (f" ({result.detail})" if result.detail else ""),
+                severity="info" if result.accepted else "warning",
+                source=f"{adapter_id}:{device}",
+                metadata={
+                    "device": device,
+                    "args": dict(command.args),
+                    "accepted": result.accepted,
+                    "detail": result.detail,
+                    "authorization_id": command.authorization_id,
+                },
+            )
+        return result
+
+    async def snapshot(self, device: str) -> Any:
+        """Status fields of a device, gated like :meth:`dispatch`."""
+        if not self.state.permits_dispatch:
+            raise ConductorStateError(f"snapshot of {device!r} refused: run is {self.state.value}")
+        return await self.pool.snapshot(device, self.config.command_timeout_s)
+
+    def progress(self) -> dict[str, Any]:
+        """Elapsed time, rows written, latest values and the procedure's own progress."""
+        elapsed = self.clock.now_ns() / 1e9 if self.clock else 0.0
+        rows = self.session.progress().rows if self.session.bundle_path else 0
+        return {
+            "state": self.state.value,
+            "elapsed_s": elapsed,
+            "rows": rows,
+            "latest": self.registry.snapshot(),
+            **(self.context.progress if self.context else {}),
+        }
+
+    # ------------------------------------------------------------------ the run
+    async def run(self) -> RunResult:
+        """Carry the run through every state; always returns (never raises for a run failure)."""
+        self._loop = asyncio.get_running_loop()
+        self.clock = RunClock()
+        log = _null_log()
+        procedure = self.plan.procedure(self.plan.procedure_config)
+        self.context = ConductorRunContext(
+            plan=self.plan,
+            clock=self.clock,
+            registry=self.registry,
+            session=self.session,
+            dispatch=self.dispatch,
+            external_stop=self.external_stop,
+            log=log,
+        )
+        problems = await self._preflight(procedure)
+        errors = [p for p in problems if p.is_error]
+        if errors:
+            return self._refused("preflight: " + "; ".join(str(p) for p in errors))
+
+        recording = self._recording_plan(procedure)
+        fields = {**self._manifest_fields, "recording": recording.to_manifest()}
+        try:
+            self.session.open(self.clock, fields)
+        except Exception as exc:
+            self._set_state(ConductorState.FAILED)
+            return self._refused(f"bundle_open: {exc}")
+        self.context.bind_log(self.session.log.bind(procedure_id=self.plan.procedure.id))
+        for p in problems:
+            self.session.emit(
+                "procedure.preflight.warning",
+                str(p),
+                severity="warning" if p.severity.value == "warning" else "info",
+                source=f"procedure:{self.plan.procedure.id}",
+            )
+        self.pipeline = ChannelPipeline(
+            devices=self.plan.devices,
+            channels=self.plan.channels,
+            recording=recording,
+            registry=self.registry,
+            submit=self.session.submit,
+            clock=self.clock,
+        )
+        self.pool.arm_all(
+            self.clock, self.pipeline.process, self._device_error, self.registry.latest
+        )
+        self.session.log.info("conductor.armed", devices=self.pool.device_names)
+
+        try:
+            await self._running(procedure)
+        finally:
+            abandoned = await self._drain()
+        return await self._finalize(abandoned)
+
+    async def _preflight(self, procedure: Any) -> list[Problem]:
+        try:
+            return list(await procedure.preflight(self.context))
+        except Exception as exc:
+            from capa.problems import Severity
+
+            return [
+                Problem(
+                    Severity.ERROR, "procedure.preflight_raised", "", f"{type(exc).__name__}: {exc}"
+                )
+            ]
+
+    def _refused(self, reason: str) -> RunResult:
+        if self.state is not ConductorState.FAILED:
+            self._set_state(ConductorState.FAILED)
+        return RunResult(
+            run_id=self.session.run_id,
+            bundle_path=self.session.bundle_path,
+            outcome=RunOutcome.ABORTED,
+            exit_reason=reason,
+            final_state=self.state,
+            bundle_status="none",
+            integrity_status="unknown",
+        )
+
+    def _recording_plan(self, procedure: Any) -> RecordingPlan:
+        channels = frozenset(c.name for c in self.plan.channels)
+        devices = frozenset(d.name for d in self.plan.devices)
+        plan = RecordingPlan(self.plan.recording_policy, channels, devices)
+        narrow = getattr(procedure, "plan_capture", None)
+        if self.plan.recording_policy == "procedure_default" and callable(narrow):
+            plan = narrow(plan)
+        return plan
+
+    async def _running(self, procedure: Any) -> None:
+        self._set_state(ConductorState.RUNNING)
+        assert self.context is not None
+        await self.pool.begin_sampling_all()
+        self.session.log.info("conductor.running")
+        async with anyio.create_task_group() as watchers:
+            watchers.start_soon(self._lag.run, self._lag_warning)
+            watchers.start_soon(self._watch_saturation)
+            watchers.start_soon(self._watch_external_stop)
+            await self._run_procedure(procedure)
+            watchers.cancel_scope.cancel()
+
+    async def _run_procedure(self, procedure: Any) -> None:
+        done = anyio.Event()
+        assert self.context is not None
+        ctx = self.context
+
+        async def body(scope: anyio.CancelScope) -> None:
+            with scope:
+                try:
+                    await procedure.run(ctx)
+                except Exception as exc:
+                    self._procedure_crashed(exc)
+            done.set()
+
+        scope = anyio.CancelScope()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(body, scope)
+            async with anyio.create_task_group() as waiter:
+
+                async def on_done() -> None:
+                    await done.wait()
+                    waiter.cancel_scope.cancel()
+
+                async def on_stop() -> None:
+                    await self._stop_requested.wait()
+                    # The procedure sees external_stop and should return by itself; give
+                    # it the grace period before cancelling it outright.
+                    with anyio.move_on_after(self.config.shutdown_grace_s):
+                        await done.wait()
+                    if not done.is_set():
+                        self.session.log.warning(
+                            "conductor.procedure_cancelled", grace_s=self.config.shutdown_grace_s
+                        )
+                        scope.cancel()
+                    waiter.cancel_scope.cancel()
+
+                waiter.start_soon(on_done)
+                waiter.start_soon(on_stop)
+
+    def _procedure_crashed(self, exc: BaseException) -> None:
+        summary = f"{type(exc).__name__}: {exc}"
+        self._crash = self._crash or f"procedure: {summary}"
+        self.session.emit(
+            "procedure.crashed",
+            summary,
+            severity="error",
+            source=f"procedure:{self.plan.procedure.id}",
+            metadata={"traceback": traceback.format_exception(exc)[-8:]},
+        )
+        self.session.log.error("conductor.procedure_crashed", error=summary)
+
+    async def _watch_saturation(self) -> None:
+        trip = await watch_saturation(
+            self.session,
+            self.config.saturation_deadline_s,
+            self.config.saturation_poll_period_s,
+        )
+        self._saturation = trip
+        self.session.log.error("conductor.saturation_escalation", **trip.metadata())
+        # The writer is stuck: stop feeding it, so blocked producers return and the
+        # run can drain; the event is written by finalize time if the writer recovers,
+        # and is recorded in run.log and the manifest's exit_reason regardless.
+        self.session.abandon_writer()
+        self.stop("saturation_deadline")
+
+    async def _watch_external_stop(self) -> None:
+        await self.external_stop.wait()
+        self.stop("operator_stop")
+
+    def _lag_warning(self, lag_ms: float) -> None:
+        if self._lag.warnings <= _ERROR_EVENTS_IN_FULL:
+            self.session.log.warning("conductor.loop_lag", lag_ms=round(lag_ms, 1))
+
+    def _device_error(self, device: str, exc: BaseException) -> None:
+        """Called on a worker thread when a device's read or stream raises."""
+        count = self._device_errors.get(device, 0) + 1
+        self._device_errors[device] = count
+        plan = self.plan.device(device)
+        if count <= _ERROR_EVENTS_IN_FULL or count % _ERROR_EVENT_EVERY == 0:
+            self.session.emit(
+                "worker_adapter_error",
+                f"{device}: {type(exc).__name__}: {exc}",
+                severity="error",
+                source=f"{plan.adapter.id}:{device}",
+                metadata={
+                    "resource_id": plan.resource_id,
+                    "count": count,
+                    "on_failure": plan.on_failure,
+                },
+            )
+        if plan.on_failure == "abort" and self._loop is not None:
+            reason = f"device {device}: {type(exc).__name__}: {exc}"
+            self._loop.call_soon_threadsafe(self._device_abort, reason)
+
+    def _device_abort(self, reason: str) -> None:
+        self._crash = self._crash or reason
+        self.stop("device_failure")
+
+    async def _drain(self) -> list[str]:
+        self._set_state(ConductorState.DRAINING)
+        grace = self.config.shutdown_grace_s
+        with anyio.CancelScope(shield=True):  # draining must finish even if we are cancelled
+            abandoned = await self.pool.stop_sampling_all(grace)
+        for rid in abandoned:
+            devices = self.pool.devices_on(rid)
+            self.session.emit(
+                "worker_adapter_error",
+                f"worker {rid} did not stop within {grace:g} s; abandoned (hard stop)",
+                severity="error",
+                source=f"worker:{rid}",
+                metadata={
+                    "resource_id": rid,
+                    "devices": devices,
+                    "grace_s": grace,
+                    "hard_stop": True,
+                },
+            )
+        return abandoned
+
+    def _outcome(self) -> tuple[RunOutcome, str]:
+        if self._saturation is not None:
+            trip = self._saturation
+            return RunOutcome.CRASHED_BUT_SEALED, (
+                f"saturation_deadline: writer made no progress for {trip.blocked_s:.1f} s "
+                f"with {trip.queue_depth} records queued"
+            )
+        if self._crash is not None:
+            return RunOutcome.CRASHED, self._crash
+        if self._stop_reason is not None:
+            return RunOutcome.ABORTED, self._stop_reason
+        return RunOutcome.COMPLETED, ""
+
+    async def _finalize(self, abandoned: list[str]) -> RunResult:
+        self._set_state(ConductorState.FINALIZING)
+        outcome, reason = self._outcome()
+        if self._saturation is not None:
+            trip = self._saturation
+            self.session.emit(
+                "saturation_deadline",
+                f"bundle writer made no progress for {trip.blocked_s:.1f} s; run stopped",
+                severity="error",
+                source="conductor",
+                metadata=trip.metadata(),
+            )
+        assert self.clock is not None
+        assert self.pipeline is not None
+        diagnostics = {
+            "loop_lag": self._lag.summary(),
+            "workers": self.pool.diagnostics(),
+            "abandoned_workers": abandoned,
+            "device_errors": dict(self._device_errors),
+        }
+        extra = {
+            # Rows per channel are counted by finalize from the files themselves.
+            "counts": {"unmapped_batches": self.pipeline.stats.unmapped_batches},
+            "queue_health": {"runtime": diagnostics},
+        }
+        ended = self.clock.now_ns()
+        with anyio.CancelScope(shield=True):
+            try:
+                sealed = await anyio.to_thread.run_sync(self.session.close, outcome, reason, extra)
+            except Exception as exc:
+                self._set_state(ConductorState.FAILED)
+                return RunResult(
+                    run_id=self.session.run_id,
+                    bundle_path=self.session.bundle_path,
+                    outcome=RunOutcome.CRASHED,
+                    exit_reason=f"finalize: {exc}",
+                    final_state=self.state,
+                    started_mono_ns=0,
+                    ended_mono_ns=ended,
+                    bundle_status="open",
+                    integrity_status="unknown",
+                )
+        self._set_state(ConductorState.SEALED)
+        return RunResult(
+            run_id=self.session.run_id,
+            bundle_path=self.session.bundle_path,
+            outcome=outcome,
+            exit_reason=reason,
+            final_state=self.state,
+            saturation_event=self._saturation.metadata() if self._saturation else None,
+            started_mono_ns=0,
+            ended_mono_ns=ended,
+            bundle_status=sealed.bundle_status,
+            integrity_status=sealed.integrity_status,
+            diagnostics=diagnostics,
+        )
+
+
+def _null_log() -> Any:
+    import structlog
+
+    return structlog.get_logger("capa.conductor")

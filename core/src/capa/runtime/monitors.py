@@ -1,0 +1,104 @@
+"""Watchdogs of a running conductor: event-loop lag and writer saturation."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from capa.runtime.session import RunSession
+
+__all__ = ["LoopLagMeter", "SaturationTrip", "watch_saturation"]
+
+
+class LoopLagMeter:
+    """Measures how late a 20 Hz heartbeat wakes up on the run's main loop.
+
+    Lag there delays stop requests, step transitions and command dispatch, so its p50 /
+    p99 / max go into the manifest, and a beat later than ``warn_ms`` is reported.
+    """
+
+    PERIOD_S = 0.05
+
+    def __init__(self, warn_ms: float, window: int = 72_000) -> None:
+        self.warn_ms = warn_ms
+        self._lags_ms: deque[float] = deque(maxlen=window)  # one hour at 20 Hz
+        self.max_ms = 0.0
+        self.warnings = 0
+
+    async def run(self, on_warning: Any = None) -> None:
+        """Beat until cancelled."""
+        expected = time.monotonic() + self.PERIOD_S
+        while True:
+            await anyio.sleep(max(0.0, expected - time.monotonic()))
+            lag_ms = max(0.0, (time.monotonic() - expected) * 1e3)
+            self._lags_ms.append(lag_ms)
+            self.max_ms = max(self.max_ms, lag_ms)
+            if lag_ms > self.warn_ms:
+                self.warnings += 1
+                if on_warning is not None:
+                    on_warning(lag_ms)
+            expected += self.PERIOD_S
+            expected = max(expected, time.monotonic())  # no burst after a long stall
+
+    def summary(self) -> dict[str, Any]:
+        """p50 / p99 / max lag in ms and the number of beats and warnings."""
+        lags = sorted(self._lags_ms)
+        if not lags:
+            return {"beats": 0}
+
+        def pct(q: float) -> float:
+            return round(lags[min(len(lags) - 1, int(q * len(lags)))], 3)
+
+        return {
+            "beats": len(lags),
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "max_ms": round(self.max_ms, 3),
+            "warn_ms": self.warn_ms,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SaturationTrip:
+    """Why the saturation monitor ended the run."""
+
+    blocked_s: float
+    queue_depth: int
+    rows_written: int
+
+    def metadata(self) -> dict[str, Any]:
+        """Event metadata."""
+        return {
+            "blocked_s": round(self.blocked_s, 3),
+            "queue_depth": self.queue_depth,
+            "rows_written": self.rows_written,
+        }
+
+
+async def watch_saturation(
+    session: RunSession, deadline_s: float, poll_s: float = 0.25
+) -> SaturationTrip:
+    """Return once the writer has had work queued but accepted none for ``deadline_s``.
+
+    An idle writer (nothing queued) is never saturated, however long it waits.
+    """
+    stalled_since: float | None = None
+    last_seen: int | None = None
+    while True:
+        await anyio.sleep(poll_s)
+        progress = session.progress()
+        now = time.monotonic()
+        moved = progress.last_accept_mono_ns != last_seen
+        last_seen = progress.last_accept_mono_ns
+        if progress.queue_depth == 0 or moved:
+            stalled_since = None
+            continue
+        if stalled_since is None:
+            stalled_since = now
+        elif now - stalled_since >= deadline_s:
+            return SaturationTrip(now - stalled_since, progress.queue_depth, progress.rows)

@@ -1,0 +1,117 @@
+"""The run plan: a validated experiment resolved into what the runtime acts on.
+
+Configuration models describe files; the plan holds live objects — adapter classes,
+validated params, calibration objects, the procedure class — so the runtime never looks
+anything up by string once a run starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from capa.components.adapter import Adapter
+from capa.components.model import ConfigModel
+from capa.components.procedure import Procedure
+
+__all__ = ["Calibrator", "ChannelPlan", "DevicePlan", "RunPlan", "RuntimeOptions"]
+
+
+class Calibrator(Protocol):
+    """Raw → value mapping of a channel, vectorised (``capa.config.calibration``)."""
+
+    @property
+    def invertible(self) -> bool:
+        """Whether :meth:`inverse` exists (a setpoint can be written through it)."""
+
+    def apply(self, raw: Any) -> Any:
+        """Calibrated values for an array of raw values."""
+
+    def inverse(self, value: Any) -> Any:
+        """Raw values for an array of calibrated values."""
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """One configured device."""
+
+    name: str
+    adapter: type[Adapter]
+    params: ConfigModel
+    resource_id: str
+    on_failure: Literal["abort", "warn"] = "abort"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPlan:
+    """One channel: where its raw value comes from and how it is calibrated."""
+
+    name: str
+    device: str
+    field: str
+    unit: str
+    kind: str = "value"
+    calibration: Calibrator | None = None
+    keep_raw: bool = False
+    writable: bool = False
+    field_unit: str | None = None
+    """Unit the device reports when it differs from (and converts to) ``channel_unit``."""
+    channel_unit: str = ""
+    """Unit of the channel before calibration (``unit`` is after it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """Timing limits of one run (``runtime`` in the experiment file)."""
+
+    shutdown_grace_s: float = 5.0
+    loop_lag_warn_ms: float = 50.0
+    saturation_deadline_s: float = 10.0
+    command_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything one run needs, resolved and validated.
+
+    Attributes:
+        experiment: the validated experiment model (kept for the manifest and procedures).
+        hardware_name: the rig's name.
+        devices: configured devices in file order.
+        channels: configured channels in file order.
+        procedure: the procedure class and its validated config.
+        method: the validated method model, or ``None``.
+        steps: step instances of the method, in order.
+        runtime: timing limits.
+        recording_policy: ``procedure_default`` or ``record_all``.
+        config_files: name in the bundle's ``config/`` → source file.
+        source: the experiment file.
+        manifest_fields: operator, sample, tags, custom, procedure id and version ...
+    """
+
+    experiment: Any
+    hardware_name: str
+    devices: tuple[DevicePlan, ...]
+    channels: tuple[ChannelPlan, ...]
+    procedure: type[Procedure]
+    procedure_config: ConfigModel
+    method: Any = None
+    steps: tuple[Any, ...] = ()
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    recording_policy: Literal["procedure_default", "record_all"] = "procedure_default"
+    config_files: Mapping[str, Path] = field(default_factory=dict)
+    source: Path | None = None
+    manifest_fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def device(self, name: str) -> DevicePlan:
+        """The device called ``name``."""
+        for device in self.devices:
+            if device.name == name:
+                return device
+        raise KeyError(name)
+
+    def channel(self, name: str) -> ChannelPlan | None:
+        """The channel called ``name``, or ``None``."""
+        return next((c for c in self.channels if c.name == name), None)

@@ -1,0 +1,311 @@
+"""A worker: one hardware resource, its adapters, and a thread running their event loop.
+
+Every resource (a serial port, a DAQ chassis, a camera) gets its own thread hosting its
+own asyncio loop. Adapter coroutines run there, so an adapter built on a blocking library
+may block inside them without delaying the run's main loop or any other resource — and a
+device whose read hangs stalls only its own worker, which the pool can abandon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from capa.clock import RunClock
+from capa.components.adapter import Acquisition, Adapter, Command, CommandResult
+from capa.components.emissions import Emission, SampleBatch
+from capa.errors import UnknownDeviceError, WorkerStateError
+from capa.runtime.state import WorkerState
+
+__all__ = ["DeviceContext", "EmissionHandler", "Worker", "WorkerStats"]
+
+T = TypeVar("T")
+
+EmissionHandler = Callable[[str, Emission], None]
+"""Receives ``(device name, emission)`` on the worker's thread (the channel pipeline)."""
+
+ErrorHandler = Callable[[str, BaseException], None]
+"""Receives ``(device name, exception)`` when an adapter's read or stream fails."""
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters for the runtime diagnostics in the manifest."""
+
+    emissions: int = 0
+    samples: int = 0
+    commands: int = 0
+    read_errors: int = 0
+    late_polls: int = 0
+    abandoned: bool = False
+
+
+@dataclass(slots=True)
+class DeviceContext:
+    """The :class:`~capa.AdapterContext` a device gets while it samples."""
+
+    device: str
+    clock: RunClock
+    _handler: EmissionHandler
+    _latest: Callable[[str], float | None]
+    _stats: WorkerStats = field(repr=False)
+
+    def emit(self, emission: Emission) -> None:
+        """Forward one emission to the run's pipeline (blocks while the writer is behind)."""
+        self._stats.emissions += 1
+        if isinstance(emission, SampleBatch):
+            self._stats.samples += len(emission)
+        self._handler(self.device, emission)
+
+    def latest(self, channel: str) -> float | None:
+        """Latest calibrated value of a run channel."""
+        return self._latest(channel)
+
+
+class Worker:
+    """Owns the adapters of one resource and the thread their coroutines run on.
+
+    All public coroutines are awaited from the run's main loop; they hop onto the
+    worker's loop and back.
+    """
+
+    def __init__(self, resource_id: str, adapters: Mapping[str, Adapter]) -> None:
+        self.resource_id = resource_id
+        self.adapters = dict(adapters)
+        self.state = WorkerState.CLOSED
+        self.stats = WorkerStats()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._clock: RunClock | None = None
+        self._handler: EmissionHandler | None = None
+        self._on_error: ErrorHandler | None = None
+        self._latest: Callable[[str], float | None] = lambda _c: None
+
+    def __repr__(self) -> str:
+        return f"Worker({self.resource_id!r}, {sorted(self.adapters)}, {self.state})"
+
+    # ------------------------------------------------------------------ thread plumbing
+    def _start_thread(self) -> None:
+        ready = threading.Event()
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        # Daemon: a worker wedged in a driver call must not keep the process alive
+        # after the run has been sealed and the pool has given up on it.
+        self._thread = threading.Thread(
+            target=main, name=f"capa-worker {self.resource_id}", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+
+    async def _on_worker(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the worker's loop and await its result from the caller's loop."""
+        assert self._loop is not None, "worker thread not started"
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return await asyncio.wrap_future(future)
+
+    def _transition(self, target: WorkerState) -> None:
+        self.state.check_transition(target, self.resource_id)
+        self.state = target
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> None:
+        """Start the thread and open every adapter on it (in declaration order)."""
+        self.state.check_transition(WorkerState.IDLE, self.resource_id)
+        self._start_thread()
+        opened: list[Adapter] = []
+        try:
+            for adapter in self.adapters.values():
+                await self._on_worker(adapter.open())
+                opened.append(adapter)
+        except BaseException:
+            for adapter in reversed(opened):
+                with contextlib.suppress(Exception):
+                    await self._on_worker(adapter.close())
+            self._stop_thread(timeout_s=2.0)
+            raise
+        self._transition(WorkerState.IDLE)
+
+    async def close(self, grace_s: float = 5.0) -> bool:
+        """Close every adapter (reverse order) and end the thread; ``False`` if abandoned."""
+        if self.state is WorkerState.CLOSED:
+            return True
+        if self.stats.abandoned:
+            self.state = WorkerState.CLOSED
+            return False
+        self._transition(WorkerState.CLOSED)
+
+        async def close_all() -> None:
+            for adapter in reversed(list(self.adapters.values())):
+                with contextlib.suppress(Exception):
+                    await adapter.close()
+
+        try:
+            await asyncio.wait_for(self._on_worker(close_all()), grace_s)
+        except TimeoutError:
+            self.stats.abandoned = True
+            return False
+        self._stop_thread(timeout_s=grace_s)
+        return True
+
+    def _stop_thread(self, timeout_s: float) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def arm(
+        self,
+        clock: RunClock,
+        handler: EmissionHandler,
+        on_error: ErrorHandler,
+        latest: Callable[[str], float | None],
+    ) -> None:
+        """Bind the worker to a run (IDLE → ARMED); nothing samples yet."""
+        self._transition(WorkerState.ARMED)
+        self._clock, self._handler, self._on_error, self._latest = clock, handler, on_error, latest
+
+    def disarm(self) -> None:
+        """Unbind from a run that never started sampling (ARMED → IDLE)."""
+        self._transition(WorkerState.IDLE)
+        self._handler = self._on_error = None
+
+    async def begin_sampling(self) -> None:
+        """Start every adapter and its polling or streaming task (ARMED → SAMPLING)."""
+        self._transition(WorkerState.SAMPLING)
+        await self._on_worker(self._begin())
+
+    async def _begin(self) -> None:
+        assert self._clock is not None
+        assert self._handler is not None
+        self._stop = asyncio.Event()
+        self._tasks = []
+        for name, adapter in self.adapters.items():
+            ctx = DeviceContext(name, self._clock, self._handler, self._latest, self.stats)
+            await adapter.start(ctx)
+            if adapter.sampling() is Acquisition.STREAMED:
+                body: Awaitable[None] = self._guard(name, adapter.stream(ctx))
+            else:
+                body = self._poll(name, adapter, ctx)
+            self._tasks.append(asyncio.ensure_future(body))
+
+    async def _guard(self, name: str, body: Awaitable[None]) -> None:
+        try:
+            await body
+        except Exception as exc:
+            self.stats.read_errors += 1
+            if self._on_error is not None:
+                self._on_error(name, exc)
+
+    async def _poll(self, name: str, adapter: Adapter, ctx: DeviceContext) -> None:
+        assert self._stop is not None
+        loop = asyncio.get_running_loop()
+        interval = adapter.poll_interval_s()
+        due = loop.time()
+        while not self._stop.is_set():
+            try:
+                emissions: Sequence[Emission] = await adapter.read()
+            except Exception as exc:
+                self.stats.read_errors += 1
+                if self._on_error is not None:
+                    self._on_error(name, exc)
+                emissions = ()
+            for emission in emissions:
+                ctx.emit(emission)
+            # Schedule on a fixed grid (no drift); a tick that is already past is
+            # skipped rather than fired in a burst.
+            due += interval
+            now = loop.time()
+            if due < now:
+                self.stats.late_polls += 1
+                due = now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), due - now)
+
+    async def stop_sampling(self, grace_s: float) -> bool:
+        """Stop sampling (SAMPLING → DRAINING → IDLE); ``False`` if the worker is abandoned.
+
+        The worker gets ``grace_s`` seconds to stop its adapters and let the polling and
+        streaming tasks return. A worker whose thread is wedged (a read blocking in a
+        driver) cannot be interrupted from outside; it is abandoned instead, so the run
+        can still be sealed.
+        """
+        self._transition(WorkerState.DRAINING)
+        try:
+            await asyncio.wait_for(self._on_worker(self._end()), grace_s)
+        except TimeoutError:
+            self.stats.abandoned = True
+            return False
+        self._transition(WorkerState.IDLE)
+        self._handler = self._on_error = None
+        return True
+
+    async def _end(self) -> None:
+        assert self._stop is not None
+        self._stop.set()
+        for adapter in self.adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # ------------------------------------------------------------------ commands
+    async def dispatch(self, device: str, command: Command, timeout_s: float) -> CommandResult:
+        """Run a command on the device, bounded by ``timeout_s``.
+
+        Once a command is on the wire it must finish (a half-sent frame leaves stale bytes
+        on a shared bus), so the worker-side coroutine is shielded: cancelling or timing
+        out the caller abandons the wait, never the command.
+        """
+        adapter = self._adapter(device)
+        if self.stats.abandoned:
+            return CommandResult(False, f"{device}: worker {self.resource_id} is not responding")
+        self.stats.commands += 1
+        started = time.monotonic()
+        future = asyncio.run_coroutine_threadsafe(adapter.command(command), self._require_loop())
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout_s)
+        except TimeoutError:
+            return CommandResult(
+                False, f"{device}: no result within {timeout_s:g} s (command {command.name!r})"
+            )
+        except Exception as exc:
+            # Adapters report refusals as accepted=False; an exception is a driver fault.
+            elapsed = time.monotonic() - started
+            return CommandResult(
+                False, f"{device}: {type(exc).__name__}: {exc} after {elapsed:.3f} s"
+            )
+
+    async def snapshot(self, device: str, timeout_s: float) -> Mapping[str, Any]:
+        """The adapter's status fields."""
+        adapter = self._adapter(device)
+        future = asyncio.run_coroutine_threadsafe(adapter.snapshot(), self._require_loop())
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout_s)
+
+    def _adapter(self, device: str) -> Adapter:
+        try:
+            return self.adapters[device]
+        except KeyError:
+            raise UnknownDeviceError(device, self.adapters) from None
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self.state is WorkerState.CLOSED:
+            raise WorkerStateError(f"worker {self.resource_id} is not open")
+        return self._loop
