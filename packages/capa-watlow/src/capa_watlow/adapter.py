@@ -356,7 +356,7 @@ class EzZonePM(capa.Adapter):
         try:
             adapter._connect()
             identity = {s.name: int(adapter._read_with_retries(s, 1)) for s in IDENTITY}
-        except (CommError, DeviceRefused) as exc:
+        except capa.CapaError as exc:  # no reply, refusal, port conflict: all a failed check
             return capa.HandshakeResult(False, str(exc))
         finally:
             await adapter.close()
