@@ -229,10 +229,10 @@ def _toml_lines(text: str) -> dict[Loc, int]:
             if is_array:
                 counters[parts] = counters.get(parts, -1) + 1
                 # a new element starts its nested arrays of tables afresh
-                for key in [
+                for nested in [
                     k for k in counters if len(k) > len(parts) and k[: len(parts)] == parts
                 ]:
-                    del counters[key]
+                    del counters[nested]
             table = _toml_table_loc(parts, counters)
             lines.setdefault(table, number)
             continue
