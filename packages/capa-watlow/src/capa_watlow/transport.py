@@ -12,6 +12,7 @@ pyserial and pymodbus are imported here, never by :mod:`capa_watlow.plugin`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from capa_watlow import stdbus
 from capa_watlow.errors import CommError, CommGarbled, CommTimeout, PortConflict
 
 __all__ = ["SharedPort", "acquire_port", "release_port"]
+
+_NULL_HANDLER = logging.NullHandler()
 
 
 class SharedPort:
@@ -79,6 +82,10 @@ class SharedPort:
         """The (connected) pymodbus serial client of this port."""
         from pymodbus.client import ModbusSerialClient
 
+        # pymodbus logs every timeout at ERROR; with no handler configured Python would
+        # print them on stderr next to the comm_error events we emit. A NullHandler keeps
+        # them out of stderr yet still lets an application that configures logging see them.
+        logging.getLogger("pymodbus").addHandler(_NULL_HANDLER)
         if self._modbus is None:
             path = self._resolve()
             # retries=0: the adapter owns the retry policy and counts failures itself.
