@@ -146,3 +146,38 @@ def test_unconvertible_units():
     assert not is_convertible("degC", "V")
     with pytest.raises(UnitError, match="cannot convert 'g' to 'kg'"):
         convert([1.0], "g", "kg")
+
+
+def test_channel_converts_temperature_scales_then_calibrates_and_inverts():
+    from capa.config.hardware import ChannelConfig
+
+    channel = ChannelConfig.model_validate(
+        {
+            "name": "furnace",
+            "kind": "temperature",
+            "unit": "degC",
+            "source": {"device": "d", "field": "pv"},
+            "calibration": {"kind": "linear", "slope": 1.0, "intercept": -0.5},
+        }
+    )
+    assert channel.value_unit == "degC"
+    # the controller reports degF; the channel is calibrated in degC
+    assert channel.to_value([212.0, 32.0], "degF").tolist() == pytest.approx([99.5, -0.5])
+    assert channel.to_raw(99.5, "degF") == pytest.approx(212.0)
+    assert channel.to_raw([10.0]).tolist() == [10.5]
+    gauge = ChannelConfig.model_validate(
+        {
+            "name": "hf",
+            "kind": "heat_flux",
+            "unit": "mV",
+            "derived_unit": "kW/m2",
+            "source": {"device": "d", "field": "hf"},
+            "calibration": {"kind": "polynomial", "coefficients": [0, 4, 0.1]},
+        }
+    )
+    assert gauge.value_unit == "kW/m2"
+    assert gauge.to_value([1.0], "mV").tolist() == [4.1]
+    with pytest.raises(CalibrationError):
+        gauge.to_raw(4.1)
+    with pytest.raises(UnitError):
+        gauge.to_value([1.0], "V")

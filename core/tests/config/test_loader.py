@@ -126,3 +126,12 @@ def test_paths_resolve_relative_to_the_containing_file(tmp_path):
 def test_format_loc():
     assert format_loc(("devices", 1, "params", "port")) == "devices[1].params.port"
     assert format_loc(()) == ""
+
+
+def test_yaml_duplicate_keys_are_refused_not_silently_merged(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("sample:\n  id: a\n  id: b\n")
+    problem = error_of(path)
+    assert problem.code == "file.duplicate_key"
+    assert problem.line == 3
+    assert "sample.id: key appears twice (lines 2 and 3)" in problem.message

@@ -389,3 +389,19 @@ def test_broken_plugin_code_becomes_a_problem(tmp_path):
     (problem,) = validate_hardware(rig, host).problems
     assert problem.code == "plugin.error"
     assert "firmware table missing" in problem.message
+
+
+def test_load_experiment_raises_with_every_problem(tmp_path, host):
+    from capa.config.validate import ConfigInvalid, load_experiment
+
+    exp = tc.write_set(tmp_path)
+    assert load_experiment(exp, host).ok
+    (tmp_path / "soak.method.toml").write_text(
+        tc.METHOD.replace('"heater_sp"', '"nope"').replace('"sample_t"', '"nada"')
+    )
+    with pytest.raises(ConfigInvalid) as info:
+        load_experiment(exp, host)
+    assert info.value.exit_code == 2
+    assert len(info.value.report.problems) == 2
+    assert str(info.value).startswith(f"{tmp_path / 'soak.method.toml'}:6: steps[0].target: ")
+    assert str(info.value).endswith("(and 1 more problem(s))")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from capa.components.model import ConfigModel
 from capa.config.calibration import Calibration, IdentityCalibration
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["ChannelConfig", "ChannelSource", "DeviceConfig", "HardwareConfig"]
 
@@ -65,6 +69,37 @@ class ChannelConfig(ConfigModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Free-form facts copied to the run bundle."
     )
+
+    @property
+    def value_unit(self) -> str:
+        """Unit of the calibrated value: ``derived_unit`` if set, else ``unit``."""
+        return self.derived_unit or self.unit
+
+    def to_value(
+        self, raw: npt.ArrayLike, field_unit: str = ""
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Channel values for raw field values (vectorised).
+
+        A temperature field reported in another scale than ``unit`` (degC / degF / K) is
+        converted first; the calibration then maps ``unit`` to :attr:`value_unit`.
+        """
+        from capa.config.units import convert
+
+        staged = convert(raw, field_unit, self.unit) if field_unit else raw
+        return self.calibration.apply(staged)
+
+    def to_raw(
+        self, value: npt.ArrayLike, field_unit: str = ""
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Raw field values that produce ``value`` — the setpoint write path.
+
+        Raises :class:`~capa.config.calibration.CalibrationError` when the calibration
+        has no exact inverse for ``value``.
+        """
+        from capa.config.units import convert
+
+        staged = self.calibration.inverse(value)
+        return convert(staged, self.unit, field_unit) if field_unit else staged
 
 
 class HardwareConfig(ConfigModel):

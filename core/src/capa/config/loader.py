@@ -276,15 +276,27 @@ def _parse_yaml(path: Path, text: str) -> tuple[dict[str, Any], dict[Loc, int]]:
         raise _fail(path, "file.syntax", "top-level keys must be strings")
     lines: dict[Loc, int] = {}
     if node is not None:
-        _yaml_lines(node, yaml, lines)
+        duplicate = _yaml_lines(node, yaml, lines)
+        if duplicate is not None:
+            loc, first, again = duplicate
+            raise _fail(
+                path,
+                "file.duplicate_key",
+                f"{format_loc(loc)}: key appears twice (lines {first} and {again}); "
+                "YAML would silently keep only the last",
+                again,
+            )
     return data, lines
 
 
 _MAX_LINE_ENTRIES = 100_000
 
 
-def _yaml_lines(root: Any, yaml: Any, out: dict[Loc, int]) -> None:
-    """Map each key path to its line; each node is visited once (aliases may loop)."""
+def _yaml_lines(root: Any, yaml: Any, out: dict[Loc, int]) -> tuple[Loc, int, int] | None:
+    """Map each key path to its line; each node is visited once (aliases may loop).
+
+    Returns ``(loc, first_line, second_line)`` of the first key that a mapping repeats.
+    """
     seen: set[int] = set()
     pending: list[tuple[Any, Loc]] = [(root, ())]
     while pending and len(out) < _MAX_LINE_ENTRIES:
@@ -294,10 +306,16 @@ def _yaml_lines(root: Any, yaml: Any, out: dict[Loc, int]) -> None:
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
+            keys: dict[str, int] = {}
             for key_node, value_node in node.value:
-                if isinstance(key_node, yaml.ScalarNode):
-                    child = (*loc, str(key_node.value))
-                    out.setdefault(child, key_node.start_mark.line + 1)
-                    pending.append((value_node, child))
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key, line = str(key_node.value), key_node.start_mark.line + 1
+                if key in keys and key != "<<":
+                    return (*loc, key), keys[key], line
+                keys[key] = line
+                out.setdefault((*loc, key), line)
+                pending.append((value_node, (*loc, key)))
         elif isinstance(node, yaml.SequenceNode):
             pending.extend((item, (*loc, i)) for i, item in enumerate(node.value))
+    return None

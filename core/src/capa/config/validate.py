@@ -26,6 +26,7 @@ from capa.config.experiment import ExperimentConfig
 from capa.config.loader import ConfigFileError, Document, LoadStack, load_document, resolve_path
 from capa.config.method import is_method_path
 from capa.config.problems import Collector, Section, did_you_mean
+from capa.errors import ConfigError
 from capa.problems import Problem, Severity
 
 if TYPE_CHECKING:
@@ -33,9 +34,11 @@ if TYPE_CHECKING:
     from capa.plugins.host import PluginHost
 
 __all__ = [
+    "ConfigInvalid",
     "FileKind",
     "Report",
     "detect_kind",
+    "load_experiment",
     "validate_experiment",
     "validate_file",
     "validate_hardware",
@@ -83,6 +86,33 @@ class Report:
     def count(self, severity: Severity) -> int:
         """How many problems of ``severity``."""
         return sum(1 for p in self.problems if p.severity is severity)
+
+
+class ConfigInvalid(ConfigError):
+    """A configuration has error-severity problems (exit 2; nothing was written).
+
+    Attributes:
+        report: the full validation report; ``report.problems`` lists every finding.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        errors = [p for p in report.problems if p.is_error]
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        super().__init__(f"{errors[0]}{more}" if errors else f"{report.path}: invalid")
+
+
+def load_experiment(path: Path, host: PluginHost, *, live: bool = False) -> Report:
+    """Validate an experiment for a run; raise :class:`ConfigInvalid` on any error.
+
+    The returned report holds everything a run needs: the experiment model, the resolved
+    devices (adapter class, parsed params, fields, resource ids), channels, the method's
+    step instances, the procedure's and sinks' parsed configs.
+    """
+    report = validate_experiment(path, host, live=live)
+    if not report.ok:
+        raise ConfigInvalid(report)
+    return report
 
 
 def detect_kind(path: Path, data: Mapping[str, Any] | None = None) -> FileKind:
