@@ -3,6 +3,10 @@
 Runs on the emitting worker's thread. A sample batch becomes one ``scalars`` record batch
 in a handful of numpy/Arrow operations whatever its length — no Python object per sample —
 and the registry gets one update per channel per batch.
+
+numpy and pyarrow are imported at module level on purpose: this module is loaded only by
+``capa run`` (never by ``capa --help``), and a first-batch import on a worker thread would
+hold the GIL long enough to delay every other device's sampling.
 """
 
 from __future__ import annotations
@@ -12,6 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.ma  # used by pa.array(mask=...): import now, not mid-run
+import pyarrow as pa
+import pyarrow.compute  # used by dictionary casts: import now, not mid-run
+
+from capa.bundle.schema import STATUS_VALUES, scalars_schema
 from capa.clock import RunClock
 from capa.components.emissions import (
     DeviceEvent,
@@ -25,13 +35,12 @@ from capa.components.emissions import (
     SampleStatus,
     ScalarRows,
 )
+from capa.config.units import convert
 from capa.runtime.channels import ChannelRegistry
 from capa.runtime.plan import ChannelPlan, DevicePlan
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
-    import pyarrow as pa
 
 __all__ = ["ChannelPipeline", "PipelineStats", "RecordingPlan"]
 
@@ -90,10 +99,6 @@ class ChannelPipeline:
         submit: Submit,
         clock: RunClock,
     ) -> None:
-        import pyarrow as pa
-
-        from capa.bundle.schema import STATUS_VALUES, scalars_schema
-
         self._submit = submit
         self._registry = registry
         self._clock = clock
@@ -145,10 +150,6 @@ class ChannelPipeline:
 
     # ------------------------------------------------------------------ samples
     def _samples(self, device: str, batch: SampleBatch) -> None:
-        import numpy as np
-
-        from capa.config.units import convert
-
         bindings = [b for b in self._bindings.get(device, ()) if b.field in batch.values]
         if not bindings:
             self.stats.unmapped_batches += 1
@@ -181,9 +182,6 @@ class ChannelPipeline:
         recorded: list[tuple[_Binding, npt.NDArray[np.float64], npt.NDArray[np.float64]]],
         status: SampleStatus | Mapping[str, Any],
     ) -> pa.RecordBatch:
-        import numpy as np
-        import pyarrow as pa
-
         n, k = len(t), len(recorded)
         codes = np.repeat(np.array([b.code for b, _, _ in recorded], dtype=np.int32), n)
         unit_codes = np.repeat(np.array([b.unit_code for b, _, _ in recorded], np.int32), n)
@@ -211,8 +209,6 @@ class ChannelPipeline:
     def _status_codes(
         self, status: SampleStatus | Mapping[str, Any], field: str, n: int
     ) -> npt.NDArray[np.int32]:
-        import numpy as np
-
         if isinstance(status, str):
             return np.full(n, self._status_code(status), dtype=np.int32)
         per_field = status.get(field, SampleStatus.OK)
@@ -228,8 +224,6 @@ class ChannelPipeline:
         value = str(status)
         if value not in self._status_values:
             # An adapter-specific status: extend the dictionary rather than lose it.
-            import pyarrow as pa
-
             self._status_values.append(value)
             self._status_dict = pa.array(self._status_values, pa.string())
         return self._status_values.index(value)

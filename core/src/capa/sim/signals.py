@@ -103,8 +103,12 @@ class SimSignals(Adapter):
         self._follow_state: dict[str, float] = {}
         self._started_ns = 0
         self._last_ns: int | None = None
-        self._rng: Any = None
         self._fault_fired = False
+        import numpy as np
+
+        # Built here (on the caller's thread) so numpy.random's import does not happen on
+        # a worker thread while other devices sample; start() reseeds it.
+        self._rng: Any = np.random.default_rng(self.p.seed)
 
     # ------------------------------------------------------------ description
     @classmethod

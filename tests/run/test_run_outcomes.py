@@ -1,0 +1,196 @@
+"""`capa run` end to end, as a subprocess: every outcome and its exit code (seed 001)."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+
+import pyarrow.parquet as pq
+import pytest
+
+from capa.testing import make_distribution
+
+from .conftest import CapaProcess, events, manifest, summary, write_experiment
+
+pytestmark = pytest.mark.slow
+
+CRASHING = '''
+import anyio
+import capa
+
+
+class Crash(capa.Procedure):
+    """Raises after a short while."""
+
+    id = "test.crash"
+    Config = capa.EmptyConfig
+
+    async def run(self, ctx):
+        await anyio.sleep(0.5)
+        raise RuntimeError("the specimen caught fire")
+
+
+@capa.hookimpl
+def capa_register_procedures():
+    return [Crash]
+'''
+
+
+def test_completed_run_is_sealed_with_every_sample(capa_proc: CapaProcess):
+    exp = write_experiment(capa_proc.tmp, config={"duration_s": 2}, rate_hz=20, daq_rate=1000)
+    proc = capa_proc.run("run", str(exp), "--runs-root", "runs")
+    assert proc.returncode == 0, proc.stderr
+    s = summary(proc.stdout)
+    assert s["run_status"] == "completed"
+    assert s["bundle_status"] == "sealed"
+    assert s["integrity_status"] == "ok"
+    assert s["exit_reason"] == ""
+    bundle = capa_proc.runs / s["run_id"]
+    assert s["bundle"] == str(bundle)
+
+    table = pq.read_table(bundle / "scalars.parquet")
+    counts = dict.fromkeys(("oven_sp", "oven_pv", "v0", "v1"), 0)
+    for name in table.column("channel").to_pylist():
+        counts[name] += 1
+    # The block device's samples are exact multiples of its block; 2 s at 1 kS/s.
+    assert counts["v0"] == counts["v1"]
+    assert counts["v0"] % 100 == 0
+    assert 1800 <= counts["v0"] <= 2200
+    assert 30 <= counts["oven_pv"] <= 50  # ~20 Hz polled for 2 s
+    t = table.column("t_mono_ns").to_numpy()
+    assert (t[1:] >= t[:-1]).all(), "scalars.parquet is sorted by t_mono_ns"
+
+    m = manifest(bundle)
+    assert m["counts"]["scalars"]["channels"] == counts
+    assert m["procedure"]["id"] == "capa.builtin.free_run"
+    assert m["operator"]["id"] == "tester"
+    assert m["queue_health"]["runtime"]["loop_lag"]["beats"] > 0
+    kinds = [k for k, _, _ in events(bundle)]
+    assert kinds == ["free_run.started", "free_run.ended"]
+    log_lines = (bundle / "run.log").read_text().splitlines()
+    assert log_lines
+    assert all(f'"run_id": "{s["run_id"]}"' in line for line in log_lines)
+    assert sorted(p.name for p in (bundle / "config").iterdir()) == ["experiment.yaml", "rig.toml"]
+    with sqlite3.connect(capa_proc.runs / "runs.sqlite") as db:
+        row = db.execute(
+            "SELECT run_status, bundle_status FROM runs WHERE run_id = ?", (s["run_id"],)
+        ).fetchone()
+    assert row == ("completed", "sealed")
+
+
+def test_sigint_once_aborts_gracefully_and_seals(capa_proc: CapaProcess):
+    exp = write_experiment(capa_proc.tmp, config={})
+    proc = capa_proc.start("run", str(exp), "--runs-root", "runs")
+    bundle = capa_proc.wait_for_rows(proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "SIGINT received — initiating graceful stop (Ctrl-C again to force)" in err
+    s = summary(out)
+    assert (s["run_status"], s["bundle_status"], s["integrity_status"]) == (
+        "aborted",
+        "sealed",
+        "ok",
+    )
+    assert s["exit_reason"] == "operator_stop"
+    assert (bundle / "manifest.sha256").exists()
+    assert [k for k, _, _ in events(bundle)][-1] == "free_run.ended"
+    assert "external_stop" in events(bundle)[-1][2]
+
+
+def test_sigterm_is_treated_like_the_first_ctrl_c(capa_proc: CapaProcess):
+    exp = write_experiment(capa_proc.tmp, config={})
+    proc = capa_proc.start("run", str(exp), "--runs-root", "runs")
+    capa_proc.wait_for_rows(proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "SIGTERM received" in err
+    s = summary(out)
+    assert (s["run_status"], s["bundle_status"]) == ("aborted", "sealed")
+
+
+def test_second_sigint_exits_130_and_finalize_recovers(capa_proc: CapaProcess):
+    exp = write_experiment(capa_proc.tmp, config={}, daq_rate=5000, block=500)
+    proc = capa_proc.start("run", str(exp), "--runs-root", "runs")
+    bundle = capa_proc.wait_for_rows(proc)
+    # Two signals back to back: the second lands before the graceful stop finishes.
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run_status" not in out
+    assert not (bundle / "manifest.sha256").exists(), "a forced exit must not seal"
+    assert manifest(bundle)["bundle_status"] == "open"
+
+    fin = capa_proc.run("finalize", bundle.name, "--runs-root", "runs")
+    assert fin.returncode == 0, fin.stdout + fin.stderr
+    m = manifest(bundle)
+    assert (m["run_status"], m["bundle_status"], m["integrity"]["status"]) == (
+        "crashed",
+        "sealed",
+        "ok",
+    )
+    assert pq.read_table(bundle / "scalars.parquet").num_rows > 0
+
+
+def test_procedure_that_raises_crashes_but_seals(tmp_path, capa_site):
+    make_distribution(
+        capa_site,
+        "crash-capa",
+        files={"crash_plugin.py": CRASHING},
+        entry_points={"capa": {"crash": "crash_plugin"}},
+    )
+    capa = CapaProcess(tmp_path, site=capa_site)
+    exp = write_experiment(tmp_path, procedure="test.crash")
+    proc = capa.run("run", str(exp), "--runs-root", "runs")
+    assert proc.returncode == 2, proc.stderr
+    s = summary(proc.stdout)
+    assert (s["run_status"], s["bundle_status"], s["integrity_status"]) == (
+        "crashed",
+        "sealed",
+        "ok",
+    )
+    assert s["exit_reason"] == "procedure: RuntimeError: the specimen caught fire"
+    (crash,) = [e for e in events(capa.runs / s["run_id"]) if e[0] == "procedure.crashed"]
+    assert crash[1] == "error"
+
+
+def test_config_error_exits_2_and_writes_nothing(capa_proc: CapaProcess):
+    exp = write_experiment(capa_proc.tmp, config={"duration_s": "soon"})
+    proc = capa_proc.run("run", str(exp), "--runs-root", "runs")
+    assert proc.returncode == 2
+    assert "duration_s" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not capa_proc.runs.exists() or not any(capa_proc.runs.iterdir())
+
+
+def test_unknown_procedure_exits_1_and_writes_nothing(capa_proc: CapaProcess):
+    exp = write_experiment(capa_proc.tmp, procedure="capa.builtin.free_rum")
+    proc = capa_proc.run("run", str(exp), "--runs-root", "runs")
+    assert proc.returncode == 1, proc.stderr
+    s = summary(proc.stdout)
+    assert s["run_status"] == "aborted"
+    assert s["exit_reason"].startswith("procedure_resolution: ")
+    assert "capa.builtin.free_run" in s["exit_reason"]  # the available ids are listed
+    assert not capa_proc.runs.exists() or not any(capa_proc.runs.iterdir())
+
+
+def test_missing_config_file_is_one_line_exit_2(capa_proc: CapaProcess):
+    proc = capa_proc.run("run", "nowhere.yaml", "--runs-root", "runs")
+    assert proc.returncode == 2
+    assert "nowhere.yaml" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_free_run_refuses_a_method_at_preflight(capa_proc: CapaProcess):
+    (capa_proc.tmp / "m.method.toml").write_text('name = "m"\n')
+    exp = write_experiment(
+        capa_proc.tmp, config={"duration_s": 1}, extra_yaml="method: m.method.toml\n"
+    )
+    proc = capa_proc.run("run", str(exp), "--runs-root", "runs")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    s = summary(proc.stdout)
+    assert s["exit_reason"].startswith("preflight: ")
+    assert "free_run.method_not_supported" in s["exit_reason"]
+    assert not capa_proc.runs.exists() or not any(p.is_dir() for p in capa_proc.runs.iterdir())
