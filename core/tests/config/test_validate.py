@@ -405,3 +405,40 @@ def test_load_experiment_raises_with_every_problem(tmp_path, host):
     assert len(info.value.report.problems) == 2
     assert str(info.value).startswith(f"{tmp_path / 'soak.method.toml'}:6: steps[0].target: ")
     assert str(info.value).endswith("(and 1 more problem(s))")
+
+
+def test_channels_in_nested_step_fields_are_located(tmp_path):
+    class Until(capa.Step):
+        """Wait until a condition holds."""
+
+        kind = "until"
+
+        class Config(capa.StepConfig):
+            end_condition: dict[str, object]
+
+        def channels(self):
+            return (self.config.end_condition["channel"],)
+
+        async def execute(self, ctx):
+            pass
+
+    host = tc.make_host()
+    host.register(SimpleNamespace(capa_register_steps=capa.hookimpl(lambda: [Until])), name="u")
+    tc.write_set(tmp_path)
+    method = tmp_path / "soak.method.toml"
+    method.write_text(
+        tc.METHOD
+        + '\n[[steps]]\nkind = "until"\nend_condition = { channel = "sample_tt", op = ">" }\n'
+    )
+    report = validate_method(method, host, hardware=tmp_path / "rig.toml")
+    (problem,) = report.problems
+    assert (problem.code, problem.path) == ("step.target_unknown", "steps[3].end_condition.channel")
+    assert "did you mean 'sample_t'?" in problem.message
+
+
+def test_a_method_without_its_suffix_is_still_recognised_by_content(tmp_path, host):
+    path = tmp_path / "plan.toml"
+    path.write_text(tc.METHOD)
+    report = validate_file(path, host)
+    assert report.kind is FileKind.METHOD
+    assert report.ok

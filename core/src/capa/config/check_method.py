@@ -107,7 +107,7 @@ def check_step_targets(method: ResolvedMethod, hw: ResolvedHardware, col: Collec
                 col.error(
                     method.section,
                     "step.target_unknown",
-                    (*loc, key),
+                    (*loc, *key),
                     f"step [{rs.index:02d}] {rs.kind} uses channel {channel!r}, which the "
                     f"hardware does not declare{did_you_mean(channel, declared)}",
                 )
@@ -119,7 +119,7 @@ def check_step_targets(method: ResolvedMethod, hw: ResolvedHardware, col: Collec
                 col.error(
                     method.section,
                     "step.target_not_writable",
-                    (*loc, key),
+                    (*loc, *key),
                     f"step [{rs.index:02d}] {rs.kind} writes channel {channel!r}, but its "
                     f"source {source.device}.{source.field} is not writable",
                 )
@@ -127,15 +127,28 @@ def check_step_targets(method: ResolvedMethod, hw: ResolvedHardware, col: Collec
                 col.error(
                     method.section,
                     "step.target_not_invertible",
-                    (*loc, key),
+                    (*loc, *key),
                     f"step [{rs.index:02d}] {rs.kind} writes channel {channel!r}, whose "
                     f"{hw.channels[channel].calibration.kind} calibration has no exact inverse",
                 )
 
 
-def _field_naming(config: StepConfig, channel: str) -> str:
-    """The step field holding ``channel`` (for the problem path); ``target`` by default."""
-    for name, value in config:
-        if value == channel:
-            return name
-    return "target"
+def _field_naming(config: StepConfig, channel: str) -> tuple[str | int, ...]:
+    """Where in the step ``channel`` is written (``target``, ``end_condition.channel``)."""
+    found = _find(config.model_dump(), channel)
+    return found if found is not None else ()
+
+
+def _find(value: Any, channel: str) -> tuple[str | int, ...] | None:
+    if value == channel:
+        return ()
+    items: list[tuple[str | int, Any]] = []
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list | tuple):
+        items = list(enumerate(value))
+    for key, item in items:
+        inner = _find(item, channel)
+        if inner is not None:
+            return (key, *inner)
+    return None

@@ -116,8 +116,10 @@ def load_experiment(path: Path, host: PluginHost, *, live: bool = False) -> Repo
 
 
 def detect_kind(path: Path, data: Mapping[str, Any] | None = None) -> FileKind:
-    """Method by suffix; otherwise hardware if the top level looks like a rig."""
+    """Method by suffix (or a top-level ``steps``); hardware if it looks like a rig."""
     if is_method_path(path.name):
+        return FileKind.METHOD
+    if data is not None and "steps" in data and "procedure" not in data and "devices" not in data:
         return FileKind.METHOD
     if data is not None and "procedure" not in data and ("devices" in data or "channels" in data):
         return FileKind.HARDWARE
