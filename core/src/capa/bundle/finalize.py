@@ -253,8 +253,7 @@ def _write_parquet(recovered: Recovered, target: Path) -> int:
     rows = 0
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         if "t_mono_ns" in schema.names and not _is_sorted(recovered.batches):
-            table = pa.Table.from_batches(recovered.batches, schema=schema)
-            table = table.unify_dictionaries().sort_by("t_mono_ns")
+            table = _sorted_table(recovered.batches, schema)
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             rows = table.num_rows
         else:
@@ -276,6 +275,27 @@ def _write_parquet(recovered: Recovered, target: Path) -> int:
     os.replace(tmp, target)
     fsync_dir(target.parent)
     return rows
+
+
+def _sorted_table(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """All batches as one table, stably sorted by ``t_mono_ns``."""
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(batches, schema=schema)
+    try:
+        return table.unify_dictionaries().sort_by("t_mono_ns")
+    except pa.ArrowInvalid:
+        # Dictionaries holding a null entry cannot be unified: sort decoded values and
+        # encode them again.
+        decoded = table.cast(
+            pa.schema(
+                [
+                    f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                    for f in schema
+                ]
+            )
+        ).sort_by("t_mono_ns")
+        return decoded.cast(schema)
 
 
 def _is_sorted(batches: list[pa.RecordBatch]) -> bool:

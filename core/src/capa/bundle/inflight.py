@@ -74,6 +74,7 @@ class InflightStream:
             return
         try:
             self._writer.close()
+            self._bytes = int(self._sink.tell())
             self._sink.flush()
             os.fsync(self._fd)
         finally:

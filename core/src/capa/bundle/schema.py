@@ -76,6 +76,11 @@ def _column(value: Any, length: int, typ: pa.DataType) -> pa.Array:
     """An array of ``length`` from a scalar (repeated) or an array-like, cast to ``typ``."""
     import pyarrow as pa
 
+    if value is None and pa.types.is_dictionary(typ):
+        # Null indices into an empty dictionary: a null *entry* in a dictionary would stop
+        # finalize from unifying the dictionaries of different batches.
+        empty = pa.array([], type=typ.value_type)
+        return pa.DictionaryArray.from_arrays(pa.nulls(length, pa.int32()), empty)
     if value is None or isinstance(value, str | int | float):
         base = pa.array([value], type=typ.value_type if pa.types.is_dictionary(typ) else typ)
         if pa.types.is_dictionary(typ):

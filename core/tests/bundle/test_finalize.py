@@ -1,0 +1,200 @@
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from capa.bundle.finalize import finalize_bundle
+from capa.bundle.manifest import read_manifest
+from capa.errors import BundleError, FinalizeError
+
+
+def _snapshot(bundle: Path) -> dict[str, tuple[str, int]]:
+    return {
+        p.relative_to(bundle).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in bundle.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def open_bundle(open_writer, make_rows):
+    """A bundle whose writer stopped without finalizing (10 batches of 100 rows)."""
+    writer = open_writer()
+    for i in range(10):
+        writer.submit(make_rows(i * 100, 100))
+    writer.close("completed", finalize=False)
+    assert (writer.bundle / "scalars.in-flight.arrows").exists()
+    return writer.bundle
+
+
+def test_finalize_seals_and_is_idempotent(open_bundle):
+    first = finalize_bundle(open_bundle)
+    assert first.ok
+    assert not first.already_sealed
+    assert first.rewritten == ["scalars.in-flight.arrows -> scalars.parquet (1000 rows)"]
+    assert not list(open_bundle.rglob("*.in-flight.arrows"))
+    before = _snapshot(open_bundle)
+    again = finalize_bundle(open_bundle)
+    assert again.already_sealed
+    assert again.ok
+    assert again.rewritten == []
+    assert _snapshot(open_bundle) == before  # not one byte (nor mtime) changed
+
+
+def test_torn_tail_is_dropped_and_reported(open_bundle):
+    stream = open_bundle / "scalars.in-flight.arrows"
+    data = stream.read_bytes()
+    stream.write_bytes(data[: len(data) - 8 - 100])  # lose the end marker and part of a batch
+    result = finalize_bundle(open_bundle)
+    assert result.ok
+    m = read_manifest(open_bundle)
+    assert m.counts["scalars"]["rows"] == 900
+    warnings = m.custom["finalize_warnings"]
+    assert len(warnings) == 1
+    assert "scalars.in-flight.arrows" in warnings[0]
+    assert "kept 900 rows in 9 complete batches" in warnings[0]
+    assert result.warnings == warnings
+    times = pq.read_table(open_bundle / "scalars.parquet").column("t_mono_ns").to_pylist()
+    assert times == list(range(900))
+
+
+def test_corrupted_stream_keeps_the_batches_before_the_damage(open_bundle):
+    stream = open_bundle / "scalars.in-flight.arrows"
+    data = bytearray(stream.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 200] = b"\x00\xff" * 100
+    stream.write_bytes(bytes(data))
+    result = finalize_bundle(open_bundle)
+    assert result.ok
+    rows = read_manifest(open_bundle).counts["scalars"]["rows"]
+    assert 0 < rows < 1000
+    assert rows % 100 == 0
+    assert "dropped" in result.warnings[0]
+    times = pq.read_table(open_bundle / "scalars.parquet").column("t_mono_ns").to_pylist()
+    assert times == list(range(rows))
+
+
+def test_stream_torn_inside_its_schema(open_bundle):
+    (open_bundle / "scalars.in-flight.arrows").write_bytes(b"\xff\xff\xff\xff")
+    (open_bundle / "device_records").mkdir()
+    (open_bundle / "device_records" / "bal.in-flight.arrows").write_bytes(b"")
+    result = finalize_bundle(open_bundle)
+    assert result.ok
+    assert pq.read_table(open_bundle / "scalars.parquet").num_rows == 0
+    assert not (open_bundle / "device_records" / "bal.parquet").exists()
+    assert any("device_records/bal.in-flight.arrows" in w for w in result.warnings)
+
+
+def test_crash_between_parquet_rename_and_stream_removal(open_bundle):
+    finalize_bundle(open_bundle)  # produce scalars.parquet
+    # Rebuild the "crashed mid-finalize" state: manifest finalizing, no checksums,
+    # a stray temp file, parquet present.
+    m = json.loads((open_bundle / "manifest.json").read_text())
+    m.update(bundle_status="finalizing", integrity={"status": "unknown", "algorithm": "sha256"})
+    (open_bundle / "manifest.json").write_text(json.dumps(m))
+    (open_bundle / "manifest.sha256").unlink()
+    (open_bundle / ".capa-tmp-scalars.parquet").write_bytes(b"half")
+    result = finalize_bundle(open_bundle)
+    assert result.ok
+    assert "scalars.parquet" in result.skipped
+    assert not (open_bundle / ".capa-tmp-scalars.parquet").exists()
+
+
+def test_unreadable_parquet_without_source_is_a_finalize_error(open_bundle):
+    finalize_bundle(open_bundle)
+    m = json.loads((open_bundle / "manifest.json").read_text())
+    m.update(bundle_status="finalizing", integrity={"status": "unknown", "algorithm": "sha256"})
+    (open_bundle / "manifest.json").write_text(json.dumps(m))
+    (open_bundle / "manifest.sha256").unlink()
+    parquet = open_bundle / "scalars.parquet"
+    parquet.write_bytes(parquet.read_bytes()[:100])  # truncated
+    with pytest.raises(FinalizeError, match=r"scalars\.parquet is not a readable Parquet"):
+        finalize_bundle(open_bundle)
+    assert parquet.stat().st_size == 100  # left as it was
+
+
+def test_edited_sealed_bundle_fails_reverification_without_changes(open_bundle):
+    finalize_bundle(open_bundle)
+    parquet = open_bundle / "scalars.parquet"
+    data = bytearray(parquet.read_bytes())
+    data[50] ^= 0xFF
+    parquet.write_bytes(bytes(data))
+    before = _snapshot(open_bundle)
+    result = finalize_bundle(open_bundle)
+    assert not result.ok
+    assert result.integrity.changed == ["scalars.parquet"]
+    assert _snapshot(open_bundle) == before
+
+
+def test_running_manifest_becomes_crashed(open_writer, make_rows):
+    writer = open_writer()
+    writer.submit(make_rows(0, 10))
+    writer.close("completed", finalize=False)
+    # what a killed writer leaves: the manifest still says "running"
+    m = json.loads((writer.bundle / "manifest.json").read_text())
+    m.update(run_status="running", ended_utc=None, exit_reason="")
+    (writer.bundle / "manifest.json").write_text(json.dumps(m))
+    result = finalize_bundle(writer.bundle)
+    assert result.manifest.run_status.value == "crashed"
+    assert "capa finalize" in result.manifest.exit_reason
+    assert result.manifest.ended_utc
+
+
+def test_missing_and_unknown_manifests(open_bundle):
+    manifest = open_bundle / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["bundle_schema_version"] = 7
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="unknown bundle_schema_version 7") as info:
+        finalize_bundle(open_bundle)
+    assert not isinstance(info.value, FinalizeError)
+    manifest.unlink()
+    with pytest.raises(BundleError, match="manifest missing"):
+        finalize_bundle(open_bundle)
+    assert (open_bundle / "scalars.in-flight.arrows").exists()  # nothing was touched
+
+
+def test_missing_events_db_is_recreated_with_a_warning(open_bundle):
+    (open_bundle / "events.sqlite").unlink()
+    for side in ("events.sqlite-wal", "events.sqlite-shm"):
+        (open_bundle / side).unlink(missing_ok=True)
+    result = finalize_bundle(open_bundle)
+    assert result.ok
+    assert any("events.sqlite was missing" in w for w in result.warnings)
+    conn = sqlite3.connect(open_bundle / "events.sqlite")
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    conn.close()
+
+
+def test_corrupt_events_db_is_a_finalize_error(open_bundle):
+    (open_bundle / "events.sqlite").write_bytes(b"this is not sqlite" * 100)
+    for side in ("events.sqlite-wal", "events.sqlite-shm"):
+        (open_bundle / side).unlink(missing_ok=True)
+    with pytest.raises(FinalizeError, match=r"events\.sqlite"):
+        finalize_bundle(open_bundle)
+
+
+def test_verification_failure_is_recorded(open_bundle, monkeypatch):
+    import capa.bundle.finalize as fin
+
+    real = fin.write_checksums
+
+    def tamper_after_hashing(bundle):
+        hashes = real(bundle)
+        (bundle / "run.log").write_text("changed behind finalize's back\n")
+        return hashes
+
+    monkeypatch.setattr(fin, "write_checksums", tamper_after_hashing)
+    result = finalize_bundle(open_bundle)
+    assert not result.ok
+    m = read_manifest(open_bundle)
+    assert (m.bundle_status.value, m.integrity.status.value) == ("verification_failed", "mismatch")
+    assert result.integrity.changed == ["run.log"]
+    assert os.path.exists(open_bundle / "manifest.sha256")
