@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from capa.components.model import ConfigModel
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from capa.clock import RunClock
     from capa.components.emissions import Emission
 
@@ -137,6 +139,10 @@ class AdapterContext(Protocol):
 
     def latest(self, channel: str) -> float | None:
         """Latest calibrated value of a run channel (simulators that follow another)."""
+
+    @property
+    def bundle_path(self) -> Path | None:
+        """The run bundle's directory; adapters that record files (video) write under it."""
 
 
 class Adapter(abc.ABC):

@@ -213,7 +213,11 @@ class Conductor:
             clock=self.clock,
         )
         self.pool.arm_all(
-            self.clock, self.pipeline.process, self._device_error, self.registry.latest
+            self.clock,
+            self.pipeline.process,
+            self._device_error,
+            self.registry.latest,
+            self.session.bundle_path,
         )
         self.session.log.info("conductor.armed", devices=self.pool.device_names)
 

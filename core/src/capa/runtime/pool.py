@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -106,12 +107,13 @@ class WorkerPool:
         handler: EmissionHandler,
         on_error: ErrorHandler,
         latest: Callable[[str], float | None],
+        bundle_path: Path | None = None,
     ) -> None:
         """Bind every worker to a run."""
         if self.state is not PoolState.OPEN:
             raise PoolStateError("arm_all() needs an open pool")
         for worker in self.workers:
-            worker.arm(clock, handler, on_error, latest)
+            worker.arm(clock, handler, on_error, latest, bundle_path)
 
     def disarm_unstarted(self) -> None:
         """Unbind workers of a run that never began sampling."""

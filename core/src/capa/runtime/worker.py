@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from capa.clock import RunClock
@@ -54,6 +55,7 @@ class DeviceContext:
     _handler: EmissionHandler
     _latest: Callable[[str], float | None]
     _stats: WorkerStats = field(repr=False)
+    bundle_path: Path | None = None
 
     def emit(self, emission: Emission) -> None:
         """Forward one emission to the run's pipeline (blocks while the writer is behind)."""
@@ -87,6 +89,7 @@ class Worker:
         self._handler: EmissionHandler | None = None
         self._on_error: ErrorHandler | None = None
         self._latest: Callable[[str], float | None] = lambda _c: None
+        self._bundle_path: Path | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.resource_id!r}, {sorted(self.adapters)}, {self.state})"
@@ -177,10 +180,12 @@ class Worker:
         handler: EmissionHandler,
         on_error: ErrorHandler,
         latest: Callable[[str], float | None],
+        bundle_path: Path | None = None,
     ) -> None:
         """Bind the worker to a run (IDLE → ARMED); nothing samples yet."""
         self._transition(WorkerState.ARMED)
         self._clock, self._handler, self._on_error, self._latest = clock, handler, on_error, latest
+        self._bundle_path = bundle_path
 
     def disarm(self) -> None:
         """Unbind from a run that never started sampling (ARMED → IDLE)."""
@@ -198,7 +203,9 @@ class Worker:
         self._stop = asyncio.Event()
         self._tasks = []
         for name, adapter in self.adapters.items():
-            ctx = DeviceContext(name, self._clock, self._handler, self._latest, self.stats)
+            ctx = DeviceContext(
+                name, self._clock, self._handler, self._latest, self.stats, self._bundle_path
+            )
             await adapter.start(ctx)
             if adapter.sampling() is Acquisition.STREAMED:
                 body: Awaitable[None] = self._guard(name, adapter.stream(ctx))
