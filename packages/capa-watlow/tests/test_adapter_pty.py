@@ -287,3 +287,29 @@ def test_params_validation():
         EzZonePM.Params(port="/dev/ttyUSB0", baud=9600)
     assert EzZonePM.Params(port="x", protocol="modbus_rtu").line_speed == 9600
     assert EzZonePM.resource_id(EzZonePM.Params(port="/dev/ttyUSB0")) == "serial:/dev/ttyUSB0"
+
+
+def test_reconnect_never_leaves_the_device_failed(make_sim, open_adapters):
+    sim = make_sim()
+    adapter = open_adapters(port=sim.link, retries=0, reconnect="never")
+    sim.bus.faults.inject("no_reply")
+    assert events_of(run(adapter.read())) == ["comm_error"]
+    for _ in range(3):  # the simulator is fine again, but the policy says stay down
+        later = run(adapter.read())
+        assert batch_of(later).status is capa.SampleStatus.COMM_ERROR
+        assert events_of(later) == []  # one event for the failure, not one per tick
+    assert run(adapter.snapshot())["comm_failed"] is True
+    refused = run(adapter.command(capa.Command("set_setpoint", {"value": 50})))
+    assert not refused.accepted and "never" in refused.detail
+    assert sim.bus.controllers[1].setpoint() == 25.0
+
+
+def test_discover_classmethod_scans_the_listed_ports(make_sim, monkeypatch):
+    from capa_watlow import discovery
+
+    sim = make_sim(addresses=(4,))
+    monkeypatch.setattr(discovery, "list_serial_ports", lambda: [sim.path])
+    [found] = run(EzZonePM.discover())
+    assert found.resource_id == f"serial:{sim.path}"
+    assert found.params == {"port": sim.path, "address": 4, "protocol": "stdbus", "baudrate": 38400}
+    assert "hardware id 5" in found.description

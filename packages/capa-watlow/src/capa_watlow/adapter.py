@@ -286,6 +286,9 @@ class EzZonePM(capa.Adapter):
             spec, instance, value = self._parse_command(command)
         except (KeyError, ValueError, TypeError) as exc:
             return capa.CommandResult(False, f"{command.name}: {exc}", self._now_ns())
+        if self._failed and self.cfg.reconnect == "never":
+            detail = "link failed earlier and reconnect = 'never'; re-open the device"
+            return capa.CommandResult(False, detail, self._now_ns())
         wire = self._to_wire(spec, value)
         try:
             echoed = self._with_retries(lambda c: c.write(spec, instance, wire))
