@@ -84,16 +84,26 @@ class XbpiSplitter:
     """xBPI telegrams in either direction: the first byte gives the length.
 
     A byte that cannot start a telegram is dropped (and counted), so the splitter
-    resynchronises after garbage. Checksums are checked by the decoder, not here.
+    resynchronises after garbage. With ``gap_s``, an incomplete telegram followed by
+    silence longer than that is dropped too, as a receiver's inter-byte timeout does: a
+    stray byte that looked like a length must not swallow the next real telegram.
+    Checksums are checked by the decoder, not here.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, gap_s: float | None = None) -> None:
         self._buf = bytearray()
+        self._gap_s = gap_s
+        self._last = 0.0
         self.dropped = 0
         """Bytes discarded while resynchronising."""
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add bytes; return every telegram completed by them."""
+    def feed(self, data: bytes, now: float | None = None) -> list[bytes]:
+        """Add bytes received at ``now`` (seconds); return every telegram they complete."""
+        if self._gap_s is not None and now is not None:
+            if self._buf and now - self._last > self._gap_s:
+                self.dropped += len(self._buf)
+                self._buf.clear()
+            self._last = now
         self._buf += data
         frames = []
         while self._buf:

@@ -29,6 +29,20 @@ _PARITY = {"none": "N", "odd": "O", "even": "E", "mark": "M", "space": "S"}
 _POLL_S = 0.02  # longest a single read blocks, so deadlines are honoured closely
 
 
+def _io_errors() -> tuple[type[BaseException], ...]:
+    """What a failing port raises: pyserial lets ``termios.error`` through on POSIX."""
+    import serial
+
+    errors: list[type[BaseException]] = [serial.SerialException, OSError]
+    try:
+        import termios
+    except ImportError:  # pragma: no cover - Windows
+        pass
+    else:
+        errors.append(termios.error)
+    return tuple(errors)
+
+
 class BalanceCommError(capa.CapaError):
     """The balance did not answer properly.
 
@@ -90,21 +104,36 @@ class SerialLink:
             if self._serial is not None:
                 return
             name = self._path()
+            parity = _PARITY[self.params.parity]
             try:
-                self._serial = serial.Serial(
-                    port=name,
-                    baudrate=self.params.baudrate,
-                    bytesize=self.params.data_bits,
-                    parity=_PARITY[self.params.parity],
-                    stopbits=self.params.stopbits,
-                    timeout=min(_POLL_S, self.params.timeout_s),
-                    write_timeout=self.params.timeout_s,
-                )
-            except (serial.SerialException, OSError, ValueError) as exc:
-                raise BalanceCommError(
-                    "open_failed", f"cannot open serial port {name!r}: {exc}"
-                ) from exc
+                self._serial = self._open_serial(serial, name, parity)
+            except Exception as exc:  # pyserial also lets termios.error through on POSIX
+                if parity == "N" or "Invalid argument" not in str(exc):
+                    raise BalanceCommError(
+                        "open_failed", f"cannot open serial port {name!r}: {exc}"
+                    ) from exc
+                # Linux pseudo-terminals refuse (EINVAL) to re-apply a parity setting a
+                # previous client left; configuring once without parity clears that state.
+                # A real UART that rejects the settings fails the retry and is reported.
+                try:
+                    self._open_serial(serial, name, "N").close()
+                    self._serial = self._open_serial(serial, name, parity)
+                except Exception:
+                    raise BalanceCommError(
+                        "open_failed", f"cannot open serial port {name!r}: {exc}"
+                    ) from exc
             self._reset_buffers()
+
+    def _open_serial(self, serial: Any, name: str, parity: str) -> Any:
+        return serial.Serial(
+            port=name,
+            baudrate=self.params.baudrate,
+            bytesize=self.params.data_bits,
+            parity=parity,
+            stopbits=self.params.stopbits,
+            timeout=min(_POLL_S, self.params.timeout_s),
+            write_timeout=self.params.timeout_s,
+        )
 
     def close(self) -> None:
         """Close the port (idempotent, never raises)."""
@@ -132,36 +161,39 @@ class SerialLink:
         return BalanceCommError("disconnected", f"serial port {name!r} failed: {exc}")
 
     def _write(self, data: bytes) -> int:
-        import serial
-
         ser = self._port()
         try:
             t = time.monotonic_ns()
             ser.write(data)
             ser.flush()
-        except (serial.SerialException, OSError) as exc:
+        except _io_errors() as exc:
             raise self._io_failed(exc) from exc
         return t
 
     def _read_some(self) -> bytes:
         """Whatever arrives within one poll interval (possibly nothing)."""
-        import serial
-
         ser = self._port()
         try:
             waiting = ser.in_waiting
             return bytes(ser.read(max(1, waiting)))
-        except (serial.SerialException, OSError) as exc:
+        except _io_errors() as exc:
+            raise self._io_failed(exc) from exc
+
+    def _read_available(self) -> bytes:
+        """The bytes already received, without waiting."""
+        ser = self._port()
+        try:
+            waiting = ser.in_waiting
+            return bytes(ser.read(waiting)) if waiting else b""
+        except _io_errors() as exc:
             raise self._io_failed(exc) from exc
 
     def _discard_input(self) -> None:
         """Drop stale bytes (a late reply to an earlier request) before a new request."""
-        import serial
-
         ser = self._port()
         try:
             ser.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _io_errors() as exc:
             raise self._io_failed(exc) from exc
         self._reset_buffers()
 
@@ -213,10 +245,9 @@ class SerialLink:
         """
         with self.lock:
             t_start = time.monotonic_ns()
-            while True:
-                chunk = self._read_some()
-                if not chunk:
-                    break
+            # Only what has already arrived: a fast stream must not keep the tick going.
+            chunk = self._read_available()
+            if chunk:
                 t = time.monotonic_ns()
                 self._queued.extend((t, line) for line in self._lines.feed(chunk))
             if not self._queued and wait:

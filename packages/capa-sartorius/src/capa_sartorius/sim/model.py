@@ -85,9 +85,10 @@ class BalanceModel:
 
     # ------------------------------------------------------------------ physics
     def _load(self, now: float) -> float:
-        specimen = max(0.0, self._mass0 - self.config.loss_g_per_s * (now - self._t_load))
-        # Without its pan the weighing cell sits well below its zero point.
-        return specimen - (4 * self.config.zero_range_g if self._pan_off else 0.0)
+        if self._pan_off:
+            # No pan (and nothing on it): the weighing cell sits well below its zero point.
+            return -4 * self.config.zero_range_g
+        return max(0.0, self._mass0 - self.config.loss_g_per_s * (now - self._t_load))
 
     def _gross(self, now: float) -> float:
         return self._load(now) - self._zero_offset

@@ -69,6 +69,7 @@ class PtySimulator:
         link: optional symlink path kept pointing at the current slave device.
         address: xBPI address of the balance.
         downtime_s: how long an injected disconnect keeps the port away.
+        ident: SBI lines carry the 6-character identification header (22 characters).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class PtySimulator:
         link: str | os.PathLike[str] | None = None,
         address: int = 1,
         downtime_s: float = 0.2,
+        ident: bool = False,
     ) -> None:
         self.model = model or BalanceModel()
         self.protocol = protocol
@@ -87,6 +89,7 @@ class PtySimulator:
         self.link = Path(link) if link is not None else None
         self.address = address
         self.downtime_s = downtime_s
+        self.ident = ident
         make_responder(protocol, self.model, address=address)  # validate the protocol now
         self._faults: deque[_Pending] = deque()
         self._lock = threading.Lock()
@@ -211,7 +214,9 @@ class PtySimulator:
                 self._open_pty()
 
     def _serve_connection(self) -> None:
-        responder = make_responder(self.protocol, self.model, address=self.address)
+        responder = make_responder(
+            self.protocol, self.model, address=self.address, ident=self.ident
+        )
         period = 1.0 / self.autoprint_hz if self.autoprint_hz > 0 else None
         next_print = time.monotonic() + period if period else None
         with selectors.DefaultSelector() as sel:

@@ -6,13 +6,17 @@ uses, asks the :class:`BalanceModel` and encodes the answer in the protocol's wi
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from capa_sartorius import sbi, xbpi
 from capa_sartorius.framing import SbiCommandSplitter, XbpiSplitter
 from capa_sartorius.sim.model import BalanceModel, BalanceState
 
-__all__ = ["Responder", "SbiResponder", "XbpiResponder", "make_responder"]
+__all__ = ["INTER_BYTE_TIMEOUT_S", "Responder", "SbiResponder", "XbpiResponder", "make_responder"]
+
+INTER_BYTE_TIMEOUT_S = 0.1
+"""Silence after which the simulated xBPI balance drops an incomplete telegram."""
 
 
 class Responder(Protocol):
@@ -108,7 +112,7 @@ class XbpiResponder:
     def __init__(self, model: BalanceModel, *, address: int = 1) -> None:
         self.model = model
         self.address = address
-        self._split = XbpiSplitter()
+        self._split = XbpiSplitter(gap_s=INTER_BYTE_TIMEOUT_S)
 
     def autoprint_line(self) -> bytes | None:
         """Nothing: xBPI has no autoprint, the host polls."""
@@ -117,7 +121,7 @@ class XbpiResponder:
     def feed(self, data: bytes) -> list[bytes]:
         """Handle every complete telegram in ``data``."""
         replies = []
-        for frame in self._split.feed(data):
+        for frame in self._split.feed(data, time.monotonic()):
             try:
                 request = xbpi.decode_request(frame)
             except xbpi.XbpiError:
@@ -167,10 +171,12 @@ class XbpiResponder:
         return self._error(cmd, xbpi.ERROR_BUSY if busy else xbpi.ERROR_NOT_POSSIBLE)
 
 
-def make_responder(protocol: str, model: BalanceModel, *, address: int = 1) -> Responder:
-    """The responder for ``protocol`` (``sbi`` or ``xbpi``)."""
+def make_responder(
+    protocol: str, model: BalanceModel, *, address: int = 1, ident: bool = False
+) -> Responder:
+    """The responder for ``protocol`` (``sbi`` or ``xbpi``); ``ident``: 22-character lines."""
     if protocol == "sbi":
-        return SbiResponder(model)
+        return SbiResponder(model, ident=ident)
     if protocol == "xbpi":
         return XbpiResponder(model, address=address)
     raise ValueError(f"unknown Sartorius protocol {protocol!r} (expected 'sbi' or 'xbpi')")
