@@ -240,3 +240,14 @@ def test_real_process_exit_codes(root):
         check=False,
     )
     assert missing.returncode == 64
+
+
+def test_finalize_refuses_a_run_that_is_still_recording(root, capsys):
+    writer = BundleWriter.open(root, run_id=A, flush_interval_s=0.05)
+    try:
+        code, _, err = run_cli(capsys, "finalize", A, "--runs-root", str(root))
+        assert code == 2
+        assert "still recording" in err
+        assert (root / A / "scalars.in-flight.arrows").exists()
+    finally:
+        writer.close()

@@ -302,7 +302,9 @@ class BundleWriter:
 
     def metrics(self) -> WriterMetrics:
         """Current progress (cheap; safe from any thread)."""
-        streams = [self._scalars, *self._device.values(), *self._frames.values()]
+        # tuple() copies each dict in one step, so the writer thread adding a stream
+        # meanwhile cannot break the iteration
+        streams = [self._scalars, *tuple(self._device.values()), *tuple(self._frames.values())]
         return WriterMetrics(
             queue_depth=self._queue.qsize(),
             queue_capacity=self._capacity,
@@ -521,7 +523,12 @@ class BundleWriter:
             if self._closing:
                 return self._result
             self._closing = True
-            self._queue.put(_STOP)
+            while self._thread.is_alive():  # never block forever on a dead consumer
+                try:
+                    self._queue.put(_STOP, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
             self._thread.join()
             metrics = self.metrics()
             self.log.info("bundle.closing", run_status=status.value, **_short(metrics))
