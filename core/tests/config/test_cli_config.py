@@ -153,6 +153,12 @@ BAD_INPUT = [
         ["devices[0]", "live.handshake_failed", "no answer on /dev/ttyT0"],
     ),
     (
+        "a hardware file given to capa validate",
+        {},
+        ["validate", "rig.toml"],
+        ["file.wrong_kind", "not an experiment", "capa hardware validate"],
+    ),
+    (
         "hardware new refuses to overwrite",
         {},
         ["hardware", "new", "rig.toml"],

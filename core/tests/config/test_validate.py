@@ -442,3 +442,54 @@ def test_a_method_without_its_suffix_is_still_recognised_by_content(tmp_path, ho
     report = validate_file(path, host)
     assert report.kind is FileKind.METHOD
     assert report.ok
+
+
+def test_a_handshake_that_blocks_times_out_without_stalling(tmp_path, monkeypatch):
+    import threading
+
+    import capa.config.check_hardware as check_hardware
+
+    release = threading.Event()
+
+    class Stuck(tc.Controller):
+        """Its driver blocks inside handshake (a blocking serial read)."""
+
+        id = "test.stuck"
+
+        @classmethod
+        async def handshake(cls, params):
+            release.wait(30)  # blocking on purpose, as a pyserial read would
+            return capa.HandshakeResult(ok=True)
+
+    class Exits(tc.Controller):
+        """Calls sys.exit inside handshake."""
+
+        id = "test.exits"
+
+        @classmethod
+        async def handshake(cls, params):
+            raise SystemExit(7)
+
+    host = tc.make_host()
+    host.register(
+        SimpleNamespace(capa_register_adapters=capa.hookimpl(lambda: [Stuck, Exits])), name="s"
+    )
+    monkeypatch.setattr(check_hardware, "HANDSHAKE_TIMEOUT_S", 0.2)
+    rig = tmp_path / "rig.toml"
+    rig.write_text(
+        'name = "r"\n[[devices]]\nname = "s"\nadapter = "test.stuck"\nparams = { port = "a" }\n'
+        '[[devices]]\nname = "e"\nadapter = "test.exits"\nparams = { port = "b" }\n'
+    )
+    try:
+        report = validate_hardware(rig, host, live=True)
+    finally:
+        release.set()
+    assert [(p.code, p.path) for p in report.problems] == [
+        ("live.handshake_timeout", "devices[0]"),
+        ("live.handshake_failed", "devices[1]"),
+    ]
+    assert "SystemExit: 7" in report.problems[1].message
+    for thread in threading.enumerate():
+        if thread.name.startswith("capa:"):
+            thread.join(5)
+            assert not thread.is_alive()

@@ -70,12 +70,12 @@ def discover(
 
 
 async def _discover_one(cid: str, cls: type[Adapter]) -> AdapterFindings:
-    import anyio
+    from capa.config.isolate import call_in_thread
 
     findings = AdapterFindings(cid)
     try:
-        with anyio.fail_after(DISCOVER_TIMEOUT_S):
-            findings.devices = list(await cls.discover())
+        found = await call_in_thread(cls.discover, timeout_s=DISCOVER_TIMEOUT_S)
+        findings.devices = list(found)
     except TimeoutError:
         findings.note = f"discovery timed out after {DISCOVER_TIMEOUT_S:g} s"
     except Exception as exc:  # plugin code: a note, never a failed command

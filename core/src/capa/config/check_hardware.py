@@ -29,6 +29,7 @@ __all__ = [
     "ResolvedHardware",
     "check_hardware",
     "check_live",
+    "check_live_async",
     "check_resources",
 ]
 
@@ -268,32 +269,39 @@ def _claims(device: ResolvedDevice, hw: ResolvedHardware, col: Collector) -> lis
 
 
 def check_live(hw: ResolvedHardware, col: Collector) -> None:
-    """Live layer: each device's read-only handshake, one after another."""
+    """Live layer: each device's read-only handshake (starts its own event loop)."""
     import anyio
 
-    async def handshake_all() -> None:
-        for device in hw.devices.values():
-            loc = ("devices", device.index)
-            name = device.config.name
-            try:
-                with anyio.fail_after(HANDSHAKE_TIMEOUT_S):
-                    result = await device.cls.handshake(device.params)
-            except TimeoutError:
-                col.error(
-                    hw.section,
-                    "live.handshake_timeout",
-                    loc,
-                    f"device {name!r}: no handshake answer within {HANDSHAKE_TIMEOUT_S:g} s",
-                )
-                continue
-            except Exception as exc:
-                col.error(hw.section, "live.handshake_failed", loc, f"device {name!r}: {exc}")
-                continue
-            if result.ok:
-                col.info(hw.section, "live.handshake_ok", loc, f"device {name!r}: {result.detail}")
-            else:
-                col.error(
-                    hw.section, "live.handshake_failed", loc, f"device {name!r}: {result.detail}"
-                )
+    anyio.run(check_live_async, hw, col)
 
-    anyio.run(handshake_all)
+
+async def check_live_async(hw: ResolvedHardware, col: Collector) -> None:
+    """Live layer for callers already inside an event loop.
+
+    Handshakes run one after another (devices may share a bus), each on its own thread
+    so a blocking driver can neither stall the loop nor outlast the timeout.
+    """
+    from capa.config.isolate import call_in_thread
+
+    for device in hw.devices.values():
+        loc = ("devices", device.index)
+        name = device.config.name
+        try:
+            result = await call_in_thread(
+                device.cls.handshake, device.params, timeout_s=HANDSHAKE_TIMEOUT_S
+            )
+        except TimeoutError:
+            col.error(
+                hw.section,
+                "live.handshake_timeout",
+                loc,
+                f"device {name!r}: no handshake answer within {HANDSHAKE_TIMEOUT_S:g} s",
+            )
+            continue
+        except Exception as exc:
+            col.error(hw.section, "live.handshake_failed", loc, f"device {name!r}: {exc}")
+            continue
+        if result.ok:
+            col.info(hw.section, "live.handshake_ok", loc, f"device {name!r}: {result.detail}")
+        else:
+            col.error(hw.section, "live.handshake_failed", loc, f"device {name!r}: {result.detail}")

@@ -199,8 +199,29 @@ def validate_experiment(path: Path, host: PluginHost, *, live: bool = False) -> 
     doc = _load(Path(path), col, stack)
     if doc is None:
         return Report(Path(path), FileKind.EXPERIMENT, col.problems)
+    looks_like = _other_kind(doc.data)
+    if looks_like is not None:
+        command = f"capa {looks_like.value} validate"
+        col.error(
+            Section(doc),
+            "file.wrong_kind",
+            (),
+            f"this is a {looks_like.value} file, not an experiment; check it with `{command}`",
+        )
+        return Report(doc.path, FileKind.EXPERIMENT, col.problems)
     with stack.entering(doc.path):
         return _experiment(doc, host, col, live=live, stack=stack)
+
+
+def _other_kind(data: Mapping[str, Any]) -> FileKind | None:
+    """A hardware or method file handed over as an experiment (no experiment keys)."""
+    if "procedure" in data or "hardware" in data:
+        return None
+    if "devices" in data or "channels" in data:
+        return FileKind.HARDWARE
+    if "steps" in data:
+        return FileKind.METHOD
+    return None
 
 
 def _hardware(doc: Document, host: PluginHost, col: Collector, *, live: bool) -> Report:
