@@ -112,10 +112,15 @@ def test_sigterm_is_treated_like_the_first_ctrl_c(capa_proc: CapaProcess):
 
 def test_second_sigint_exits_130_and_finalize_recovers(capa_proc: CapaProcess):
     exp = write_experiment(capa_proc.tmp, config={}, daq_rate=5000, block=500)
+    # Hold the graceful stop in DRAINING (seed 000's CAPA_DRAINING_DELAY_S) so the second
+    # Ctrl-C deterministically arrives while the first is being handled.
+    capa_proc.env["CAPA_DRAINING_DELAY_S"] = "30"
     proc = capa_proc.start("run", str(exp), "--runs-root", "runs")
     bundle = capa_proc.wait_for_rows(proc)
-    # Two signals back to back: the second lands before the graceful stop finishes.
     proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    lines = [proc.stderr.readline() for _ in range(2)]  # a blank line, then the message
+    assert "SIGINT received" in lines[1], lines
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

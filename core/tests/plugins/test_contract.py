@@ -180,7 +180,7 @@ def test_direct_registration_on_isolated_host(capa_host):
 
 def test_same_class_twice_from_one_plugin_is_harmless(capa_host):
     capa_host.register(make_plugin(capa_register_adapters=[Meter, Meter]), name="twice")
-    assert capa_host.adapters.ids() == ["test.meter"]
+    assert [i for i in capa_host.adapters.ids() if i.startswith("test.")] == ["test.meter"]
     assert capa_host.rejections == []
 
 

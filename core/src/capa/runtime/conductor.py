@@ -373,6 +373,12 @@ class Conductor:
     async def _drain(self) -> list[str]:
         self._set_state(ConductorState.DRAINING)
         grace = self.config.shutdown_grace_s
+        delay = _draining_delay_s()
+        if delay:
+            # Seed 000's documentation hook: hold DRAINING so tools can observe it.
+            self.session.log.info("conductor.draining_delay", seconds=delay)
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(delay)
         with anyio.CancelScope(shield=True):  # draining must finish even if we are cancelled
             abandoned = await self.pool.stop_sampling_all(grace)
         for rid in abandoned:
@@ -460,6 +466,16 @@ class Conductor:
             integrity_status=sealed.integrity_status,
             diagnostics=diagnostics,
         )
+
+
+def _draining_delay_s() -> float:
+    """``CAPA_DRAINING_DELAY_S`` (seed 000): seconds to hold DRAINING; 0 when unset/bad."""
+    import os
+
+    try:
+        return max(0.0, float(os.environ.get("CAPA_DRAINING_DELAY_S", "0")))
+    except ValueError:
+        return 0.0
 
 
 def _null_log() -> Any:
