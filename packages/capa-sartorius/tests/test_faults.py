@@ -123,3 +123,29 @@ def test_command_during_a_no_reply_fault(h, make_sim, make_adapter):
     assert not result.accepted
     assert "timeout" in result.detail
     assert h.arun(adapter.command, capa.Command("tare")).accepted
+
+
+def test_autoprint_stream_resumes_after_the_simulator_restarts(h, make_sim, make_adapter):
+    sim = make_sim("sbi", mass_g=9.0, autoprint_hz=50.0)
+    adapter = make_adapter(sim.path, "sbi", autoprint=True, timeout_s=0.2)
+    h.read_until(adapter, lambda e: status(h, e) == "ok")
+    sim.stop()
+    down = h.read_until(adapter, lambda e: "comm_error" in h.batch_of(e).status["mass"])
+    assert h.events_of(down[-1])
+    sim.start()
+    ticks = h.read_until(adapter, lambda e: h.batch_of(e).status["mass"][-1] == "ok")
+    assert "sartorius.reconnected" in [e.kind for t in ticks for e in h.events_of(t)]
+    assert h.batch_of(ticks[-1]).values["mass"][-1] == pytest.approx(9.0)
+
+
+def test_simulator_leaves_no_thread_or_fd_behind(make_sim):
+    import os
+    import threading
+
+    before_fds = set(os.listdir("/proc/self/fd"))
+    before_threads = threading.active_count()
+    sim = make_sim("xbpi")
+    sim.restart()
+    sim.stop()
+    assert threading.active_count() == before_threads
+    assert set(os.listdir("/proc/self/fd")) == before_fds

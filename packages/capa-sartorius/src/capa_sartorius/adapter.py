@@ -43,9 +43,7 @@ class SartoriusBalance(capa.Adapter):
 
     def __init__(self, name: str, params: capa.ConfigModel) -> None:
         super().__init__(name, params)
-        if not isinstance(params, BalanceParams):
-            raise capa.ConfigError(f"{name}: params must be sartorius.balance params")
-        self.p: BalanceParams = params
+        self.p: BalanceParams = _balance_params(params)
         self.simulator: PtySimulator | None = None
         """The simulator serving a ``sim://`` port (``None`` for a real port)."""
         self._link: SerialLink | None = None
@@ -58,8 +56,7 @@ class SartoriusBalance(capa.Adapter):
     @classmethod
     def resource_id(cls, params: capa.ConfigModel) -> str:
         """``serial:<port>`` (no I/O)."""
-        assert isinstance(params, BalanceParams)
-        return f"serial:{params.port}"
+        return f"serial:{_balance_params(params).port}"
 
     @classmethod
     def fields(cls, params: capa.ConfigModel) -> Sequence[capa.FieldSpec]:
@@ -210,7 +207,7 @@ class SartoriusBalance(capa.Adapter):
             try:
                 reading = sbi.parse_line(ex.raw)
             except sbi.SbiParseError as exc:
-                error = BalanceCommError("garbled", str(exc), ex.raw)
+                # Recorded as a comm_error row at its receive time, between the good rows.
                 events.append(
                     self._event("garbled", str(exc), capa.EventSeverity.WARNING, raw=ex.raw.hex())
                 )
@@ -221,7 +218,7 @@ class SartoriusBalance(capa.Adapter):
                         ex.raw,
                         None,
                         unit=self._unit,
-                        comm_error=error.kind,
+                        comm_error="garbled",
                     )
                 )
                 continue
@@ -265,10 +262,9 @@ class SartoriusBalance(capa.Adapter):
     @classmethod
     async def handshake(cls, params: capa.ConfigModel) -> capa.HandshakeResult:
         """Open the port, read model / serial number / software version, close. Read-only."""
-        assert isinstance(params, BalanceParams)
         from capa_sartorius.discovery import identify
 
-        return identify(params)
+        return identify(_balance_params(params))
 
     @classmethod
     async def discover(cls) -> Sequence[capa.DiscoveredDevice]:
@@ -276,6 +272,12 @@ class SartoriusBalance(capa.Adapter):
         from capa_sartorius.discovery import discover
 
         return discover(cls)
+
+
+def _balance_params(params: capa.ConfigModel) -> BalanceParams:
+    if not isinstance(params, BalanceParams):
+        raise TypeError(f"sartorius.balance needs BalanceParams, got {type(params).__name__}")
+    return params
 
 
 def _make_link(params: BalanceParams, owner: SartoriusBalance | None) -> SerialLink:
