@@ -256,14 +256,19 @@ def _experiment(
     root = Section(doc)
     exp = col.validate(ExperimentConfig, doc.data, root)
     report.experiment = exp
-    if exp is not None:
-        hw_section = _included(exp.hardware, "hardware", root, col, stack)
+    # Referenced files are checked even when the experiment's own schema failed, so one
+    # run reports the problems of every file (inline tables were covered by the schema).
+    hw_ref = exp.hardware if exp is not None else _path_ref(doc.data, "hardware")
+    if hw_ref is not None:
+        hw_section = _included(hw_ref, "hardware", root, col, stack)
         if hw_section is not None:
             report.hardware = check_hardware(_table(hw_section), hw_section, host, col)
-        if exp.method is not None:
-            m_section = _included(exp.method, "method", root, col, stack)
-            if m_section is not None:
-                report.method = check_method(_table(m_section), m_section, host, col)
+    method_ref = exp.method if exp is not None else _path_ref(doc.data, "method")
+    if method_ref is not None:
+        m_section = _included(method_ref, "method", root, col, stack)
+        if m_section is not None:
+            report.method = check_method(_table(m_section), m_section, host, col)
+    if exp is not None:
         report.procedure_config = _check_procedure(exp, report, root, host, col)
         report.sink_configs = _check_sinks(exp, root, host, col)
     if report.hardware is not None and not col.has_errors:
@@ -274,6 +279,11 @@ def _experiment(
             check_live(report.hardware, col)
     report.problems = col.problems
     return report
+
+
+def _path_ref(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
 
 
 def _table(section: Section) -> Any:
