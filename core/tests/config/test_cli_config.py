@@ -326,3 +326,14 @@ def test_schema_documents_every_key(capsys):
     assert code == 0
     assert "baudrate" in out
     assert "9600" in out
+
+
+def test_the_commented_example_in_a_new_hardware_file_is_valid_too(tmp_path, capsys):
+    path = tmp_path / "rig.toml"
+    assert run(capsys, "hardware", "new", path)[0] == 0
+    lines = path.read_text().splitlines()
+    example = [line.removeprefix("#").removeprefix(" ") for line in lines[3:]]
+    path.write_text("\n".join([*lines[:3], *example]) + "\n")
+    code, out, _ = run(capsys, "hardware", "validate", path)
+    assert code == 0, out
+    assert out.strip() == f"{path}: 0 errors, 0 warnings, 0 info"
