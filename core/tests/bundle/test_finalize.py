@@ -198,3 +198,21 @@ def test_verification_failure_is_recorded(open_bundle, monkeypatch):
     assert (m.bundle_status.value, m.integrity.status.value) == ("verification_failed", "mismatch")
     assert result.integrity.changed == ["run.log"]
     assert os.path.exists(open_bundle / "manifest.sha256")
+
+
+def test_large_runs_are_written_in_row_groups_without_losing_order(
+    open_writer, make_rows, monkeypatch
+):
+    import capa.bundle.finalize as fin
+
+    monkeypatch.setattr(fin, "ROW_GROUP_ROWS", 250)  # stands in for 2**20 at test scale
+    writer = open_writer()
+    for i in range(10):
+        writer.submit(make_rows(i * 100, 100))
+    result = writer.close()
+    assert result.ok
+    meta = pq.ParquetFile(writer.bundle / "scalars.parquet").metadata
+    assert meta.num_row_groups == 4  # 300 + 300 + 300 + 100 rows
+    assert meta.num_rows == 1000
+    times = pq.read_table(writer.bundle / "scalars.parquet").column("t_mono_ns").to_pylist()
+    assert times == list(range(1000))

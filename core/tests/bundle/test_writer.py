@@ -241,3 +241,36 @@ def test_context_manager_marks_crash(open_writer, make_rows, runs_root):
     m = read_manifest(bundles[0])
     assert (m.run_status.value, m.bundle_status.value) == ("crashed", "sealed")
     assert "procedure blew up" in m.exit_reason
+
+
+def test_io_failure_stops_the_writer_but_close_still_records_the_run(open_writer, make_rows):
+    writer = open_writer()
+    real_write = writer._scalars.write
+    real_fail = writer._fail
+    failed = threading.Event()
+    calls = [0]
+
+    def disk_full_on_second_batch(batch):
+        calls[0] += 1
+        if calls[0] >= 2:
+            raise OSError(28, "No space left on device")
+        real_write(batch)
+
+    def fail_and_tell(exc):
+        real_fail(exc)
+        failed.set()
+
+    writer._scalars.write = disk_full_on_second_batch
+    writer._fail = fail_and_tell
+    writer.submit(make_rows(0, 10))
+    writer.submit(make_rows(10, 10))
+    assert failed.wait(5)
+    with pytest.raises(BundleError, match="No space left"):
+        writer.submit(make_rows(20, 1))
+    result = writer.close("completed")
+    assert result is not None
+    m = result.manifest
+    assert "No space left on device" in m.exit_reason
+    assert m.queue_health["error"].startswith("OSError")
+    assert m.counts["dropped"]["by_reason"]["writer_failed"] >= 10
+    assert m.counts["scalars"]["rows"] == 10  # what reached disk before the failure
