@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from capa import DeviceRecords
 from capa.bundle.finalize import finalize_bundle
 from capa.bundle.manifest import read_manifest
 from capa.errors import BundleError, FinalizeError
@@ -216,3 +217,13 @@ def test_large_runs_are_written_in_row_groups_without_losing_order(
     assert meta.num_rows == 1000
     times = pq.read_table(writer.bundle / "scalars.parquet").column("t_mono_ns").to_pylist()
     assert times == list(range(1000))
+
+
+def test_device_records_with_missing_times_are_sorted_last(open_writer):
+    writer = open_writer()
+    writer.submit(DeviceRecords("bal", {"t_mono_ns": [5, None, 1], "mass": [5.0, 0.0, 1.0]}))
+    writer.submit(DeviceRecords("bal", {"t_mono_ns": [3], "mass": [3.0]}))
+    assert writer.close().ok
+    table = pq.read_table(writer.bundle / "device_records/bal.parquet")
+    assert table.column("t_mono_ns").to_pylist() == [1, 3, 5, None]
+    assert table.column("mass").to_pylist() == [1.0, 3.0, 5.0, 0.0]

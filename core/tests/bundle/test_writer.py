@@ -274,3 +274,26 @@ def test_io_failure_stops_the_writer_but_close_still_records_the_run(open_writer
     assert m.queue_health["error"].startswith("OSError")
     assert m.counts["dropped"]["by_reason"]["writer_failed"] >= 10
     assert m.counts["scalars"]["rows"] == 10  # what reached disk before the failure
+
+
+def test_malformed_records_are_rejected_without_stopping_the_writer(open_writer, make_rows):
+    writer = open_writer()
+    writer.submit(ScalarRows(pa.record_batch({"t_mono_ns": [1], "channel": ["a"], "value": ["x"]})))
+    null_channel = scalar_batch([1, 2], pa.array(["a", None]), [1.0, 2.0])
+    writer.submit(ScalarRows(null_channel))
+    writer.submit(DeviceRecords("bal", {"t_mono_ns": [1, 2], "mass": [1.0]}))
+    writer.submit(FrameReceipt("zero", 1, "t", 0.1, device="cam0"))  # type: ignore[arg-type]
+    writer.submit(make_rows(0, 5))
+    result = writer.close()
+    assert result is not None
+    assert result.ok
+    m = result.manifest
+    assert m.queue_health["error"] is None
+    assert m.counts["scalars"]["rows"] == 5
+    assert m.counts["dropped"]["by_reason"] == {"rejected": 1 + 2 + 0 + 1}
+    assert "frames" not in m.counts
+    conn = sqlite3.connect(writer.bundle / "events.sqlite")
+    messages = [r[0] for r in conn.execute("SELECT message FROM events")]
+    conn.close()
+    assert any("cannot be cast" in msg for msg in messages)
+    assert any("malformed" in msg for msg in messages)

@@ -306,6 +306,8 @@ def _is_sorted(batches: list[pa.RecordBatch]) -> bool:
         if batch.num_rows == 0:
             continue
         t = batch.column("t_mono_ns")
+        if t.null_count:
+            return False  # the sort path puts rows without a time last
         if batch.num_rows > 1:
             ordered = pc.all(pc.less_equal(t.slice(0, len(t) - 1), t.slice(1))).as_py()
             if not ordered:

@@ -152,7 +152,7 @@ def conform_scalars(batch: Any) -> pa.RecordBatch:
     if not isinstance(batch, pa.RecordBatch):
         raise BundleError(f"scalar rows must be a pyarrow RecordBatch, got {type(batch).__name__}")
     if batch.schema.equals(schema, check_metadata=False):
-        return batch.replace_schema_metadata(schema.metadata)
+        return _checked(batch.replace_schema_metadata(schema.metadata))
     names = batch.schema.names
     extra = sorted(set(names) - set(schema.names))
     missing = [c for c in ("t_mono_ns", "channel", "value") if c not in names]
@@ -169,15 +169,26 @@ def conform_scalars(batch: Any) -> pa.RecordBatch:
             )
         )
     defaults: dict[str, Any] = {"status": "ok"}
-    columns = [
-        _column(
-            batch.column(f.name) if f.name in names else defaults.get(f.name),
-            batch.num_rows,
-            f.type,
-        )
-        for f in schema
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
+    try:
+        columns = [
+            _column(
+                batch.column(f.name) if f.name in names else defaults.get(f.name),
+                batch.num_rows,
+                f.type,
+            )
+            for f in schema
+        ]
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise BundleError(f"scalar rows cannot be cast to the scalars schema: {exc}") from exc
+    return _checked(pa.RecordBatch.from_arrays(columns, schema=schema))
+
+
+def _checked(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Refuse nulls where the schema forbids them (Parquet would refuse them at finalize)."""
+    nulls = [f.name for f in batch.schema if not f.nullable and batch.column(f.name).null_count]
+    if nulls:
+        raise BundleError(f"scalar rows have nulls in non-nullable columns {nulls}")
+    return batch
 
 
 def _empty(schema: pa.Schema) -> pa.RecordBatch:

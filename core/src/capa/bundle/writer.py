@@ -94,7 +94,10 @@ def _to_record_batch(columns: Any) -> pa.RecordBatch:
     if isinstance(columns, pa.Table):
         return columns.combine_chunks().to_batches()[0]
     if isinstance(columns, Mapping):
-        return pa.RecordBatch.from_pydict(dict(columns))
+        try:
+            return pa.RecordBatch.from_pydict(dict(columns))
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise BundleError(f"device records are not a valid table: {exc}") from exc
     raise BundleError(
         f"device records must be a column mapping or a pyarrow RecordBatch, "
         f"got {type(columns).__name__}"
@@ -356,7 +359,7 @@ class BundleWriter:
                 self._events.insert([record])
             elif isinstance(record, FrameReceipt):
                 name = safe_component(record.device or "camera", "camera")
-                self._frame_buffers.setdefault(name, []).append(record)
+                self._frame_buffers.setdefault(name, []).append(_checked_frame(record))
         except BundleError as exc:
             self._reject(record, str(exc))
         except Exception as exc:  # an I/O failure: stop writing, keep the queue moving
@@ -579,6 +582,20 @@ def _short(metrics: WriterMetrics) -> dict[str, Any]:
         "queue_high_water": metrics.queue_high_water,
         "dropped_rows": metrics.dropped_rows,
     }
+
+
+def _checked_frame(record: FrameReceipt) -> FrameReceipt:
+    """The receipt with plain-typed fields, or BundleError (a bad one must not reach a flush)."""
+    try:
+        return FrameReceipt(
+            frame_idx=int(record.frame_idx),
+            t_mono_ns=int(record.t_mono_ns),
+            t_utc=str(record.t_utc),
+            capture_latency_s=float(record.capture_latency_s),
+            device=record.device,
+        )
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"frame receipt of {record.device!r} is malformed: {exc}") from exc
 
 
 def _describe(schema: pa.Schema) -> str:
