@@ -200,6 +200,23 @@ class Adapter(abc.ABC):
         """Fields a method step may set."""
         return frozenset(f.name for f in cls.fields(params) if f.writable)
 
+    @classmethod
+    def resource_settings(cls, params: ConfigModel) -> Mapping[str, Any]:
+        """Connection settings every device on this resource must agree on.
+
+        Validation refuses two devices on one resource whose settings differ (one serial
+        port opened at two baud rates). The default takes the usual serial-line keys
+        present in ``params``.
+        """
+        dumped = params.model_dump()
+        keys = ("baudrate", "baud_rate", "baud", "bytesize", "parity", "stopbits")
+        return {k: dumped[k] for k in keys if k in dumped}
+
+    @classmethod
+    def claims(cls, params: ConfigModel) -> Sequence[str]:
+        """Exclusive sub-resources (a DAQ physical channel) no other device may also use."""
+        return ()
+
     def sampling(self) -> Acquisition:
         """How this instance samples; defaults to the class's :attr:`acquisition`.
 

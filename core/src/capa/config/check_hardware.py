@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from capa.plugins.host import PluginHost
 
 __all__ = [
-    "SHARED_SETTING_KEYS",
     "ResolvedDevice",
     "ResolvedHardware",
     "check_hardware",
@@ -32,10 +31,6 @@ __all__ = [
     "check_live_async",
     "check_resources",
 ]
-
-SHARED_SETTING_KEYS = ("baudrate", "baud_rate", "baud", "bytesize", "parity", "stopbits")
-"""Connection settings that must agree between devices sharing one resource, used when
-an adapter does not describe its own through an optional ``resource_settings(params)``."""
 
 HANDSHAKE_TIMEOUT_S = 10.0
 
@@ -246,23 +241,16 @@ def check_resources(hw: ResolvedHardware, col: Collector) -> None:
 
 
 def _settings(device: ResolvedDevice, hw: ResolvedHardware, col: Collector) -> dict[str, Any]:
-    hook = getattr(device.cls, "resource_settings", None)
     try:
-        if callable(hook):
-            return dict(hook(device.params))
+        return dict(device.cls.resource_settings(device.params))
     except Exception as exc:
         _plugin_failure(col, hw.section, ("devices", device.index), f"resource_settings: {exc}")
         return {}
-    dumped = device.params.model_dump()
-    return {k: dumped[k] for k in SHARED_SETTING_KEYS if k in dumped}
 
 
 def _claims(device: ResolvedDevice, hw: ResolvedHardware, col: Collector) -> list[str]:
-    hook = getattr(device.cls, "claims", None)
-    if not callable(hook):
-        return []
     try:
-        return [str(c) for c in hook(device.params)]
+        return [str(c) for c in device.cls.claims(device.params)]
     except Exception as exc:
         _plugin_failure(col, hw.section, ("devices", device.index), f"claims: {exc}")
         return []

@@ -49,7 +49,14 @@ _COROUTINES: dict[ComponentKind, tuple[str, ...]] = {
 
 # Methods called on the data path that must *not* be coroutines.
 _PLAIN: dict[ComponentKind, tuple[str, ...]] = {
-    ComponentKind.ADAPTER: ("poll_interval_s", "sampling", "resource_id", "fields"),
+    ComponentKind.ADAPTER: (
+        "poll_interval_s",
+        "sampling",
+        "resource_id",
+        "fields",
+        "resource_settings",
+        "claims",
+    ),
     ComponentKind.PROCEDURE: (),
     ComponentKind.STEP: ("channels", "written_channels"),
     ComponentKind.SINK: ("consume",),
