@@ -297,3 +297,14 @@ def test_malformed_records_are_rejected_without_stopping_the_writer(open_writer,
     conn.close()
     assert any("cannot be cast" in msg for msg in messages)
     assert any("malformed" in msg for msg in messages)
+
+
+def test_device_records_from_tables_including_empty_ones(open_writer):
+    writer = open_writer()
+    table = pa.table({"t_mono_ns": pa.chunked_array([[1], [2]]), "mass": [1.0, 2.0]})
+    writer.submit(DeviceRecords("bal", table))
+    writer.submit(DeviceRecords("bal", table.slice(0, 0)))
+    result = writer.close()
+    assert result is not None
+    assert result.manifest.counts["device_records"] == {"bal": 2}
+    assert result.manifest.counts["dropped"]["rows"] == 0

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -92,7 +93,9 @@ def _to_record_batch(columns: Any) -> pa.RecordBatch:
     if isinstance(columns, pa.RecordBatch):
         return columns
     if isinstance(columns, pa.Table):
-        return columns.combine_chunks().to_batches()[0]
+        return pa.RecordBatch.from_arrays(
+            [c.combine_chunks() for c in columns.columns], schema=columns.schema
+        )
     if isinstance(columns, Mapping):
         try:
             return pa.RecordBatch.from_pydict(dict(columns))
@@ -362,9 +365,11 @@ class BundleWriter:
                 self._frame_buffers.setdefault(name, []).append(_checked_frame(record))
         except BundleError as exc:
             self._reject(record, str(exc))
-        except Exception as exc:  # an I/O failure: stop writing, keep the queue moving
+        except (OSError, sqlite3.Error) as exc:  # disk trouble: stop writing, keep draining
             self._fail(exc)
             self._drop(record, "writer_failed")
+        except Exception as exc:  # anything else is about this one record
+            self._reject(record, f"{type(exc).__name__}: {exc}")
 
     def _write_scalars(self, record: ScalarRows) -> None:
         from capa.bundle.schema import conform_scalars
@@ -551,7 +556,6 @@ class BundleWriter:
             try:
                 if finalize:
                     self._result = finalize_bundle(self.bundle)
-                    manifest = self._result.manifest
             finally:
                 if self._catalog is not None:
                     with contextlib.suppress(BundleError):
