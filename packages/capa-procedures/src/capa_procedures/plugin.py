@@ -1,19 +1,40 @@
 """Entry point of the ``procedures`` capa plugin (``[project.entry-points.capa] procedures``).
 
-Registers the built-in procedures. Step kinds, the method executor, the recipe runner,
-batch and heat-flux tune are still to come.
+Registers the built-in procedures, the built-in method-step kinds and the ``capa prompt``
+command group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import capa
+
+if TYPE_CHECKING:
+    import click
 
 
 @capa.hookimpl
 def capa_register_procedures() -> Sequence[type[capa.Procedure]]:
-    """The built-in procedures: ``capa.builtin.free_run``."""
+    """``capa.builtin.free_run``, ``recipe_runner``, ``heat_flux_tune`` and ``batch``."""
     from capa_procedures.free_run import FreeRun
+    from capa_procedures.recipe_runner import RecipeRunner
 
-    return [FreeRun]
+    return [FreeRun, RecipeRunner]
+
+
+@capa.hookimpl
+def capa_register_steps() -> Sequence[type[capa.Step]]:
+    """``setpoint``, ``hold``, ``ramp``, ``wait``, ``prompt``, ``acquire``, ``safe_shutdown``."""
+    from capa_procedures.steps import BUILTIN_STEPS
+
+    return list(BUILTIN_STEPS)
+
+
+@capa.hookimpl
+def capa_register_cli(group: click.Group) -> None:
+    """``capa prompt``: answer a running method's prompt from another terminal."""
+    from capa_procedures.prompt_cli import prompt
+
+    group.add_command(prompt)
