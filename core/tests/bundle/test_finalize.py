@@ -39,7 +39,10 @@ def test_finalize_seals_and_is_idempotent(open_bundle):
     first = finalize_bundle(open_bundle)
     assert first.ok
     assert not first.already_sealed
-    assert first.rewritten == ["scalars.in-flight.arrows -> scalars.parquet (1000 rows)"]
+    assert first.rewritten == [
+        "scalars.in-flight.arrows -> scalars.parquet (1000 rows)",
+        "events.sqlite (WAL folded in, single-file mode, 0 events)",
+    ]
     assert not list(open_bundle.rglob("*.in-flight.arrows"))
     before = _snapshot(open_bundle)
     again = finalize_bundle(open_bundle)

@@ -355,7 +355,7 @@ def _seal_events(bundle: Path, result: FinalizeResult) -> int:
         ) from exc
     if problem:
         result.warnings.append(f"{EVENTS_FILE}: SQLite quick_check reported: {problem}")
-    result.skipped.append(EVENTS_FILE)
+    result.rewritten.append(f"{EVENTS_FILE} (WAL folded in, single-file mode, {count} events)")
     return count
 
 
