@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 import capa
 from capa_procedures.errors import StepError
@@ -97,17 +97,22 @@ class RampConfig(capa.StepConfig):
     duration_s: float | None = Field(default=None, gt=0, description="Ramp duration.")
     tick_s: float = Field(default=0.1, gt=0, le=10, description="Seconds between setpoint writes.")
 
-    @model_validator(mode="after")
-    def _one_speed(self) -> RampConfig:
-        if (self.rate_per_second is None) == (self.duration_s is None):
-            raise ValueError("ramp needs exactly one of rate_per_second and duration_s")
-        if self.rate_per_second is not None and self.rate_per_second <= 0:
-            if self.rate_per_second == 0:
-                raise ValueError("ramp rate_per_second must not be zero (the ramp would never end)")
+    @field_validator("rate_per_second")
+    @classmethod
+    def _positive_rate(cls, rate: float | None) -> float | None:
+        if rate == 0:
+            raise ValueError("ramp rate_per_second must not be zero (the ramp would never end)")
+        if rate is not None and rate < 0:
             raise ValueError(
                 "ramp rate_per_second is a magnitude and must be positive; the direction "
                 "comes from start_value to end_value"
             )
+        return rate
+
+    @model_validator(mode="after")
+    def _one_speed(self) -> RampConfig:
+        if (self.rate_per_second is None) == (self.duration_s is None):
+            raise ValueError("ramp needs exactly one of rate_per_second and duration_s")
         return self
 
 
