@@ -188,6 +188,7 @@ def test_backpressure_blocks_producers_and_metrics_show_it(open_writer, make_row
     writer.submit(make_rows(20, 10))
     with pytest.raises(BundleError, match="queue stayed full"):
         writer.submit(make_rows(30, 10), timeout=0.05)
+    assert writer.try_submit(make_rows(30, 10)) is False  # never blocks
     m = writer.metrics()
     assert m.queue_depth == 2
     assert m.queue_high_water == 2

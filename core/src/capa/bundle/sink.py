@@ -87,8 +87,22 @@ class BundleSink(Sink):
         )
 
     def consume(self, record: RunRecord) -> None:
-        """Queue a record; blocks while the writer's queue is full (backpressure)."""
+        """Queue a record; blocks while the writer's queue is full (backpressure).
+
+        From async code prefer :meth:`consume_async`, which never blocks the event loop.
+        """
         self.writer.submit(record)
+
+    async def consume_async(self, record: RunRecord) -> None:
+        """Queue a record without blocking the event loop.
+
+        The common case (room in the queue) costs one non-blocking put; only when the
+        queue is full is the blocking put moved to a worker thread, so the producer task
+        waits (backpressure) while the loop keeps serving everything else.
+        """
+        writer = self.writer
+        if not writer.try_submit(record):
+            await anyio.to_thread.run_sync(writer.submit, record)
 
     async def close(self, run_status: str) -> None:
         """Drain, record ``run_status`` and seal the bundle (off the event loop)."""

@@ -261,10 +261,37 @@ class BundleWriter:
     def submit(self, record: RunRecord, timeout: float | None = None) -> None:
         """Queue a record for writing; blocks while the queue is full (backpressure).
 
+        Call it from a worker thread, or from async code through
+        ``anyio.to_thread.run_sync`` (the ``capa.bundle`` sink's :meth:`consume_async`
+        does that only when the queue is actually full).
+
         Raises:
             BundleError: the writer is closed or failed, the record is not a run record,
                 an event's severity is not info/warning/error, or ``timeout`` expired.
         """
+        self._check(record)
+        try:
+            self._queue.put(record, timeout=timeout)
+        except queue.Full:
+            raise BundleError(
+                f"bundle writer queue stayed full for {timeout} s (writer not keeping up)"
+            ) from None
+        self._note_depth()
+
+    def try_submit(self, record: RunRecord) -> bool:
+        """Queue a record if there is room now; ``False`` (nothing queued) when full.
+
+        Never blocks, so it is safe on an event loop. Raises like :meth:`submit`.
+        """
+        self._check(record)
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            return False
+        self._note_depth()
+        return True
+
+    def _check(self, record: object) -> None:
         if self._closing:
             raise BundleError(f"bundle writer of run {self.run_id} is closed")
         if self._error is not None:
@@ -273,12 +300,8 @@ class BundleWriter:
             check_severity(record.severity)
         elif not isinstance(record, ScalarRows | DeviceRecords | FrameReceipt):
             raise BundleError(f"not a run record: {type(record).__name__}")
-        try:
-            self._queue.put(record, timeout=timeout)
-        except queue.Full:
-            raise BundleError(
-                f"bundle writer queue stayed full for {timeout} s (writer not keeping up)"
-            ) from None
+
+    def _note_depth(self) -> None:
         depth = self._queue.qsize()
         if depth > self._high_water:
             with self._hw_lock:
