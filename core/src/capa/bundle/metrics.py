@@ -12,6 +12,10 @@ __all__ = ["WriterMetrics"]
 class WriterMetrics:
     """A snapshot of the writer's progress, for the saturation monitor and the manifest.
 
+    The writer is stuck (saturated) when ``queue_depth > 0`` and ``last_accept_mono_ns``
+    has not moved for the deadline; an empty queue with an old ``last_accept_mono_ns``
+    only means nothing was produced.
+
     Attributes:
         queue_depth: records waiting in the queue now.
         queue_capacity: the queue's bound.
