@@ -20,7 +20,6 @@ __all__ = ["run"]
 
 EXIT_CONFIG_ERROR = 2
 EXIT_REFUSED = 1
-LOCK_ENV_MODE = "CAPA_PLUGIN_MODE"
 
 
 @click.command("run")
@@ -58,8 +57,12 @@ def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
     lock = _resolve_plugins_lock(lock_opt)
     if lock is not None and lock_opt is None:
         click.echo(f"plugins.lock (auto-discovered): {lock}")
-    if os.environ.get(LOCK_ENV_MODE, "dev").strip().lower() == "production":
-        return _production_unavailable(lock, log)
+    from capa.trust.resolve import is_production
+
+    if is_production():
+        if lock is None:
+            return _production_unavailable(lock, log)
+        return _execute_production(config, runs_root, lock, log)
 
     host = load_plugin_host()
     from capa.config.validate import validate_experiment
@@ -130,37 +133,93 @@ def _refused(reason: str) -> int:
 
 def _resolve_plugins_lock(flag: Path | None) -> Path | None:
     """``--plugins-lock`` (must exist) > ``./plugins.lock`` > user config dir (seed 000)."""
-    from capa.errors import ConfigError
+    from capa.trust.resolve import resolve_lock
 
-    if flag is not None:
-        if not flag.is_file():
-            raise ConfigError(f"--plugins-lock {flag}: no such file")
-        return flag
-    for candidate in lock_search_paths():
-        if candidate.is_file():
-            return candidate
-    return None
+    return resolve_lock(flag)
 
 
 def lock_search_paths() -> list[Path]:
     """Where a ``plugins.lock`` is looked for when ``--plugins-lock`` is not given."""
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    user = Path(xdg) if xdg else Path.home() / ".config"
-    return [Path.cwd() / "plugins.lock", user / "capa" / "plugins.lock"]
+    from capa.trust import resolve
+
+    return resolve.lock_search_paths()
 
 
 def _production_unavailable(lock: Path | None, log: Any) -> int:
-    if lock is None:
-        searched = ", ".join(str(p) for p in lock_search_paths())
-        message = f"production mode needs a plugins.lock; searched: {searched}"
-    else:
-        message = (
-            f"production mode: verifying plugins against {lock} is not implemented in this "
-            "version of capa; run in dev mode (unset CAPA_PLUGIN_MODE)"
-        )
+    """Production mode without a lock: exit 2, naming every path that was searched."""
+    from capa.trust.resolve import no_lock_error
+
+    message = str(no_lock_error()) if lock is None else f"{lock}: plugins.lock unusable"
     log.error("run.refused", reason=message)
     click.echo(f"capa: error: {message}", err=True)
     return EXIT_CONFIG_ERROR
+
+
+_UNRESOLVED = {
+    "plugin.procedure_unknown",
+    "plugin.adapter_unknown",
+    "plugin.step_unknown",
+    "plugin.sink_unknown",
+}
+
+
+def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> int:
+    """Production mode: load only what ``lock`` pins, refuse runs needing anything else.
+
+    A component that a blocked plugin provides is a preflight refusal (exit 1, no
+    bundle) whose ``exit_reason`` names the plugin and its drift; a broken lock is a
+    configuration error (exit 2, raised as TrustError).
+    """
+    from capa.cli.common import load_plugin_host
+    from capa.config.validate import validate_experiment
+    from capa.trust.gate import gate_for
+
+    host = load_plugin_host(lock)
+    gate = gate_for(host)
+    assert gate is not None  # load_plugin_host gates every host in production mode
+    log.info("run.plugins_lock", path=str(lock), sha256=gate.lock.sha256)
+    for check in gate.blocked():
+        click.echo(f"capa: warning: plugin {check.name!r} blocked: {check.reason()}", err=True)
+        log.warning("run.plugin_blocked", plugin=check.name, drift=check.reason())
+    report = validate_experiment(config, host)
+    errors = [p for p in report.problems if p.is_error]
+    unresolved = [p for p in errors if p.code in _UNRESOLVED]
+    if unresolved:
+        reason = _blocked_reason(unresolved[0], gate)
+        log.error("run.refused", exit_reason=reason)
+        return _refused(reason)
+    if errors:
+        for problem in errors:
+            click.echo(f"capa: error: {problem}", err=True)
+            log.error("run.config_error", problem=str(problem))
+        return EXIT_CONFIG_ERROR
+
+    from capa.runtime.build import plan_from_report
+
+    return _run_plan(plan_from_report(report, host), runs_root, log)
+
+
+def _blocked_reason(problem: Any, gate: Any) -> str:
+    """``plugin_blocked: ...`` when a blocked plugin provides the missing component."""
+    import re
+
+    match = re.search(r"unknown (\w+) '([^']+)'", problem.message)
+    if match:
+        kind, cid = match.groups()
+        check = gate.blocker_of(cid)
+        if check is not None:
+            return (
+                f"plugin_blocked: {kind} {cid!r} is provided by plugin {check.name!r} "
+                f"({check.dist} {check.version}), blocked: {check.reason()}"
+            )
+    blocked = ", ".join(f"{c.name} ({c.state})" for c in gate.blocked())
+    prefix = (
+        "procedure_resolution"
+        if problem.code == "plugin.procedure_unknown"
+        else ("plugin_resolution")
+    )
+    suffix = f"; blocked plugins (not imported): {blocked}" if blocked else ""
+    return f"{prefix}: {problem.message}{suffix}"
 
 
 def _prerun_logger() -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["EntryPointInfo", "iter_entry_points"]
 
@@ -18,6 +18,8 @@ class EntryPointInfo:
         group: entry-point group.
         dist_name: providing distribution's name as its metadata spells it.
         dist_version: providing distribution's version.
+        dist: the providing distribution object (its files and ``RECORD``), when known;
+            the trust gate re-hashes those files before anything is imported.
     """
 
     name: str
@@ -25,6 +27,7 @@ class EntryPointInfo:
     group: str
     dist_name: str
     dist_version: str
+    dist: md.Distribution | None = field(default=None, compare=False, repr=False)
 
     def load(self) -> object:
         """Import the object the entry point names (the plugin module)."""
@@ -49,6 +52,6 @@ def iter_entry_points(group: str) -> list[EntryPointInfo]:
         if key in seen:
             continue
         seen.add(key)
-        found.append(EntryPointInfo(ep.name, ep.value, group, dist_name, dist_version))
+        found.append(EntryPointInfo(ep.name, ep.value, group, dist_name, dist_version, dist))
     found.sort(key=lambda e: (e.name, e.dist_name))
     return found

@@ -107,15 +107,25 @@ def _manifest_fields(
             **exp.custom,
             "hardware": report.hardware.config.name,
             **({"calibration_set": exp.calibration_set} if exp.calibration_set else {}),
+            **trust_manifest_fields(host),
         },
         "plugins": plugin_provenance(host),
     }
 
 
 def plugin_provenance(host: PluginHost) -> list[dict[str, Any]]:
-    """Every loaded plugin with its distribution, version and trust state."""
-    return [
-        {
+    """Every plugin the host saw, with distribution, version, digest and trust state.
+
+    ``trust`` is ``dev`` in dev mode; in production it is ``trusted`` or the drift kind
+    that blocked the plugin. Each entry also carries the record digest recomputed before
+    import, the signer identity of a verified attestation, and the lock file's sha256.
+    """
+    from capa.trust.gate import gate_for
+
+    gate = gate_for(host)
+    out = []
+    for rec in host.plugins.values():
+        entry: dict[str, Any] = {
             "name": rec.name,
             "dist": rec.dist,
             "version": rec.version,
@@ -124,5 +134,32 @@ def plugin_provenance(host: PluginHost) -> list[dict[str, Any]]:
             "components": list(rec.components),
             "trust": "dev",
         }
-        for rec in host.plugins.values()
-    ]
+        check = gate.checks.get(rec.name) if gate is not None else None
+        if gate is not None:
+            entry["trust"] = check.state if check is not None else "builtin"
+            entry["lock_sha256"] = gate.lock.sha256
+        if check is not None:
+            locked = check.entry
+            entry["record_digest"] = check.installed.digest if check.installed else None
+            entry["drift"] = [str(d) for d in check.drifts]
+            attestation = locked.attestation if locked is not None else None
+            entry["attestation_identity"] = attestation.identity if attestation else None
+        out.append(entry)
+    return out
+
+
+def trust_manifest_fields(host: PluginHost) -> dict[str, Any]:
+    """``custom.plugins_lock`` for the manifest: mode, lock path and sha256."""
+    from capa.trust.gate import gate_for
+
+    gate = gate_for(host)
+    if gate is None:
+        return {"plugins_lock": {"mode": "dev"}}
+    lock = gate.lock
+    return {
+        "plugins_lock": {
+            "mode": "production",
+            "path": str(lock.path) if lock.path else None,
+            "sha256": lock.sha256,
+        }
+    }
