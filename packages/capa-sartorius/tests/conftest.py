@@ -85,7 +85,7 @@ def make_adapter() -> Iterator[Callable[..., SartoriusBalance]]:
     adapters: list[SartoriusBalance] = []
 
     def make(port: str, protocol: str = "sbi", **kw: Any) -> SartoriusBalance:
-        kw.setdefault("timeout_s", 0.3)
+        kw.setdefault("timeout_s", 1.0)
         adapter = SartoriusBalance("balance", BalanceParams(port=port, protocol=protocol, **kw))
         adapters.append(adapter)
         arun(adapter.open)

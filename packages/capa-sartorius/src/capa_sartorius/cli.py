@@ -73,16 +73,18 @@ def sim(
         BalanceModel(config), protocol=protocol, autoprint_hz=autoprint_hz, link=link
     )
     stop = threading.Event()
-    # SIGTERM ends the simulator as cleanly as Ctrl-C does (the symlink is removed).
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sim_.start()
-    click.echo(f"sartorius simulator ({protocol}) on {link} -> {sim_.device}")
+    # Ctrl-C and SIGTERM only set the event, so a signal arriving at any point (even
+    # during start-up) ends the loop and the simulator stops cleanly (symlink removed).
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
+        sim_.start()
+        click.echo(f"sartorius simulator ({protocol}) on {link} -> {sim_.device}")
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         sim_.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     click.echo("sartorius simulator stopped")

@@ -133,6 +133,9 @@ class SerialLink:
             stopbits=self.params.stopbits,
             timeout=min(_POLL_S, self.params.timeout_s),
             write_timeout=self.params.timeout_s,
+            # An advisory lock (POSIX): a second program opening the same port fails
+            # instead of stealing replies.
+            exclusive=True,
         )
 
     def close(self) -> None:

@@ -142,14 +142,11 @@ class PtySimulator:
             os.write(self._wake_w, b"x")
         self._thread.join(timeout=5)
         self._thread = None
-        self._close_pty()
+        self._close_pty()  # unlinks first: nobody may open a pts number about to be recycled
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._wake_r, self._wake_w = -1, -1
-        if self.link is not None and self.link.is_symlink():
-            with contextlib.suppress(OSError):
-                self.link.unlink()
 
     def restart(self) -> str:
         """Stop and start again on a fresh pty (the link, if any, follows)."""
@@ -196,6 +193,13 @@ class PtySimulator:
             tmp.replace(self.link)
 
     def _close_pty(self) -> None:
+        # Remove the way in before the pty goes: once closed, its /dev/pts number can be
+        # handed to another process's pty, and a driver reopening a stale name would talk
+        # to the wrong device (as when a USB adapter's /dev/serial/by-id link vanishes).
+        if self.link is not None and self.link.is_symlink():
+            with contextlib.suppress(OSError):
+                self.link.unlink()
+        self._slave_name = ""
         for fd in (self._master, self._slave):
             if fd >= 0:
                 with contextlib.suppress(OSError):
