@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 def capa_register_procedures() -> Sequence[type[capa.Procedure]]:
     """``capa.builtin.free_run``, ``recipe_runner``, ``heat_flux_tune`` and ``batch``."""
     from capa_procedures.free_run import FreeRun
+    from capa_procedures.heat_flux import HeatFluxTune
     from capa_procedures.recipe_runner import RecipeRunner
 
-    return [FreeRun, RecipeRunner]
+    return [FreeRun, RecipeRunner, HeatFluxTune]
 
 
 @capa.hookimpl
