@@ -1,7 +1,19 @@
 """Entry point of the ``nidaq`` capa plugin (``[project.entry-points.capa] nidaq``).
 
-The plugin host imports this module and collects the components its hook implementations
-return. This distribution will provide the `nidaq.task` adapter (NI-DAQmx, polled and
-hardware-clocked) and a simulated backend; none of those components exists yet, so the
-plugin registers nothing and ``capa plugins list`` shows it loaded with no components.
+Kept cheap to import: the adapter is imported inside the hook, and ``nidaqmx`` only when
+a real device is opened, discovered or handshaken.
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import capa
+
+
+@capa.hookimpl
+def capa_register_adapters() -> Sequence[type[capa.Adapter]]:
+    """The ``nidaq.task`` adapter."""
+    from capa_nidaq.adapter import NidaqTask
+
+    return (NidaqTask,)
