@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 import tomllib
@@ -29,7 +30,13 @@ rate_hz = 40
 writable = ["sp"]
 [devices.params.signals]
 sp = { kind = "constant", value = 20.0, unit = "degC" }
-pv = { kind = "follow", source = "sp", tau_s = 0.1, initial = 20.0, noise_sigma = 0.05, unit = "degC" }
+[devices.params.signals.pv]
+kind = "follow"
+source = "sp"
+tau_s = 0.1
+initial = 20.0
+noise_sigma = 0.05
+unit = "degC"
 
 [[devices]]
 name = "gauge"
@@ -41,8 +48,16 @@ mode = "block"
 sample_rate_hz = 500
 block_size = 20
 [devices.params.signals]
-hf_mv = { kind = "follow", source = "heater_pv", gain = 0.05, offset = -1.0, tau_s = 0.05, initial = 0.0, noise_sigma = 0.005, unit = "mV" }
 {fault}
+[devices.params.signals.hf_mv]
+kind = "follow"
+source = "heater_pv"
+gain = 0.05
+offset = -1.0
+tau_s = 0.05
+initial = 0.0
+noise_sigma = 0.005
+unit = "mV"
 
 [[channels]]
 name = "heater_sp"
@@ -132,7 +147,7 @@ def test_tune_converges_for_two_targets_and_writes_the_artifact(capa_proc: CapaP
     writes = [m for k, _, _, m in rows if k == "heat_flux_tune.command.issued"]
     assert all(w["accepted"] and w["device"] == "heater" for w in writes)
     assert max(w["value"] for w in writes) <= 200.0
-    steps = [abs(b["value"] - a["value"]) for a, b in zip(writes, writes[1:], strict=False)]
+    steps = [abs(b["value"] - a["value"]) for a, b in itertools.pairwise(writes)]
     assert max(steps[:-1]) <= 60.0  # clamped per step (the last write is the cool-down)
     assert writes[-1]["value"] == 20.0
     assert writes[-1]["step_kind"] == "cool_down"
