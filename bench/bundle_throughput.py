@@ -8,8 +8,9 @@ A producer thread submits ``scalars`` batches shaped like a hardware-clocked DAQ
 as fast as the writer accepts them; the queue is bounded, so the producer is throttled by
 the writer (backpressure) and the figures are the writer's sustained rate. Batches are
 prepared before timing starts except for the time and value columns, which get one
-vectorised add each per batch (that cost, small, is counted). Then ``finalize_bundle`` turns the in-flight Arrow
-IPC stream into sorted zstd Parquet, writes ``manifest.sha256`` and verifies it.
+vectorised add each per batch (that cost, small, is counted). Then ``finalize_bundle``
+turns the in-flight Arrow IPC stream into sorted zstd Parquet, writes ``manifest.sha256``
+and verifies it.
 
 Reports: writer rows/s, MB/s (bytes appended to the in-flight stream), CPU seconds per
 million rows (process CPU time, all threads, divided by rows), queue high-water, drops;
