@@ -246,7 +246,7 @@ def test_context_manager_marks_crash(open_writer, make_rows, runs_root):
 
 def test_io_failure_stops_the_writer_but_close_still_records_the_run(open_writer, make_rows):
     writer = open_writer()
-    real_write = writer._scalars.write
+    real_write = writer._files.scalars.write
     real_fail = writer._fail
     failed = threading.Event()
     calls = [0]
@@ -261,7 +261,7 @@ def test_io_failure_stops_the_writer_but_close_still_records_the_run(open_writer
         real_fail(exc)
         failed.set()
 
-    writer._scalars.write = disk_full_on_second_batch
+    writer._files.scalars.write = disk_full_on_second_batch
     writer._fail = fail_and_tell
     writer.submit(make_rows(0, 10))
     writer.submit(make_rows(10, 10))

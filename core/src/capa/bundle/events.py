@@ -22,6 +22,7 @@ __all__ = [
     "EVENTS_DDL",
     "SEVERITIES",
     "EventsDB",
+    "append_events",
     "check_severity",
     "create_events_db",
     "seal_events",
@@ -65,6 +66,18 @@ def _metadata_json(metadata: Mapping[str, Any] | None) -> str | None:
     return json.dumps(dict(metadata), default=str, sort_keys=True, ensure_ascii=False)
 
 
+def _row(r: EventRecord) -> tuple[Any, ...]:
+    return (
+        int(r.t_mono_ns),
+        str(r.t_utc),
+        str(r.kind),
+        check_severity(r.severity),
+        str(r.source),
+        str(r.message),
+        _metadata_json(r.metadata),
+    )
+
+
 def create_events_db(path: Path) -> None:
     """Create an empty ``events.sqlite`` with seed 003's schema (refuses to overwrite)."""
     if path.exists():
@@ -97,18 +110,7 @@ class EventsDB:
 
     def insert(self, records: Iterable[EventRecord]) -> int:
         """Insert event rows (validated severities); return how many."""
-        rows = [
-            (
-                int(r.t_mono_ns),
-                str(r.t_utc),
-                str(r.kind),
-                check_severity(r.severity),
-                str(r.source),
-                str(r.message),
-                _metadata_json(r.metadata),
-            )
-            for r in records
-        ]
+        rows = [_row(r) for r in records]
         if rows:
             self._conn.executemany(_INSERT, rows)
             self._pending += len(rows)
@@ -122,6 +124,13 @@ class EventsDB:
         self._conn.commit()
         self._pending = 0
         return True
+
+    def abort(self) -> None:
+        """Discard uncommitted rows and close (the writer was abandoned)."""
+        try:
+            self._conn.rollback()
+        finally:
+            self._conn.close()
 
     def close(self) -> None:
         """Commit and close."""
@@ -148,3 +157,23 @@ def seal_events(path: Path) -> tuple[int, str | None]:
         conn.close()
     problem = None if check == ["ok"] else "; ".join(str(c) for c in check[:5])
     return count, problem
+
+
+def append_events(path: Path, records: Iterable[EventRecord], timeout_s: float = 2.0) -> int:
+    """Insert events through a connection of its own (not the writer's); return how many.
+
+    Used after the writer was abandoned, when its connection may still be stuck.
+
+    Raises:
+        sqlite3.Error: the database stayed locked for ``timeout_s`` or is unusable.
+    """
+    rows = list(records)
+    if not rows:
+        return 0
+    conn = sqlite3.connect(path, timeout=timeout_s)
+    try:
+        conn.executemany(_INSERT, [_row(r) for r in rows])
+        conn.commit()
+    finally:
+        conn.close()
+    return len(rows)

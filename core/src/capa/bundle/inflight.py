@@ -68,6 +68,14 @@ class InflightStream:
         self._dirty = False
         return True
 
+    def abort(self) -> None:
+        """Close the file without writing anything more (not even the end marker)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._sink.close()
+        os.close(self._fd)
+
     def close(self) -> None:
         """Write the end-of-stream marker, fsync and close (idempotent)."""
         if self._closed:

@@ -46,22 +46,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 from capa.bundle.catalog import Catalog
 from capa.bundle.configdir import write_config_files
-from capa.bundle.events import EventsDB, check_severity, create_events_db
+from capa.bundle.events import check_severity, create_events_db
+from capa.bundle.files import BundleFiles
 from capa.bundle.finalize import FinalizeResult, finalize_bundle
-from capa.bundle.inflight import InflightStream
 from capa.bundle.manifest import RunStatus, new_manifest, read_manifest, write_manifest
 from capa.bundle.metrics import WriterMetrics
 from capa.bundle.paths import (
-    DEVICE_RECORDS_DIR,
     EVENTS_FILE,
-    IN_FLIGHT_SUFFIX,
     RUN_LOG_FILE,
-    SCALARS_STEM,
-    VIDEO_DIR,
     check_run_id,
     new_run_id,
-    safe_component,
 )
+from capa.bundle.records import to_record_batch
 from capa.bundle.recovery import ActiveRun, StaleRun, clear_active, recover_stale, write_active
 from capa.bundle.runlog import RunLog
 from capa.clock import RunClock
@@ -76,7 +72,7 @@ from capa.components.emissions import (
 from capa.errors import BundleError
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 __all__ = ["DEFAULT_QUEUE_SIZE", "BundleWriter", "WriterMetrics"]
 
@@ -85,26 +81,6 @@ DEFAULT_QUEUE_SIZE: Final = 1024
 
 _STOP: Final = object()
 _SOURCE: Final = "capa.bundle"
-
-
-def _to_record_batch(columns: Any) -> pa.RecordBatch:
-    import pyarrow as pa
-
-    if isinstance(columns, pa.RecordBatch):
-        return columns
-    if isinstance(columns, pa.Table):
-        return pa.RecordBatch.from_arrays(
-            [c.combine_chunks() for c in columns.columns], schema=columns.schema
-        )
-    if isinstance(columns, Mapping):
-        try:
-            return pa.RecordBatch.from_pydict(dict(columns))
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise BundleError(f"device records are not a valid table: {exc}") from exc
-    raise BundleError(
-        f"device records must be a column mapping or a pyarrow RecordBatch, "
-        f"got {type(columns).__name__}"
-    )
 
 
 class BundleWriter:
@@ -121,7 +97,6 @@ class BundleWriter:
         catalog: Catalog | None,
         stale: StaleRun | None,
     ) -> None:
-        from capa.bundle.schema import scalars_schema
 
         self.runs_root = runs_root
         self.bundle = bundle
@@ -134,19 +109,12 @@ class BundleWriter:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._capacity = queue_size
         self._runlog = RunLog(bundle / RUN_LOG_FILE, self.run_id)
-        self._events = EventsDB(bundle / EVENTS_FILE)
-        self._scalars = InflightStream(
-            bundle / f"{SCALARS_STEM}{IN_FLIGHT_SUFFIX}", scalars_schema()
-        )
-        self._device: dict[str, InflightStream] = {}
-        self._rejected_families: set[str] = set()
-        self._frames: dict[str, InflightStream] = {}
-        self._frame_buffers: dict[str, list[FrameReceipt]] = {}
+        self._files = BundleFiles(bundle)
+        self._rejected_kinds: set[str] = set()
         self._hw_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._high_water = 0
         self._records = 0
-        self._rows = 0
         self._rows_durable = 0
         self._flushes = 0
         self._max_flush_s = 0.0
@@ -156,6 +124,7 @@ class BundleWriter:
         self._last_flush: int | None = None
         self._error: str | None = None
         self._closing = False
+        self._abandoned = threading.Event()
         self._result: FinalizeResult | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"capa-bundle-writer-{self.run_id}", daemon=True
@@ -331,9 +300,6 @@ class BundleWriter:
 
     def metrics(self) -> WriterMetrics:
         """Current progress (cheap; safe from any thread)."""
-        # tuple() copies each dict in one step, so the writer thread adding a stream
-        # meanwhile cannot break the iteration
-        streams = [self._scalars, *tuple(self._device.values()), *tuple(self._frames.values())]
         return WriterMetrics(
             queue_depth=self._queue.qsize(),
             queue_capacity=self._capacity,
@@ -341,12 +307,12 @@ class BundleWriter:
             last_accept_mono_ns=self._last_accept,
             last_flush_mono_ns=self._last_flush,
             records=self._records,
-            rows=self._rows,
+            rows=self._files.rows,
             rows_durable=self._rows_durable,
-            bytes=sum(s.bytes_written for s in streams),
+            bytes=self._files.bytes_written,
             flushes=self._flushes,
             max_flush_s=round(self._max_flush_s, 6),
-            events=self._events.rows,
+            events=self._files.events.rows,
             dropped_rows=self._dropped_rows,
             error=self._error,
         )
@@ -355,7 +321,7 @@ class BundleWriter:
     def _run(self) -> None:
         interval = self.flush_interval_s
         next_flush = time.monotonic() + interval
-        while True:
+        while not self._abandoned.is_set():
             try:
                 item = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
             except queue.Empty:
@@ -369,23 +335,19 @@ class BundleWriter:
             if time.monotonic() >= next_flush:
                 self._safe_flush()
                 next_flush = time.monotonic() + interval
+        if self._abandoned.is_set():
+            self._files.abort()  # someone else owns the bundle now: write nothing more
+            return
         self._safe_flush()
-        self._close_streams()
+        for exc in self._files.close():
+            self._fail(exc)
 
     def _accept(self, record: object) -> None:
-        if self._error is not None:
-            self._drop(record, "writer_failed")
+        if self._error is not None or self._abandoned.is_set():
+            self._drop(record, "abandoned" if self._abandoned.is_set() else "writer_failed")
             return
         try:
-            if isinstance(record, ScalarRows):
-                self._write_scalars(record)
-            elif isinstance(record, DeviceRecords):
-                self._write_device(record)
-            elif isinstance(record, EventRecord):
-                self._events.insert([record])
-            elif isinstance(record, FrameReceipt):
-                name = safe_component(record.device or "camera", "camera")
-                self._frame_buffers.setdefault(name, []).append(_checked_frame(record))
+            self._files.write(record)
         except BundleError as exc:
             self._reject(record, str(exc))
         except (OSError, sqlite3.Error) as exc:  # disk trouble: stop writing, keep draining
@@ -394,36 +356,12 @@ class BundleWriter:
         except Exception as exc:  # anything else is about this one record
             self._reject(record, f"{type(exc).__name__}: {exc}")
 
-    def _write_scalars(self, record: ScalarRows) -> None:
-        from capa.bundle.schema import conform_scalars
-
-        batch = conform_scalars(record.batch)
-        self._scalars.write(batch)
-        self._rows += batch.num_rows
-
-    def _write_device(self, record: DeviceRecords) -> None:
-        family = safe_component(record.family, "device-record family")
-        batch = _to_record_batch(record.columns)
-        stream = self._device.get(family)
-        if stream is None:
-            folder = self.bundle / DEVICE_RECORDS_DIR
-            folder.mkdir(exist_ok=True)
-            stream = InflightStream(folder / f"{family}{IN_FLIGHT_SUFFIX}", batch.schema)
-            self._device[family] = stream
-        elif not batch.schema.equals(stream.schema, check_metadata=False):
-            raise BundleError(
-                f"device records of {family!r} changed schema mid-run: the first batch "
-                f"fixed ({_describe(stream.schema)}), this one has ({_describe(batch.schema)})"
-            )
-        stream.write(batch)
-        self._rows += batch.num_rows
-
     def _record_rows(self, record: object) -> int:
         if isinstance(record, ScalarRows):
             return int(getattr(record.batch, "num_rows", 0))
         if isinstance(record, DeviceRecords):
             with contextlib.suppress(Exception):
-                return int(_to_record_batch(record.columns).num_rows)
+                return int(to_record_batch(record.columns).num_rows)
             return 0
         return 1
 
@@ -438,11 +376,11 @@ class BundleWriter:
             f":{record.family}" if isinstance(record, DeviceRecords) else ""
         )
         self.log.error("bundle.record_rejected", record=key, reason=why)
-        if key in self._rejected_families:
+        if key in self._rejected_kinds:
             return  # one event per kind of problem, not one per batch
-        self._rejected_families.add(key)
+        self._rejected_kinds.add(key)
         with contextlib.suppress(Exception):
-            self._events.insert(
+            self._files.events.insert(
                 [
                     EventRecord(
                         t_mono_ns=self.clock.now_ns(),
@@ -461,70 +399,21 @@ class BundleWriter:
             self._error = f"{type(exc).__name__}: {exc}"
             self.log.error("bundle.writer_failed", error=self._error)
 
-    def _flush_frames(self) -> None:
-        import pyarrow as pa
-
-        from capa.bundle.schema import frames_schema
-
-        for name, buffered in self._frame_buffers.items():
-            if not buffered:
-                continue
-            stream = self._frames.get(name)
-            if stream is None:
-                folder = self.bundle / VIDEO_DIR
-                folder.mkdir(exist_ok=True)
-                stream = InflightStream(
-                    folder / f"{name}.frames{IN_FLIGHT_SUFFIX}", frames_schema()
-                )
-                self._frames[name] = stream
-            batch = pa.RecordBatch.from_pydict(
-                {
-                    "frame_idx": [f.frame_idx for f in buffered],
-                    "t_mono_ns": [f.t_mono_ns for f in buffered],
-                    "t_utc": [f.t_utc for f in buffered],
-                    "capture_latency_s": [f.capture_latency_s for f in buffered],
-                },
-                schema=frames_schema(),
-            )
-            stream.write(batch)
-            self._rows += batch.num_rows
-            buffered.clear()
-
     def _safe_flush(self) -> None:
-        if self._error is not None:
+        if self._error is not None or self._abandoned.is_set():
             return
+        start = time.monotonic()
+        rows = self._files.rows + self._files.pending_rows
         try:
-            self._flush()
+            wrote = self._files.flush()
         except Exception as exc:
             self._fail(exc)
-
-    def _flush(self) -> None:
-        start = time.monotonic()
-        rows = self._rows_pending_frames() + self._rows
-        self._flush_frames()
-        wrote = False
-        for stream in (self._scalars, *self._device.values(), *self._frames.values()):
-            wrote = stream.flush() or wrote
-        wrote = self._events.commit() or wrote
+            return
         self._rows_durable = rows
         self._last_flush = time.monotonic_ns()
         if wrote:
             self._flushes += 1
             self._max_flush_s = max(self._max_flush_s, time.monotonic() - start)
-
-    def _rows_pending_frames(self) -> int:
-        return sum(len(b) for b in self._frame_buffers.values())
-
-    def _close_streams(self) -> None:
-        for stream in (self._scalars, *self._device.values(), *self._frames.values()):
-            try:
-                stream.close()
-            except Exception as exc:
-                self._fail(exc)
-        try:
-            self._events.close()
-        except Exception as exc:
-            self._fail(exc)
 
     # ------------------------------------------------------------------ closing
     def close(
@@ -609,21 +498,3 @@ def _short(metrics: WriterMetrics) -> dict[str, Any]:
         "queue_high_water": metrics.queue_high_water,
         "dropped_rows": metrics.dropped_rows,
     }
-
-
-def _checked_frame(record: FrameReceipt) -> FrameReceipt:
-    """The receipt with plain-typed fields, or BundleError (a bad one must not reach a flush)."""
-    try:
-        return FrameReceipt(
-            frame_idx=int(record.frame_idx),
-            t_mono_ns=int(record.t_mono_ns),
-            t_utc=str(record.t_utc),
-            capture_latency_s=float(record.capture_latency_s),
-            device=record.device,
-        )
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"frame receipt of {record.device!r} is malformed: {exc}") from exc
-
-
-def _describe(schema: pa.Schema) -> str:
-    return ", ".join(f"{f.name}: {f.type}" for f in schema)

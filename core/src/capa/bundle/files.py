@@ -1,0 +1,155 @@
+"""The data files of an open bundle, as the writer thread sees them.
+
+:class:`BundleFiles` owns the ``scalars`` stream, one stream per device-record family and
+per camera's frame receipts, and the ``events.sqlite`` connection. Only the writer thread
+touches it: no locks, and nothing here blocks anything but that thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from capa.bundle.events import EventsDB
+from capa.bundle.inflight import InflightStream
+from capa.bundle.paths import (
+    DEVICE_RECORDS_DIR,
+    EVENTS_FILE,
+    IN_FLIGHT_SUFFIX,
+    SCALARS_STEM,
+    VIDEO_DIR,
+    safe_component,
+)
+from capa.bundle.records import checked_frame, describe_schema, to_record_batch
+from capa.components.emissions import DeviceRecords, EventRecord, FrameReceipt, ScalarRows
+from capa.errors import BundleError
+
+__all__ = ["BundleFiles"]
+
+
+class BundleFiles:
+    """Appends records to the files of one bundle (writer thread only).
+
+    Attributes:
+        rows: rows appended to in-flight streams (frame receipts count once written).
+        events: the event log connection.
+    """
+
+    def __init__(self, bundle: Path) -> None:
+        from capa.bundle.schema import scalars_schema
+
+        self.bundle = bundle
+        self.events = EventsDB(bundle / EVENTS_FILE)
+        self.scalars = InflightStream(
+            bundle / f"{SCALARS_STEM}{IN_FLIGHT_SUFFIX}", scalars_schema()
+        )
+        self.device: dict[str, InflightStream] = {}
+        self.frames: dict[str, InflightStream] = {}
+        self._frame_buffers: dict[str, list[FrameReceipt]] = {}
+        self.rows = 0
+
+    def streams(self) -> list[InflightStream]:
+        """Every open stream (a copy: safe to call from another thread)."""
+        return [self.scalars, *tuple(self.device.values()), *tuple(self.frames.values())]
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes appended to every stream so far."""
+        return sum(s.bytes_written for s in self.streams())
+
+    @property
+    def pending_rows(self) -> int:
+        """Frame receipts buffered until the next flush."""
+        return sum(len(b) for b in self._frame_buffers.values())
+
+    def write(self, record: object) -> None:
+        """Append one run record (BundleError for a record that cannot be stored)."""
+        if isinstance(record, ScalarRows):
+            from capa.bundle.schema import conform_scalars
+
+            batch = conform_scalars(record.batch)
+            self.scalars.write(batch)
+            self.rows += batch.num_rows
+        elif isinstance(record, DeviceRecords):
+            self._write_device(record)
+        elif isinstance(record, EventRecord):
+            self.events.insert([record])
+        elif isinstance(record, FrameReceipt):
+            name = safe_component(record.device or "camera", "camera")
+            self._frame_buffers.setdefault(name, []).append(checked_frame(record))
+
+    def _write_device(self, record: DeviceRecords) -> None:
+        family = safe_component(record.family, "device-record family")
+        batch = to_record_batch(record.columns)
+        stream = self.device.get(family)
+        if stream is None:
+            folder = self.bundle / DEVICE_RECORDS_DIR
+            folder.mkdir(exist_ok=True)
+            stream = InflightStream(folder / f"{family}{IN_FLIGHT_SUFFIX}", batch.schema)
+            self.device[family] = stream
+        elif not batch.schema.equals(stream.schema, check_metadata=False):
+            raise BundleError(
+                f"device records of {family!r} changed schema mid-run: the first batch fixed "
+                f"({describe_schema(stream.schema)}), this one has "
+                f"({describe_schema(batch.schema)})"
+            )
+        stream.write(batch)
+        self.rows += batch.num_rows
+
+    def _write_frames(self) -> None:
+        import pyarrow as pa
+
+        from capa.bundle.schema import frames_schema
+
+        for name, buffered in self._frame_buffers.items():
+            if not buffered:
+                continue
+            stream = self.frames.get(name)
+            if stream is None:
+                folder = self.bundle / VIDEO_DIR
+                folder.mkdir(exist_ok=True)
+                path = folder / f"{name}.frames{IN_FLIGHT_SUFFIX}"
+                stream = InflightStream(path, frames_schema())
+                self.frames[name] = stream
+            batch = pa.RecordBatch.from_pydict(
+                {
+                    "frame_idx": [f.frame_idx for f in buffered],
+                    "t_mono_ns": [f.t_mono_ns for f in buffered],
+                    "t_utc": [f.t_utc for f in buffered],
+                    "capture_latency_s": [f.capture_latency_s for f in buffered],
+                },
+                schema=frames_schema(),
+            )
+            stream.write(batch)
+            self.rows += batch.num_rows
+            buffered.clear()
+
+    def flush(self) -> bool:
+        """Write buffered frames, fsync every stream, commit events; whether any I/O ran."""
+        self._write_frames()
+        wrote = False
+        for stream in self.streams():
+            wrote = stream.flush() or wrote
+        return self.events.commit() or wrote
+
+    def close(self) -> list[BaseException]:
+        """Close everything cleanly (end-of-stream markers, final commit); the errors."""
+        errors: list[BaseException] = []
+        for stream in self.streams():
+            try:
+                stream.close()
+            except Exception as exc:
+                errors.append(exc)
+        try:
+            self.events.close()
+        except Exception as exc:
+            errors.append(exc)
+        return errors
+
+    def abort(self) -> None:
+        """Release every file without writing another byte (the writer was abandoned)."""
+        for stream in self.streams():
+            with contextlib.suppress(Exception):
+                stream.abort()
+        with contextlib.suppress(Exception):
+            self.events.abort()
