@@ -220,9 +220,21 @@ def test_runaway_flux_aborts_with_a_cool_down(capa_proc: CapaProcess):
     assert tomllib.loads(artifact.read_text())["tune"]["complete"] is False
 
 
-def test_setpoint_ceiling_is_checked_at_preflight(capa_proc: CapaProcess):
+def test_setpoint_ceiling_is_checked_before_the_run(capa_proc: CapaProcess):
     exp = _write(capa_proc.tmp, {**CONFIG, "initial_setpoint": 250.0})
-    proc = capa_proc.run("run", str(exp), "--runs-root", "runs")
-    assert proc.returncode != 0
+    proc = capa_proc.run("validate", str(exp))
+    assert proc.returncode == 2
     assert "initial_setpoint 250 is above setpoint_ceiling 200" in proc.stdout + proc.stderr
+    proc = capa_proc.run("run", str(exp), "--runs-root", "runs")
+    assert proc.returncode == 2
+    assert not capa_proc.runs.exists() or not list(capa_proc.runs.glob("2*"))
+
+
+def test_preflight_refuses_a_heater_channel_that_is_not_writable(capa_proc: CapaProcess):
+    exp = _write(capa_proc.tmp, {**CONFIG, "heater_channel": "heater_pv"})
+    proc = capa_proc.run("run", str(exp), "--runs-root", "runs")
+    s = summary(proc.stdout)
+    assert (s["run_status"], s["bundle_status"]) == ("aborted", "none")
+    assert proc.returncode == 1  # core maps a preflight refusal to aborted (seed 001)
+    assert "heat_flux_tune.heater_not_writable" in s["exit_reason"]
     assert not list(capa_proc.runs.glob("2*"))  # refused before any bundle exists

@@ -74,4 +74,16 @@ class HeatFluxTuneConfig(capa.ConfigModel):
     def _ordered_limits(self) -> HeatFluxTuneConfig:
         if self.setpoint_floor >= self.setpoint_ceiling:
             raise ValueError("setpoint_floor must be below setpoint_ceiling")
+        # Also checked at preflight; here too so `capa validate` reports it (exit 2).
+        for name in ("initial_setpoint", "cool_down_setpoint"):
+            value = getattr(self, name)
+            if value > self.setpoint_ceiling:
+                raise ValueError(
+                    f"{name} {value:g} is above setpoint_ceiling {self.setpoint_ceiling:g}"
+                )
+        if self.initial_setpoint < self.setpoint_floor:
+            raise ValueError(
+                f"initial_setpoint {self.initial_setpoint:g} is below setpoint_floor "
+                f"{self.setpoint_floor:g}"
+            )
         return self
