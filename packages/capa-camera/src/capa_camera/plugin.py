@@ -1,8 +1,19 @@
 """Entry point of the ``camera`` capa plugin (``[project.entry-points.capa] camera``).
 
-The plugin host imports this module and collects the components its hook implementations
-return. This distribution will provide the `camera.opencv` adapter (device index, video
-file, MJPEG/RTSP URL, `sim://` test pattern); none of those components exists yet, so
-the plugin registers nothing and ``capa plugins list`` shows it loaded with no
-components.
+Kept cheap to import: the adapter is imported inside the hook, OpenCV only when a source
+is opened or a frame is encoded.
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import capa
+
+
+@capa.hookimpl
+def capa_register_adapters() -> Sequence[type[capa.Adapter]]:
+    """The ``camera.opencv`` adapter."""
+    from capa_camera.adapter import OpenCvCamera
+
+    return (OpenCvCamera,)
