@@ -91,10 +91,10 @@ class MjpegServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.0"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests and benchmarks read stdout."""
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 """Stream frames until the client goes or the server stops."""
                 with server._lock:
                     server._clients.add(self.connection)
