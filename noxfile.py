@@ -139,3 +139,63 @@ def wheels(session: nox.Session) -> None:
         assert not row["rejected"], f"plugin {name!r} had rejected components: {row['rejected']}"
     session.run(str(venv / "bin" / "capa"), "version")
     session.log(f"clean venv {venv}: all {len(PLUGINS)} plugins loaded from wheels")
+
+
+@nox.session(python="3.11", venv_backend="none")
+def trust(session: nox.Session) -> None:
+    """Production mode from wheels: lock every plugin, then run the demo experiment.
+
+    Builds every distribution as a wheel, installs them with pip into a fresh venv (no
+    editable installs), writes a plugins.lock with `capa plugins lock`, checks
+    `capa plugins verify` exits 0, and runs examples/demo/free_run.yaml (copied with a
+    2 s duration) with CAPA_PLUGIN_MODE=production; the run must exit 0 and its manifest
+    must record every plugin as trusted.
+    """
+    tmp = Path(session.create_tmp()).resolve() / "trust"
+    shutil.rmtree(tmp, ignore_errors=True)
+    out = tmp / "wheels"
+    for package in PACKAGES:
+        session.run("uv", "build", "--package", package, "--wheel", "--out-dir", str(out))
+    built = sorted(out.glob("*.whl"))
+    assert len(built) == len(PACKAGES), f"expected {len(PACKAGES)} wheels, got {built}"
+
+    venv = tmp / "venv"
+    session.run("python3.11", "-m", "venv", str(venv))
+    session.run(str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *map(str, built))
+    capa = str(venv / "bin" / "capa")
+
+    work = tmp / "work"
+    shutil.copytree(ROOT / "examples" / "demo", work)
+    experiment = work / "free_run.yaml"
+    text = experiment.read_text().replace(
+        "  id: capa.builtin.free_run\n",
+        "  id: capa.builtin.free_run\n  config: {duration_s: 2}\n",
+    )
+    assert "duration_s" in text, "examples/demo/free_run.yaml changed shape"
+    experiment.write_text(text)
+    env = {
+        "HOME": str(tmp / "home"),
+        "XDG_CONFIG_HOME": str(tmp / "xdg"),
+        "CAPA_RUNS_ROOT": str(tmp / "runs"),
+    }
+    with session.chdir(work):
+        session.run(capa, "plugins", "lock", "--reason", "nox trust session", env=env)
+        session.run(capa, "plugins", "verify", env=env)
+        summary = session.run(
+            capa,
+            "run",
+            "free_run.yaml",
+            env={**env, "CAPA_PLUGIN_MODE": "production"},
+            silent=True,
+        )
+    assert isinstance(summary, str)
+    session.log(summary)
+    bundle = next(
+        line.split(":", 1)[1].strip() for line in summary.splitlines() if line.startswith("bundle:")
+    )
+    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    states = {p["name"]: p["trust"] for p in manifest["plugins"]}
+    for name in PLUGINS:
+        assert states.get(name) == "trusted", f"plugin {name!r}: {states.get(name)}"
+    assert manifest["custom"]["plugins_lock"]["sha256"], "lock sha256 missing from manifest"
+    session.log(f"production run from wheels sealed {bundle}; all plugins trusted")
