@@ -9,12 +9,15 @@ finalize checkpoints it and switches it back to a single self-contained file
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from capa.bundle.atomic import fsync_dir, temp_path_for
 from capa.components.emissions import EventRecord, EventSeverity
 from capa.errors import BundleError
 
@@ -141,20 +144,47 @@ class EventsDB:
 
 
 def seal_events(path: Path) -> tuple[int, str | None]:
-    """Fold the WAL into the file and leave it in rollback-journal mode.
+    """Replace ``events.sqlite`` by a single-file copy with every committed event.
 
-    Returns the number of events and a problem description (``None`` when the database
-    passed SQLite's ``quick_check``). Committed events a killed writer left in the WAL are
-    recovered here, because opening the database replays the WAL.
+    Returns the number of events and a problem description (``None`` when the copy passed
+    SQLite's ``quick_check``). The copy is made with SQLite's online backup, which reads a
+    consistent snapshot including committed rows still in the WAL (what a killed writer
+    leaves) and works even while a stuck writer keeps its connection open (an abandoned
+    writer thread). The copy is switched to rollback-journal mode, fsynced and renamed over
+    the original, and the old ``-wal`` / ``-shm`` files are removed, so the sealed bundle
+    holds one self-contained file.
+
+    Raises:
+        sqlite3.DatabaseError: the file is not a usable SQLite database.
     """
-    conn = sqlite3.connect(path)
+    tmp = temp_path_for(path)
+    tmp.unlink(missing_ok=True)
+    src = sqlite3.connect(path, timeout=5.0)
     try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA journal_mode=DELETE")
-        check = [row[0] for row in conn.execute("PRAGMA quick_check")]
-        count = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        with contextlib.suppress(sqlite3.OperationalError):  # busy: the backup still works
+            src.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        dst = sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
+            check = [row[0] for row in dst.execute("PRAGMA quick_check")]
+            count = int(dst.execute("SELECT count(*) FROM events").fetchone()[0])
+        finally:
+            dst.close()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
-        conn.close()
+        src.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    for side in ("-wal", "-shm", "-journal"):
+        path.with_name(path.name + side).unlink(missing_ok=True)
+    fsync_dir(path.parent)
     problem = None if check == ["ok"] else "; ".join(str(c) for c in check[:5])
     return count, problem
 

@@ -39,14 +39,14 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from capa.bundle.catalog import Catalog
 from capa.bundle.configdir import write_config_files
-from capa.bundle.events import check_severity, create_events_db
+from capa.bundle.events import append_events, check_severity, create_events_db
 from capa.bundle.files import BundleFiles
 from capa.bundle.finalize import FinalizeResult, finalize_bundle
 from capa.bundle.manifest import RunStatus, new_manifest, read_manifest, write_manifest
@@ -475,6 +475,86 @@ class BundleWriter:
                 clear_active(self.runs_root, self.run_id)
             return self._result
 
+    def abandon(
+        self,
+        run_status: RunStatus | str,
+        exit_reason: str = "",
+        *,
+        late_events: Iterable[EventRecord] = (),
+        join_timeout_s: float = 1.0,
+    ) -> None:
+        """Give up on a writer thread that stopped making progress (saturation deadline).
+
+        The thread is told to write nothing more (if it ever returns from the call it is
+        stuck in, it releases its files untouched); queued records are dropped and counted
+        as ``abandoned``. ``late_events`` plus a ``bundle.writer_abandoned`` error event go
+        into ``events.sqlite`` through a connection of their own (if that stays locked
+        they are kept in ``manifest.custom.late_events`` instead). The manifest records
+        ``run_status``, ``exit_reason`` and the queue health; the catalog row is updated
+        and the crash checkpoint removed. The bundle is left ``open``: seal it with
+        :func:`~capa.bundle.finalize.finalize_bundle`, which keeps everything that reached
+        disk. A no-op after :meth:`close` or a previous ``abandon``.
+        """
+        status = RunStatus(run_status)
+        if status is RunStatus.RUNNING:
+            raise BundleError("abandon() needs a terminal run status, not 'running'")
+        with self._close_lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._abandoned.set()
+            while True:  # whatever is still queued will never be written
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    self._drop(item, "abandoned")
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(_STOP)  # wakes a thread that is merely waiting
+            self._thread.join(join_timeout_s)
+            stuck = self._thread.is_alive()
+            metrics = self.metrics()
+            notice = EventRecord(
+                t_mono_ns=self.clock.now_ns(),
+                t_utc=RunClock.utc_now_iso(),
+                kind="bundle.writer_abandoned",
+                severity=EventSeverity.ERROR,
+                source=_SOURCE,
+                message=f"bundle writer abandoned ({exit_reason or status.value}); "
+                f"{metrics.dropped_rows} queued rows dropped",
+                metadata={"thread_stuck": stuck, "rows_durable": metrics.rows_durable},
+            )
+            events = [*late_events, notice]
+            manifest = read_manifest(self.bundle)
+            custom = dict(manifest.custom)
+            try:
+                append_events(self.bundle / EVENTS_FILE, events)
+            except sqlite3.Error as exc:
+                self.log.error("bundle.late_events_kept_in_manifest", error=str(exc))
+                custom["late_events"] = [_event_dict(e) for e in events]
+            self.log.error("bundle.writer_abandoned", thread_stuck=stuck, **_short(metrics))
+            self._runlog.close()
+            counts = dict(manifest.counts)
+            counts["dropped"] = {"rows": self._dropped_rows, "by_reason": dict(self._dropped_by)}
+            health = metrics.as_queue_health(self.flush_interval_s)
+            health["abandoned"] = True
+            write_manifest(
+                self.bundle,
+                manifest.transition(
+                    run_status=status,
+                    exit_reason=exit_reason,
+                    ended_utc=RunClock.utc_now_iso(),
+                    queue_health=health,
+                    counts=counts,
+                    custom=custom,
+                ),
+            )
+            if self._catalog is not None:
+                with contextlib.suppress(BundleError):
+                    self._catalog.upsert(read_manifest(self.bundle), self.bundle)
+            clear_active(self.runs_root, self.run_id)
+
     def __enter__(self) -> BundleWriter:
         return self
 
@@ -488,6 +568,18 @@ class BundleWriter:
             self.close(RunStatus.COMPLETED)
         else:
             self.close(RunStatus.CRASHED, f"{type(exc).__name__}: {exc}")
+
+
+def _event_dict(event: EventRecord) -> dict[str, Any]:
+    return {
+        "t_mono_ns": event.t_mono_ns,
+        "t_utc": event.t_utc,
+        "kind": event.kind,
+        "severity": str(event.severity),
+        "source": event.source,
+        "message": event.message,
+        "metadata": dict(event.metadata) if event.metadata is not None else None,
+    }
 
 
 def _short(metrics: WriterMetrics) -> dict[str, Any]:
