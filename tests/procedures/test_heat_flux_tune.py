@@ -238,3 +238,28 @@ def test_preflight_refuses_a_heater_channel_that_is_not_writable(capa_proc: Capa
     assert proc.returncode == 1  # core maps a preflight refusal to aborted (seed 001)
     assert "heat_flux_tune.heater_not_writable" in s["exit_reason"]
     assert not list(capa_proc.runs.glob("2*"))  # refused before any bundle exists
+
+
+def test_operator_stop_cools_down_and_aborts(capa_proc: CapaProcess):
+    import signal
+
+    from .conftest import wait_for_event
+
+    exp = _write(capa_proc.tmp, {**CONFIG, "dwell_s": 600.0})  # never accepts by itself
+    proc = capa_proc.start("run", str(exp), "--runs-root", "runs")
+    wait_for_event(capa_proc, proc, "heat_flux_tune.holding")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    s = summary(out)
+    assert (s["run_status"], s["bundle_status"]) == ("aborted", "sealed")
+    rows = event_rows(capa_proc.runs / s["run_id"])
+    assert [m["reason"] for k, _, _, m in rows if k == "heat_flux_tune.aborted"] == [
+        "external_stop"
+    ]
+    writes = [m for k, _, _, m in rows if k == "heat_flux_tune.command.issued"]
+    assert [(w["step_kind"], w["value"]) for w in writes] == [
+        ("iteration", 50.0),
+        ("cool_down", 20.0),
+    ]
+    assert "heat_flux_tune.completed" not in [k for k, *_ in rows]
