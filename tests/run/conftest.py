@@ -65,6 +65,7 @@ def write_experiment(
     daq_channels: int = 2,
     extra_yaml: str = "",
     extra_devices: str = "",
+    runtime: dict | None = None,
 ) -> Path:
     signals = "\n".join(
         f'ch{i} = {{ kind = "sine", unit = "V", amplitude = 1.0, period_s = {i + 1} }}'
@@ -80,6 +81,7 @@ def write_experiment(
     )
     (tmp / "rig.toml").write_text(rig + extra_devices)
     cfg = json.dumps(config or {})
+    rt = json.dumps({"shutdown_grace_s": 2, **(runtime or {})})
     (tmp / "experiment.yaml").write_text(
         textwrap.dedent(
             f"""\
@@ -89,7 +91,7 @@ def write_experiment(
               config: {cfg}
             operator: {{id: tester}}
             sample: {{id: S-1}}
-            runtime: {{shutdown_grace_s: 2}}
+            runtime: {rt}
             """
         )
         + extra_yaml

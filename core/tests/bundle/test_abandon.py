@@ -91,8 +91,10 @@ def test_abandon_records_the_outcome_and_finalize_keeps_what_reached_disk(
 
 def test_late_events_survive_a_locked_event_log(open_writer, make_rows):
     writer, gate = _stuck_writer(open_writer, make_rows)
-    # the stuck thread holds an open write transaction on events.sqlite
-    writer._files.events.insert([EventRecord(2, "t", "pending", "info", "s", "uncommitted")])
+    # Something holds the write lock on events.sqlite (a thread stuck inside an SQLite
+    # write): the writer's own inserts commit at once, so take the lock explicitly.
+    blocker = sqlite3.connect(writer.bundle / "events.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
     late = EventRecord(3, "t", "saturation_deadline", EventSeverity.ERROR, "conductor", "stuck")
     try:
         import capa.bundle.writer as writer_module
@@ -111,6 +113,8 @@ def test_late_events_survive_a_locked_event_log(open_writer, make_rows):
             "bundle.writer_abandoned",
         ]
     finally:
+        blocker.rollback()
+        blocker.close()
         gate.set()
         writer._thread.join(5)
     result = finalize_bundle(writer.bundle)

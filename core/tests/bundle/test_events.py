@@ -59,15 +59,15 @@ def test_wal_and_synchronous_normal_while_recording(tmp_path):
         db.close()
 
 
-def test_rows_and_metadata_are_stored_and_committed_per_flush(tmp_path):
+def test_rows_and_metadata_are_stored_and_committed_on_insert(tmp_path):
     path = tmp_path / "events.sqlite"
     create_events_db(path)
     db = EventsDB(path)
     db.insert([_event(i) for i in range(3)])
     reader = sqlite3.connect(path)
-    assert reader.execute("SELECT count(*) FROM events").fetchone()[0] == 0  # not committed
-    assert db.commit()
-    assert not db.commit()  # nothing pending
+    # Committed at once: another connection sees them, and no write lock is held.
+    assert reader.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+    assert not db.commit()  # nothing is ever pending
     rows = reader.execute(
         "SELECT t_mono_ns, severity, source, message, metadata_json FROM events ORDER BY id"
     ).fetchall()

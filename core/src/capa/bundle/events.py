@@ -97,9 +97,11 @@ def create_events_db(path: Path) -> None:
 class EventsDB:
     """Appends rows to a bundle's ``events.sqlite`` (used by the writer thread only).
 
-    Rows are inserted as they arrive and committed by :meth:`commit`, which the writer
-    calls on its flush cadence: one transaction per flush keeps SQLite cheap while bounding
-    what a kill can lose to one flush interval.
+    Rows are committed as soon as they are inserted. Events are few (milestones, not
+    samples) and a WAL commit with ``synchronous=NORMAL`` does not fsync, so this costs
+    little — and it means the writer thread never holds SQLite's write lock between
+    records: if it gets stuck elsewhere (a stalled disk, the saturation case), another
+    connection can still append the events that explain why.
     """
 
     def __init__(self, path: Path) -> None:
@@ -108,7 +110,6 @@ class EventsDB:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._pending = 0
         self.rows = 0
 
     def insert(self, records: Iterable[EventRecord]) -> int:
@@ -116,17 +117,13 @@ class EventsDB:
         rows = [_row(r) for r in records]
         if rows:
             self._conn.executemany(_INSERT, rows)
-            self._pending += len(rows)
+            self._conn.commit()
             self.rows += len(rows)
         return len(rows)
 
     def commit(self) -> bool:
-        """Commit pending rows; return whether there were any."""
-        if not self._pending:
-            return False
-        self._conn.commit()
-        self._pending = 0
-        return True
+        """Nothing is ever pending (see the class docstring); kept for the flush cadence."""
+        return False
 
     def abort(self) -> None:
         """Discard uncommitted rows and close (the writer was abandoned)."""
