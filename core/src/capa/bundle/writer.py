@@ -13,8 +13,12 @@ Usage by the runtime (ARCHITECTURE.md 5, 6)::
     writer.submit(DeviceRecords("watlow", {...}))
     writer.submit(EventRecord(...))         # or writer.emit(kind, message, ...)
     writer.submit(FrameReceipt(...))
+    writer.try_submit(record)                # never blocks (False when the queue is full)
     writer.metrics()                         # for the saturation monitor
     result = writer.close("completed", "")   # drain, fsync, finalize -> FinalizeResult
+    # or, when the saturation monitor gives up on a stalled writer:
+    writer.abandon("crashed", "saturation_deadline", late_events=[...])
+    finalize_bundle(writer.bundle)
 
 Records go through a bounded :class:`queue.Queue` to the writer thread, which appends them
 to Arrow IPC streams (``scalars``, ``device_records/<family>``, ``video/<camera>.frames``),
@@ -144,6 +148,7 @@ class BundleWriter:
         clock: RunClock | None = None,
         config_path: str | None = None,
         use_catalog: bool = True,
+        nested: bool = False,
     ) -> BundleWriter:
         """Create the bundle directory and start recording into it.
 
@@ -158,6 +163,9 @@ class BundleWriter:
             clock: the run clock (a new one when omitted); stamps events and the manifest.
             config_path: the experiment file, recorded in the crash checkpoint.
             use_catalog: index the run in ``runs.sqlite``.
+            nested: a child run of a run this process is already recording (a batch
+                iteration): it does not claim the runs root's crash checkpoint, which
+                stays the parent's.
 
         Raises:
             BundleError: the bundle exists, a name is unusable, or another run is recording
@@ -169,7 +177,7 @@ class BundleWriter:
             raise BundleError(f"queue_size must be at least 1, got {queue_size}")
         root = Path(runs_root)
         root.mkdir(parents=True, exist_ok=True)
-        stale = recover_stale(root)
+        stale = None if nested else recover_stale(root)
         clock = clock or RunClock()
         rid = check_run_id(run_id) if run_id else new_run_id(clock.started_utc)
         bundle = root / rid
@@ -203,7 +211,8 @@ class BundleWriter:
                 writer.log.warning("bundle.catalog_unavailable", error=str(exc))
                 catalog = None
         writer._catalog = catalog
-        write_active(root, ActiveRun.for_this_process(rid, bundle, config_path))
+        if not nested:
+            write_active(root, ActiveRun.for_this_process(rid, bundle, config_path))
         if stale is not None:
             writer.log.warning(
                 "bundle.stale_run_found", stale_run_id=stale.run_id, detail=stale.message
