@@ -85,10 +85,10 @@ def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
     from capa.runtime.build import plan_from_report
 
     plan = plan_from_report(report, host)
-    return _run_plan(plan, runs_root, log)
+    return _run_plan(plan, runs_root, log, host)
 
 
-def _run_plan(plan: Any, runs_root: Path, log: Any) -> int:
+def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
     import anyio
 
     from capa.runtime.headless import run_headless
@@ -105,6 +105,7 @@ def _run_plan(plan: Any, runs_root: Path, log: Any) -> int:
                 runs_root=runs_root,
                 external_stop=stop,
                 progress=live.update if live else None,
+                host=host,
             )
         finally:
             uninstall()
@@ -196,7 +197,7 @@ def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> 
 
     from capa.runtime.build import plan_from_report
 
-    return _run_plan(plan_from_report(report, host), runs_root, log)
+    return _run_plan(plan_from_report(report, host), runs_root, log, host)
 
 
 def _blocked_reason(problem: Any, gate: Any) -> str:

@@ -109,6 +109,20 @@ class RunContext(Protocol):
     async def dispatch(self, device: str, command: Command) -> CommandResult:
         """Send a command to a configured device; recorded as an event."""
 
+    async def run_child(
+        self,
+        procedure_id: str,
+        config: Mapping[str, Any],
+        *,
+        sample_id: str | None = None,
+        custom: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Run a procedure as a child run with its own bundle on this run's devices.
+
+        Returns an object with ``run_id``, ``bundle_path``, ``run_status``,
+        ``bundle_status``, ``integrity_status`` and ``exit_reason``.
+        """
+
     async def write_channel(
         self, channel: str, value: float, *, authorization_id: str | None = None
     ) -> CommandResult:

@@ -9,10 +9,11 @@ that stalls, an operator's Ctrl-C — the conductor drains what it can and seals
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -26,9 +27,12 @@ from capa.runtime.monitors import LoopLagMeter, SaturationTrip, watch_saturation
 from capa.runtime.pipeline import ChannelPipeline, RecordingPlan
 from capa.runtime.plan import RunPlan, RuntimeOptions
 from capa.runtime.pool import WorkerPool
-from capa.runtime.results import RunResult
+from capa.runtime.results import HeadlessResult, RunResult
 from capa.runtime.session import RunSession
 from capa.runtime.state import ConductorState, RunOutcome
+
+if TYPE_CHECKING:
+    from capa.plugins.host import PluginHost
 
 __all__ = ["Conductor", "ConductorConfig"]
 
@@ -78,8 +82,12 @@ class Conductor:
         config: ConductorConfig | None = None,
         external_stop: anyio.Event | None = None,
         manifest_fields: Mapping[str, Any] | None = None,
+        host: PluginHost | None = None,
+        allow_children: bool = True,
     ) -> None:
         self.plan = plan
+        self._host = host
+        self._allow_children = allow_children and host is not None
         self.pool = pool
         self.session = session
         self.config = config or ConductorConfig.from_runtime(plan.runtime)
@@ -156,6 +164,92 @@ class Conductor:
             raise ConductorStateError(f"snapshot of {device!r} refused: run is {self.state.value}")
         return await self.pool.snapshot(device, self.config.command_timeout_s)
 
+    async def run_child(
+        self,
+        procedure_id: str,
+        config: Mapping[str, Any],
+        *,
+        sample_id: str | None = None,
+        custom: Mapping[str, Any] | None = None,
+    ) -> HeadlessResult:
+        """Run ``procedure_id`` as a child run on this run's pool (see RunContext.run_child)."""
+        from capa.errors import ConfigError, UnknownComponentError
+
+        if not self._allow_children or self._host is None or self.pipeline is None:
+            raise ConductorStateError("child runs are not available in this run")
+        if self.state is not ConductorState.RUNNING:
+            raise ConductorStateError(f"cannot start a child run: run is {self.state.value}")
+        try:
+            record = self._host.procedures.record(procedure_id)
+        except UnknownComponentError as exc:
+            raise ConfigError(f"child run: {exc}") from None
+        if record.cls is self.plan.procedure:
+            raise ConfigError(f"child run: {procedure_id} cannot run itself as a child")
+        try:
+            cfg = record.cls.Config.model_validate(dict(config))
+        except ValueError as exc:  # pydantic.ValidationError
+            raise ConfigError(f"child run: {procedure_id} config: {exc}") from None
+        fields = dict(self._manifest_fields)
+        sample = dict(fields.get("sample") or {})
+        if sample_id is not None:
+            sample["id"] = sample_id
+        fields.update(
+            sample=sample,
+            custom={**dict(fields.get("custom") or {}), **dict(custom or {})},
+            procedure={"id": procedure_id, "version": record.version, "dist": record.dist},
+        )
+        plan = dataclasses.replace(
+            self.plan, procedure=record.cls, procedure_config=cfg, manifest_fields=fields
+        )
+        child = Conductor(
+            plan=plan,
+            pool=self.pool,
+            session=self.session.child(),
+            config=self.config,
+            manifest_fields=fields,
+            host=self._host,
+            allow_children=False,
+        )
+        # One run samples the devices at a time: pause ours while the child records.
+        await self.pool.stop_sampling_all(self.config.shutdown_grace_s)
+        self.session.log.info("conductor.child_started", procedure=procedure_id)
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def forward_stop() -> None:
+                    await self._stop_requested.wait()
+                    child.stop("parent_stopped")
+
+                tg.start_soon(forward_stop)
+                result = await child.run()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                self._arm()
+                await self.pool.begin_sampling_all()
+        self.session.log.info(
+            "conductor.child_ended", run_id=result.run_id, outcome=result.outcome.value
+        )
+        return HeadlessResult(
+            run_id=result.run_id,
+            bundle_path=result.bundle_path,
+            run_status=result.outcome.run_status,
+            bundle_status=result.bundle_status,
+            integrity_status=result.integrity_status,
+            exit_reason=result.exit_reason,
+        )
+
+    def _arm(self) -> None:
+        assert self.clock is not None
+        assert self.pipeline is not None
+        self.pool.arm_all(
+            self.clock,
+            self.pipeline.process,
+            self._device_error,
+            self.registry.latest,
+            self.session.bundle_path,
+        )
+
     def progress(self) -> dict[str, Any]:
         """Elapsed time, rows written, latest values and the procedure's own progress."""
         elapsed = self.clock.now_ns() / 1e9 if self.clock else 0.0
@@ -183,6 +277,7 @@ class Conductor:
             dispatch=self.dispatch,
             external_stop=self.external_stop,
             log=log,
+            run_child=self.run_child if self._allow_children else None,
         )
         problems = await self._preflight(procedure)
         errors = [p for p in problems if p.is_error]
@@ -212,13 +307,7 @@ class Conductor:
             submit=self.session.submit,
             clock=self.clock,
         )
-        self.pool.arm_all(
-            self.clock,
-            self.pipeline.process,
-            self._device_error,
-            self.registry.latest,
-            self.session.bundle_path,
-        )
+        self._arm()
         self.session.log.info("conductor.armed", devices=self.pool.device_names)
 
         try:

@@ -17,6 +17,7 @@ from capa.runtime.plan import RunPlan
 
 if TYPE_CHECKING:
     from capa.components.step import Step
+    from capa.runtime.results import HeadlessResult
     from capa.runtime.session import RunSession
 
 __all__ = ["ConductorRunContext", "ProcedureEvents"]
@@ -67,6 +68,7 @@ class ConductorRunContext:
         dispatch: Callable[[str, Command], Awaitable[CommandResult]],
         external_stop: anyio.Event,
         log: Any,
+        run_child: Callable[..., Awaitable[HeadlessResult]] | None = None,
     ) -> None:
         self._plan = plan
         self._clock = clock
@@ -75,6 +77,7 @@ class ConductorRunContext:
         self._dispatch = dispatch
         self._external_stop = external_stop
         self._log = log
+        self._run_child = run_child
         self._events = ProcedureEvents(session, f"procedure:{plan.procedure.id}", log)
         self.progress: dict[str, Any] = {}
 
@@ -141,6 +144,29 @@ class ConductorRunContext:
     async def dispatch(self, device: str, command: Command) -> CommandResult:
         """Send a command to a device; the conductor records it as an event."""
         return await self._dispatch(device, command)
+
+    async def run_child(
+        self,
+        procedure_id: str,
+        config: Mapping[str, Any],
+        *,
+        sample_id: str | None = None,
+        custom: Mapping[str, Any] | None = None,
+    ) -> HeadlessResult:
+        """Run another procedure as a child run with its own sealed bundle.
+
+        The child uses this run's devices; this run's own sampling pauses while the
+        child records, and stopping this run stops the child (aborted, sealed).
+
+        Raises:
+            ConductorStateError: child runs are not available (e.g. inside a child).
+            ConfigError: unknown procedure id, invalid config, or recursion.
+        """
+        if self._run_child is None:
+            from capa.errors import ConductorStateError
+
+            raise ConductorStateError("child runs are not available in this run")
+        return await self._run_child(procedure_id, config, sample_id=sample_id, custom=custom)
 
     async def write_channel(
         self, channel: str, value: float, *, authorization_id: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -14,6 +14,9 @@ from capa.runtime.plan import RunPlan
 from capa.runtime.pool import WorkerPool
 from capa.runtime.results import HeadlessResult
 from capa.runtime.session import RealRunSession
+
+if TYPE_CHECKING:
+    from capa.plugins.host import PluginHost
 
 __all__ = ["run_headless"]
 
@@ -30,6 +33,7 @@ async def run_headless(
     progress: ProgressCallback | None = None,
     progress_period_s: float = 0.5,
     on_conductor: Callable[[Conductor], None] | None = None,
+    host: PluginHost | None = None,
 ) -> HeadlessResult:
     """Open the devices, run the procedure, seal the bundle, close the devices.
 
@@ -45,6 +49,7 @@ async def run_headless(
         progress: called every ``progress_period_s`` with the conductor's progress.
         progress_period_s: seconds between progress calls.
         on_conductor: called with the conductor before it runs (embedding, tests).
+        host: the plugin host, which procedures that start child runs (batch) need.
     """
     pool = WorkerPool(plan.devices)
     try:
@@ -61,6 +66,7 @@ async def run_headless(
         config=conductor_config,
         external_stop=external_stop,
         manifest_fields=plan.manifest_fields,
+        host=host,
     )
     if on_conductor is not None:
         on_conductor(conductor)

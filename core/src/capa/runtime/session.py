@@ -80,6 +80,9 @@ class RunSession(Protocol):
     def abandon_writer(self) -> None:
         """Give up on a writer that stopped making progress; producers stop blocking."""
 
+    def child(self) -> RunSession:
+        """A new session for a child run recorded while this one is open."""
+
     def close(self, outcome: RunOutcome, exit_reason: str, extra: Mapping[str, Any]) -> SealResult:
         """Record how the run ended, merge ``extra`` manifest blocks, and seal."""
 
@@ -93,6 +96,8 @@ class RealRunSession:
         config_path: the experiment file, for the crash checkpoint.
         flush_interval_s: the longest time data stays un-fsynced.
         run_id: fixed run id (tests); generated from the clock otherwise.
+        queue_size: the writer queue's bound.
+        nested: a child run (batch iteration) inside a run this process records.
     """
 
     # How long one blocked submit waits before re-checking whether the writer was
@@ -108,6 +113,7 @@ class RealRunSession:
         flush_interval_s: float = 1.0,
         run_id: str | None = None,
         queue_size: int | None = None,
+        nested: bool = False,
     ) -> None:
         self.runs_root = runs_root
         self._config_files = dict(config_files or {})
@@ -115,6 +121,7 @@ class RealRunSession:
         self._flush_interval_s = flush_interval_s
         self._requested_id = run_id
         self._queue_size = queue_size
+        self._nested = nested
         self._writer: BundleWriter | None = None
         self._abandoned = threading.Event()
         self._dropped = 0
@@ -157,6 +164,7 @@ class RealRunSession:
             queue_size=self._queue_size or DEFAULT_QUEUE_SIZE,
             clock=clock,
             config_path=str(self._config_path) if self._config_path else None,
+            nested=self._nested,
         )
         if self._writer.stale_run is not None:
             self.stale_message = self._writer.stale_run.message
@@ -213,6 +221,17 @@ class RealRunSession:
     def abandon_writer(self) -> None:
         """Stop feeding a stalled writer; records submitted from now on are dropped."""
         self._abandoned.set()
+
+    def child(self) -> RealRunSession:
+        """A session for a child run (same runs root and config files), for batches."""
+        return RealRunSession(
+            self.runs_root,
+            config_files=self._config_files,
+            config_path=self._config_path,
+            flush_interval_s=self._flush_interval_s,
+            queue_size=self._queue_size,
+            nested=True,
+        )
 
     def close(self, outcome: RunOutcome, exit_reason: str, extra: Mapping[str, Any]) -> SealResult:
         """Stop the writer, record the outcome and ``extra`` blocks, finalize, index."""
