@@ -94,12 +94,6 @@ async def test_parent_stop_ends_the_batch_without_error():
     assert end["stopped"] is True
 
 
-async def test_preflight_refuses_without_child_runs():
-    run = FakeRun(steps=[], channels=FakeChannels({}))
-    problems = await _batch().preflight(run)
-    assert [p.code for p in problems] == ["batch.no_child_runs"]
-
-
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

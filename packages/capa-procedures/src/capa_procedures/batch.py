@@ -78,19 +78,6 @@ class Batch(capa.Procedure):
     Config = BatchConfig
     uses_method = False
 
-    async def preflight(self, ctx: capa.RunContext) -> list[capa.Problem]:
-        """Refuse when the runtime cannot run child runs."""
-        if not callable(getattr(ctx, "run_child", None)):
-            return [
-                capa.Problem(
-                    capa.Severity.ERROR,
-                    "batch.no_child_runs",
-                    "procedure.id",
-                    "this capa runtime cannot run child runs (RunContext.run_child)",
-                )
-            ]
-        return []
-
     async def run(self, ctx: capa.RunContext) -> None:
         """Every iteration in order; raises (crashed) when any child did not complete."""
         assert isinstance(self.config, BatchConfig)
@@ -99,7 +86,6 @@ class Batch(capa.Procedure):
         batch_id = ctx.run_id
         sample: Any = getattr(ctx.experiment, "sample", None)
         parent_sample_id = str(getattr(sample, "id", "") or "")
-        run_child: Any = getattr(ctx, "run_child")  # noqa: B009 - not in the protocol
         events.emit(
             "batch.started",
             f"batch of {c.iterations} × {c.inner.id}",
@@ -128,7 +114,7 @@ class Batch(capa.Procedure):
                 f"child {iteration}/{c.iterations}: sample {sample_id}",
                 metadata={**link, "sample_id": sample_id, "inner_id": c.inner.id},
             )
-            record = await self._child(run_child, c, sample_id, link)
+            record = await self._child(ctx, c, sample_id, link)
             children.append(record)
             ok = record["run_status"] == "completed" and record["bundle_status"] == "sealed"
             events.emit(
@@ -168,12 +154,12 @@ class Batch(capa.Procedure):
 
     @staticmethod
     async def _child(
-        run_child: Any, c: BatchConfig, sample_id: str, link: dict[str, Any]
+        ctx: capa.RunContext, c: BatchConfig, sample_id: str, link: dict[str, Any]
     ) -> dict[str, Any]:
         """Run one child; a child that cannot even start is a failed child, not a crash."""
         base: dict[str, Any] = {**link, "sample_id": sample_id}
         try:
-            child = await run_child(
+            child = await ctx.run_child(
                 c.inner.id, dict(c.inner.config), sample_id=sample_id, custom={"batch": link}
             )
         except Exception as exc:
