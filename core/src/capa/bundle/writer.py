@@ -49,7 +49,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from capa.bundle.catalog import Catalog
-from capa.bundle.configdir import write_config_files
+from capa.bundle.configdir import load_config_files, write_config_files
 from capa.bundle.events import append_events, check_severity, create_events_db
 from capa.bundle.files import BundleFiles
 from capa.bundle.finalize import FinalizeResult, finalize_bundle
@@ -183,13 +183,15 @@ class BundleWriter:
         bundle = root / rid
         if bundle.exists() and (not bundle.is_dir() or any(bundle.iterdir())):
             raise BundleError(f"bundle directory {bundle} already exists and is not empty")
-        bundle.mkdir(exist_ok=True)
-        write_config_files(bundle, config_files or {})
+        # Everything that can be refused is checked before the directory exists.
+        configs = load_config_files(config_files or {})
         manifest = new_manifest(
             rid,
             clock.started_utc.isoformat(timespec="microseconds"),
             dict(manifest_fields or {}),
         )
+        bundle.mkdir(exist_ok=True)
+        write_config_files(bundle, configs)
         write_manifest(bundle, manifest)
         create_events_db(bundle / EVENTS_FILE)
         catalog: Catalog | None = None
