@@ -43,8 +43,11 @@ def finalize(ctx: click.Context, run_id: str, runs_root: Path | None) -> None:
     active = read_active(root)
     if active is not None and active.run_id == run_id:
         stale = recover_stale(root)  # refuses while the recording process is alive
-        if stale is not None:
-            click.echo(f"note: {stale.message}")
+        if stale is not None and stale.marked_crashed:
+            click.echo(
+                f"note: the process recording {run_id} (pid {active.pid}) ended without "
+                "closing the bundle; run marked crashed"
+            )
 
     result = finalize_bundle(bundle)
     try:
