@@ -292,3 +292,19 @@ def test_trusted_plugin_runs_in_production_and_manifest_records_trust(rig):
     assert plugins["watlow"]["trust"] == "missing_from_lock"
     assert plugins["watlow"]["status"] == "blocked"
     assert manifest["custom"]["plugins_lock"]["sha256"] == lock.sha256
+
+
+def test_unknown_plugin_mode_is_refused(rig):
+    proc = rig.capa("plugins", "list", CAPA_PLUGIN_MODE="prod")
+    assert proc.returncode == 2
+    assert "CAPA_PLUGIN_MODE='prod': expected 'dev' or 'production'" in proc.stderr
+
+
+def test_dev_mode_list_shows_drift_against_a_found_lock(rig):
+    assert rig.capa("plugins", "trust", "tk", "--reason", "a").returncode == 0
+    (rig.site / rig.module / "plugin.py").write_text("# changed\n")
+    proc = rig.capa("plugins", "list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["tk"]["trust"] == "dev (hash_mismatch)"
+    assert rows["tk"]["status"] == "loaded"  # dev mode still loads it
