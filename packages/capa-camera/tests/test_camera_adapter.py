@@ -156,3 +156,28 @@ def test_mjpeg_source_reconnects_after_the_server_dies(tmp_path):
     assert summary["source_kind"] == "network"
     # Frames came both before and after the outage: the numbers jump over it.
     assert max(np.diff(numbers)) >= 5
+
+
+def test_a_second_run_on_the_same_adapter_starts_a_fresh_recording(tmp_path):
+    cam = camera("sim://")
+    first, second = Collector(tmp_path / "a"), Collector(tmp_path / "b")
+
+    async def run(ctx: Collector, seconds: float) -> None:
+        await cam.start(ctx)
+        task = asyncio.ensure_future(cam.stream(ctx))
+        await asyncio.sleep(seconds)
+        await cam.stop()
+        await asyncio.wait_for(task, 10)
+
+    async def body() -> None:
+        await cam.open()
+        await run(first, 0.4)
+        await asyncio.sleep(0.5)  # between runs: a stale pacing clock would burst frames
+        await run(second, 0.4)
+        await cam.close()
+
+    asyncio.run(body())
+    for ctx in (first, second):
+        numbers = check_recording(ctx, ctx.bundle_path)
+        assert numbers == list(range(len(numbers)))
+        assert len(numbers) <= 12  # 20 fps for 0.4 s, not a burst of catch-up frames

@@ -180,3 +180,21 @@ def test_heat_flux_gauge_follows_a_run_channel():
 def test_commands_are_refused_not_raised():
     result = asyncio.run(make().command(__import__("capa").Command.write("tc0", 1.0)))
     assert result.accepted is False
+
+
+def test_polled_device_loss_is_reported_once_then_raised():
+    adapter = make("sim://?lost_at_s=0", rate_hz=50)
+    ctx = Collector()
+
+    async def body() -> list:
+        await adapter.open()
+        await adapter.start(ctx)
+        first = await adapter.read()
+        with pytest.raises(DeviceLostError):
+            await adapter.read()
+        await adapter.stop()
+        await adapter.close()
+        return list(first)
+
+    first = asyncio.run(body())
+    assert [e.kind for e in first] == ["nidaq.device_lost"]

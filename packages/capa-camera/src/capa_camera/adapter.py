@@ -85,7 +85,8 @@ class OpenCvCamera(Adapter):
         """Stop any recording and release the source (idempotent)."""
         self._stop.set()
         if self._pipeline is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._pipeline.join, 10.0)
+            # Normally already joined by stream(); blocking here is fine on our worker thread.
+            self._pipeline.join(10.0)
         source, self._source = self._source, None
         if source is not None:
             source.release()
@@ -94,6 +95,12 @@ class OpenCvCamera(Adapter):
         """Remember the run context; recording starts in :meth:`stream`."""
         self._ctx = ctx
         self._stop.clear()  # the source's pacing waits on this same event
+        if self._pipeline is not None:
+            # A previous run consumed the source (pacing clock, end of a file): reopen it.
+            self._pipeline = None
+            if self._source is not None:
+                self._source.release()
+                self._source = None
         await self.open()
 
     async def stop(self) -> None:

@@ -65,6 +65,7 @@ class NidaqTask(Adapter):
         self._executor: ThreadPoolExecutor | None = None
         self._counters: Counters | None = None
         self._latest: dict[str, float] = {}
+        self._lost = False
 
     # ------------------------------------------------------------ description
     @classmethod
@@ -152,7 +153,11 @@ class NidaqTask(Adapter):
         try:
             backend.read_one(out, 10.0)
         except DeviceLostError as exc:
+            if self._lost:
+                raise  # already reported: the worker counts every further failure
+            self._lost = True
             return [self._lost_event(exc)]
+        self._lost = False
         t = (before + ctx.clock.now_ns()) // 2
         self._remember(out)
         return [SampleBatch(np.array([t], dtype=np.int64), self._columns(out))]
