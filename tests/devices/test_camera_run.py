@@ -93,7 +93,7 @@ def test_sim_recording_10s(tmp_path):
     bundle, _ = run_rig(proc, exp)
     numbers, meta = check_bundle(bundle)
     assert numbers == list(range(len(numbers)))  # every frame, in order, none dropped
-    assert 95 <= len(numbers) <= 105
+    assert 95 <= len(numbers) <= 115  # 10 fps while the devices sample (a little over 10 s)
     assert meta["dropped"] == 0
     assert meta["health"] == "ok"
     assert manifest(bundle)["bundle_status"] == "sealed"
@@ -106,7 +106,7 @@ def test_video_file_recording_10s(tmp_path):
         writer.write(draw_frame(500 + i, 160, 120, i / 10, 40.0))
     writer.release()
     proc = CapaProcess(tmp_path)
-    exp = write_rig(tmp_path, RIG.format(source=str(clip), fps=10), duration_s=11)
+    exp = write_rig(tmp_path, RIG.format(source=str(clip), fps=10), duration_s=13)
     bundle, _ = run_rig(proc, exp)
     numbers, meta = check_bundle(bundle)
     assert numbers == list(range(500, 600))  # the whole file, in order

@@ -70,7 +70,8 @@ def record(cam, ctx: Collector, seconds: float, during: Callable[[], None] | Non
         task = asyncio.ensure_future(cam.stream(ctx))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), seconds)
-        snap = await cam.snapshot()
+        snap = dict(await cam.snapshot())
+        snap["ended_by_itself"] = task.done()
         await cam.stop()
         await asyncio.wait_for(task, 10)
         await cam.close()

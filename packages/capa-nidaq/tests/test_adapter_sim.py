@@ -82,14 +82,15 @@ def test_injected_overrun_is_an_event_counted_in_the_summary():
     event = overruns[0]
     assert event.severity is EventSeverity.WARNING
     assert event.metadata["driver_samples_lost"] == 2000
-    # The gap in the time base matches what was lost (the sim stalls like a late reader).
-    assert 1900 <= event.metadata["samples_lost_per_channel"] <= 2200
+    # The gap in the time base covers what was lost (the sim stalls like a late reader);
+    # the restart itself may add a little more on a busy machine.
+    assert 1990 <= event.metadata["samples_lost_per_channel"] <= 2000 + 5000
     t = ctx.times()
     gaps = np.diff(t)
     assert (gaps > 0).all()  # strictly increasing across the restart
     big = np.flatnonzero(gaps != 100_000)
     assert len(big) == 1  # exactly one discontinuity: the overrun
-    assert gaps[big[0]] >= 1900 * 100_000
+    assert gaps[big[0]] >= 1990 * 100_000
     summary = ctx.events("nidaq.summary")[0]
     assert summary.metadata["overruns"] == 1
     assert (
