@@ -118,6 +118,7 @@ def load_fake_server():
 
 
 def test_real_backend_through_capa_run_against_the_fake_grpc_server(tmp_path):
+    pytest.importorskip("grpc", reason="nidaqmx[grpc] (a test dependency) is not installed")
     fake = load_fake_server()
     with fake.FakeServer(fake.FakeBoard(overrun_at_read=6)) as server:
         proc = CapaProcess(tmp_path)

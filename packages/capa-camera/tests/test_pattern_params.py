@@ -53,3 +53,19 @@ def test_resource_override_and_bad_params():
         CameraParams(source="sim://?colour=red")
     with pytest.raises(ValidationError, match="container"):
         CameraParams(source="sim://", container="mov")
+
+
+def test_v4l2_discovery_reads_sysfs_names(tmp_path):
+    from capa_camera.discovery import discover_v4l2
+
+    for index, name in [(2, "USB Cam"), (0, "Integrated Camera"), (10, "Capture")]:
+        (tmp_path / f"video{index}").mkdir()
+        (tmp_path / f"video{index}" / "name").write_text(name + "\n")
+    (tmp_path / "v4l-subdev0").mkdir()
+    found = discover_v4l2("camera.opencv", tmp_path)
+    assert [(d.resource_id, d.description, dict(d.params)) for d in found] == [
+        ("camera:0", "Integrated Camera (/dev/video0)", {"source": 0}),
+        ("camera:2", "USB Cam (/dev/video2)", {"source": 2}),
+        ("camera:10", "Capture (/dev/video10)", {"source": 10}),
+    ]
+    assert discover_v4l2("camera.opencv", tmp_path / "missing") == []

@@ -21,6 +21,10 @@ from capa_nidaq.ni import NiBackend, grpc_options
 from capa_nidaq.params import NidaqParams
 
 from .conftest import Collector
+
+# The fake server needs grpcio, from the workspace's test dependency nidaqmx[grpc].
+pytest.importorskip("grpc", reason="nidaqmx[grpc] (a test dependency) is not installed")
+
 from .fake_ni_server import FakeBoard, FakeServer
 
 CHANNELS = [

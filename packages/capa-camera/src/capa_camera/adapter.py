@@ -24,6 +24,7 @@ from capa import (
     CommandResult,
     ConfigModel,
     DeviceEvent,
+    DiscoveredDevice,
     EventSeverity,
     FieldSpec,
     HandshakeResult,
@@ -158,6 +159,13 @@ class OpenCvCamera(Adapter):
             "reconnects": s.reconnects,
             "connected": s.connected,
         }
+
+    @classmethod
+    async def discover(cls) -> Sequence[DiscoveredDevice]:
+        """Local video devices (Linux: ``/sys/class/video4linux``); nothing is opened."""
+        from capa_camera.discovery import discover_v4l2
+
+        return discover_v4l2(cls.id)
 
     @classmethod
     async def handshake(cls, params: ConfigModel) -> HandshakeResult:
