@@ -127,6 +127,17 @@ def test_second_sigint_exits_130_and_finalize_recovers(capa_proc: CapaProcess):
     assert "run_status" not in out
     assert not (bundle / "manifest.sha256").exists(), "a forced exit must not seal"
     assert manifest(bundle)["bundle_status"] == "open"
+    assert (capa_proc.runs / ".runtime-active.json").exists()
+
+    # The next run in this runs root finds the dead run's checkpoint, marks it crashed
+    # and tells the operator how to recover it.
+    del capa_proc.env["CAPA_DRAINING_DELAY_S"]
+    quick = write_experiment(capa_proc.tmp, config={"duration_s": 0})
+    nxt = capa_proc.run("run", str(quick), "--runs-root", "runs")
+    assert nxt.returncode == 0, nxt.stderr
+    assert f"capa: warning: run {bundle.name} crashed" in nxt.stderr
+    assert f"capa finalize {bundle.name}" in nxt.stderr
+    assert manifest(bundle)["run_status"] == "crashed"
 
     fin = capa_proc.run("finalize", bundle.name, "--runs-root", "runs")
     assert fin.returncode == 0, fin.stdout + fin.stderr

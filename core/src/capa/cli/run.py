@@ -120,6 +120,8 @@ def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
         bundle_status=result.bundle_status,
         exit_reason=result.exit_reason,
     )
+    for notice in result.notices:
+        click.echo(f"capa: warning: {notice}", err=True)
     click.echo(result.summary())
     return int(result.exit_code())
 

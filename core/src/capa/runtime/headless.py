@@ -86,6 +86,7 @@ async def run_headless(
         bundle_status=result.bundle_status,
         integrity_status=result.integrity_status,
         exit_reason=result.exit_reason,
+        notices=(session.stale_message,) if session.stale_message else (),
     )
 
 

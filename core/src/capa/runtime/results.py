@@ -38,6 +38,9 @@ class HeadlessResult:
     bundle_status: str
     integrity_status: str
     exit_reason: str | None = None
+    notices: tuple[str, ...] = ()
+    """Things the operator should know that are not about this run (a crashed earlier
+    run found in the runs root, to be recovered with ``capa finalize``)."""
 
     def exit_code(self) -> int:
         """0 completed+sealed, 1 aborted, 2 crashed, 3 verification failed (wins), 5 else."""
