@@ -38,7 +38,8 @@ def check_recording(ctx: Collector, bundle) -> list[int]:
 
 def test_sim_recording_keeps_every_frame_in_order(tmp_path):
     ctx = Collector(tmp_path)
-    snap = record(camera("sim://"), ctx, 1.0)
+    cam = camera("sim://")
+    snap = record(cam, ctx, 1.0)
     numbers = check_recording(ctx, tmp_path)
     assert numbers == list(range(len(numbers)))
     assert 15 <= len(numbers) <= 25  # 20 fps for one second
@@ -50,6 +51,7 @@ def test_sim_recording_keeps_every_frame_in_order(tmp_path):
     assert summary.metadata["codec"] == "MJPG"
     assert summary.metadata["health"] == "ok"
     assert summary.severity is EventSeverity.INFO
+    assert cam.run_summary() == summary.metadata
 
 
 def test_frames_the_encoder_cannot_take_are_dropped_and_counted(tmp_path):

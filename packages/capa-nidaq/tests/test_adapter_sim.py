@@ -97,6 +97,7 @@ def test_injected_overrun_is_an_event_counted_in_the_summary():
         summary.metadata["samples_lost_per_channel"] == event.metadata["samples_lost_per_channel"]
     )
     assert summary.severity is EventSeverity.WARNING
+    assert adapter.run_summary() == summary.metadata
 
 
 def test_device_loss_is_an_error_event_then_the_stream_fails():

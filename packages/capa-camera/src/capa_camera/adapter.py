@@ -57,6 +57,7 @@ class OpenCvCamera(Adapter):
         self._stop = threading.Event()
         self._source: Source | None = None
         self._pipeline: Pipeline | None = None
+        self._last_summary: dict[str, Any] = {}
 
     # ------------------------------------------------------------ description
     @classmethod
@@ -133,6 +134,14 @@ class OpenCvCamera(Adapter):
             self._stop.set()
             pipeline.join()
             ctx.emit(self._summary(pipeline, video, ctx))
+
+    def run_summary(self) -> Mapping[str, Any]:
+        """The last recording's manifest entry (what ``camera.summary`` carries).
+
+        Not part of the core contract yet: meant for the manifest's ``cameras`` list
+        (file, codec, frame count, health) once the conductor collects it.
+        """
+        return dict(self._last_summary)
 
     async def command(self, command: Command) -> CommandResult:
         """A camera takes no commands; every command is refused."""
@@ -213,6 +222,7 @@ class OpenCvCamera(Adapter):
             "fps": self._source.fps() if self._source else self.p.fps,
             "health": health,
         }
+        self._last_summary = meta
         severity = EventSeverity.INFO if health == "ok" else EventSeverity.WARNING
         return DeviceEvent(
             "camera.summary",

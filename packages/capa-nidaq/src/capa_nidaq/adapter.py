@@ -194,6 +194,14 @@ class NidaqTask(Adapter):
         counters = self._counters.as_dict() if self._counters else {}
         return {"latest": dict(self._latest), **counters, "simulated": self.p.simulated}
 
+    def run_summary(self) -> Mapping[str, Any]:
+        """Counters of the last sampling period (what ``nidaq.summary`` carries).
+
+        Not part of the core contract yet: meant for a manifest hook that records
+        per-device counters (overruns, samples lost) next to the worker diagnostics.
+        """
+        return self._counters.as_dict() if self._counters else {}
+
     # ------------------------------------------------------------ optional, read-only
     @classmethod
     async def discover(cls) -> Sequence[DiscoveredDevice]:
