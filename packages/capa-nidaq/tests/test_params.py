@@ -104,6 +104,7 @@ def test_hardware_validate_reports_duplicate_physical_channels(tmp_path):
     assert same_device.returncode == 2
     out = same_device.stdout + same_device.stderr
     assert "'cDAQ1Mod1/ai0' is used twice" in out
+    assert "devices[0].params.channels" in out  # located at the field, with its line
     assert "Traceback" not in out
 
     across = validate(tmp_path, "cDAQ1Mod1/ai1", "cDAQ1Mod1/ai1")

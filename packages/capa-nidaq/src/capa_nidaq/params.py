@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from capa import ConfigModel
 
@@ -179,12 +179,19 @@ class NidaqParams(ConfigModel):
         "the local driver.",
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> NidaqParams:
-        parse_sim_url(self.device)
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        parse_sim_url(value)
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, channels: list[Channel]) -> list[Channel]:
+        # A field validator, so the problem is located at params.channels.
         seen_phys: dict[str, str] = {}
         seen_names: set[str] = set()
-        for ch in self.channels:
+        for ch in channels:
             if not _PHYSICAL.match(ch.physical_channel):
                 raise ValueError(
                     f"channel {ch.name!r}: physical_channel {ch.physical_channel!r} must be "
@@ -204,7 +211,7 @@ class NidaqParams(ConfigModel):
             seen_names.add(ch.name)
             if not ch.min < ch.max:
                 raise ValueError(f"channel {ch.name!r}: min ({ch.min}) must be below max")
-        return self
+        return channels
 
     @property
     def simulated(self) -> bool:
