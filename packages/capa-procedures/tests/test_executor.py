@@ -194,3 +194,40 @@ async def test_prompt_acknowledged_through_the_bundle_file(tmp_path):
     acked = [m for k, _, _, m in run.events.rows if k == "method.prompt.acknowledged"]
     assert acked[0]["acknowledged_by"] == "bob"
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_stop_ends_a_wait_on_a_subscribed_channel():
+    class Silent:
+        async def get(self):
+            await anyio.sleep_forever()
+
+        def drain(self):
+            return []
+
+    class SubscribingChannels(FakeChannels):
+        unsubscribed = False
+
+        def subscribe(self, names, maxlen):
+            return Silent()
+
+        def unsubscribe(self, sub):
+            SubscribingChannels.unsubscribed = True
+
+    run = FakeRun(
+        steps=make_steps(
+            {"kind": "wait", "end_condition": {"channel": "pv", "op": ">", "value": 99}}
+        ),
+        channels=SubscribingChannels({"pv": 1.0}),
+    )
+    async with anyio.create_task_group() as tg:
+
+        async def stop_soon():
+            await anyio.sleep(0.05)
+            run.external_stop.set()
+
+        tg.start_soon(stop_soon)
+        ex = MethodExecutor(run)
+        await ex.run_all()
+    assert ex.stopped_at == 0
+    assert SubscribingChannels.unsubscribed
+    assert "method.wait.timeout" not in run.events.kinds()

@@ -93,38 +93,67 @@ async def wait_for(
     start = time.monotonic()
     channels: Any = ctx.run.channels
     subscribe = getattr(channels, "subscribe", None) if condition is not None else None
-    sub = subscribe([condition.channel], 64) if condition is not None and subscribe else None
-    current = ctx.latest(condition.channel) if condition is not None else None
+    if condition is None or subscribe is None:
+        return await _wait_loop(
+            ctx, start, duration_s=duration_s, condition=condition, timeout_s=timeout_s, sub=None
+        )
+    sub = subscribe([condition.channel], 64)
+    outcome: WaitOutcome = "stopped"
     try:
-        while True:
-            if ctx.stop_requested:
-                return "stopped"
-            elapsed = time.monotonic() - start
-            duration_ok = duration_s is None or elapsed >= duration_s
-            if duration_ok and (condition is None or condition.holds(current)):
-                return "done"
-            if timeout_s is not None and elapsed >= timeout_s:
-                return "timeout"
-            wake = math.inf
-            if not duration_ok and duration_s is not None:
-                wake = duration_s - elapsed
-            if timeout_s is not None:
-                wake = min(wake, timeout_s - elapsed)
-            if condition is None:
-                await ctx.sleep(max(wake, 0.0))  # wakes at once on a stop
-                continue
-            wake = min(wake, _WAKE_S)
-            if sub is None:
-                await ctx.sleep(wake)
-                current = ctx.latest(condition.channel)
-                continue
-            with anyio.move_on_after(wake):
-                _channel, _t, current = await sub.get()
-                # Every buffered value counts: a short crossing is not missed.
-                for _channel, _t, value in sub.drain():
-                    current = value
-                    if condition.holds(current):
-                        break
+        # A subscription's get() does not wake on a stop: a watcher cancels the wait
+        # as soon as the run's external stop is set.
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_on_stop() -> None:
+                await ctx.run.external_stop.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(cancel_on_stop)
+            outcome = await _wait_loop(
+                ctx, start, duration_s=duration_s, condition=condition, timeout_s=timeout_s, sub=sub
+            )
+            tg.cancel_scope.cancel()
     finally:
-        if sub is not None:
-            channels.unsubscribe(sub)
+        channels.unsubscribe(sub)
+    return outcome
+
+
+async def _wait_loop(
+    ctx: capa.StepContext,
+    start: float,
+    *,
+    duration_s: float | None,
+    condition: EndCondition | None,
+    timeout_s: float | None,
+    sub: Any,
+) -> WaitOutcome:
+    current = ctx.latest(condition.channel) if condition is not None else None
+    while True:
+        if ctx.stop_requested:
+            return "stopped"
+        elapsed = time.monotonic() - start
+        duration_ok = duration_s is None or elapsed >= duration_s
+        if duration_ok and (condition is None or condition.holds(current)):
+            return "done"
+        if timeout_s is not None and elapsed >= timeout_s:
+            return "timeout"
+        wake = math.inf
+        if not duration_ok and duration_s is not None:
+            wake = duration_s - elapsed
+        if timeout_s is not None:
+            wake = min(wake, timeout_s - elapsed)
+        if condition is None:
+            await ctx.sleep(max(wake, 0.0))  # wakes at once on a stop
+            continue
+        wake = min(wake, _WAKE_S)
+        if sub is None:
+            await ctx.sleep(wake)
+            current = ctx.latest(condition.channel)
+            continue
+        with anyio.move_on_after(wake):
+            _channel, _t, current = await sub.get()
+            # Every buffered value counts: a short crossing is not missed.
+            for _channel, _t, value in sub.drain():
+                current = value
+                if condition.holds(current):
+                    break
