@@ -65,7 +65,11 @@ def _raw(value: float) -> float:
 def test_recipe_events_follow_the_method_and_device_sees_inverted_setpoints(
     capa_proc: CapaProcess,
 ):
-    exp = write_recipe(capa_proc.tmp, METHOD)
+    exp = write_recipe(
+        capa_proc.tmp,
+        METHOD,
+        config={"auto_acknowledge_prompts": True, "notes": "PMMA replicate 3"},
+    )
     proc = capa_proc.run("run", str(exp), "--runs-root", "runs")
     assert proc.returncode == 0, proc.stderr
     s = summary(proc.stdout)
@@ -134,6 +138,7 @@ def test_recipe_events_follow_the_method_and_device_sees_inverted_setpoints(
     assert sp[-1]["raw_value"] == pytest.approx(_raw(30.0))
     assert any(r["raw_value"] == pytest.approx(_raw(80.0)) for r in sp)
     assert manifest(bundle)["procedure"]["id"] == "capa.builtin.recipe_runner"
+    assert manifest(bundle)["custom"]["notes"] == "PMMA replicate 3"  # seed 002
 
 
 ABORT_METHOD = """\

@@ -99,6 +99,13 @@ class RunContext(Protocol):
         """Mutable progress the run shows on a terminal (e.g. ``{"step": "2/7 ramp"}``)."""
 
     @property
+    def custom(self) -> dict[str, Any]:
+        """Entries merged into the manifest's ``custom`` block when the bundle is sealed.
+
+        Mutable: e.g. the recipe runner puts the operator's notes here.
+        """
+
+    @property
     def external_stop(self) -> anyio.Event:
         """Set when the operator (or a signal) asks the run to stop."""
 

@@ -523,6 +523,7 @@ class Conductor:
             # Rows per channel are counted by finalize from the files themselves.
             "counts": {"unmapped_batches": self.pipeline.stats.unmapped_batches},
             "queue_health": {"runtime": diagnostics},
+            "custom": dict(self.context.custom) if self.context else {},
         }
         ended = self.clock.now_ns()
         with anyio.CancelScope(shield=True):

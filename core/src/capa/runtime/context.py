@@ -80,6 +80,8 @@ class ConductorRunContext:
         self._run_child = run_child
         self._events = ProcedureEvents(session, f"procedure:{plan.procedure.id}", log)
         self.progress: dict[str, Any] = {}
+        self.custom: dict[str, Any] = {}
+        """Merged into the manifest's ``custom`` block when the bundle is sealed."""
 
     def bind_log(self, log: Any) -> None:
         """Switch to the run's own logger once the bundle (and ``run.log``) exists."""

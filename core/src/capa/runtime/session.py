@@ -249,8 +249,12 @@ class RealRunSession:
         if self._dropped:
             counts["dropped_after_abandon"] = self._dropped
         queue_health = {**manifest.queue_health, **extra.get("queue_health", {})}
-        updates = {k: v for k, v in extra.items() if k not in ("counts", "queue_health")}
-        manifest = manifest.transition(counts=counts, queue_health=queue_health, **updates)
+        custom = {**manifest.custom, **extra.get("custom", {})}
+        merged = ("counts", "queue_health", "custom")
+        updates = {k: v for k, v in extra.items() if k not in merged}
+        manifest = manifest.transition(
+            counts=counts, queue_health=queue_health, custom=custom, **updates
+        )
         write_manifest(writer.bundle, manifest)
         result = finalize_bundle(writer.bundle)
         with contextlib.suppress(BundleError):  # the catalog is an index, rebuildable

@@ -109,8 +109,9 @@ class RecipeRunner(capa.Procedure):
         executor = self.executor = self.make_executor(ctx)
         method_name = getattr(ctx.method, "name", "")
         if cfg.notes:
-            # manifest.custom is written from the plan before the run starts; the notes
-            # are also kept as an event so they travel with the run's timeline.
+            # Seed 002: the notes go into manifest.json custom; the event also keeps them on
+            # the run's timeline.
+            ctx.custom["notes"] = cfg.notes
             ctx.events.emit("recipe_runner.notes", cfg.notes, metadata={"notes": cfg.notes})
         ctx.log.info(
             "recipe_runner.start", method=method_name, steps=len(executor.steps), notes=cfg.notes
