@@ -25,24 +25,27 @@ PLUGINS = ["camera", "nidaq", "procedures", "sartorius", "watlow"]
 
 
 def _expose_pyenv_interpreters() -> None:
-    """Make pyenv's shims resolve every installed 3.11/3.13 at once.
+    """Put every installed pyenv 3.11 / 3.13 interpreter itself on PATH.
 
-    On machines where pyenv selects one global version, `python3.13` is a shim that
-    refuses to run; listing the versions in PYENV_VERSION lets uv and nox find them.
+    On machines where pyenv selects one global version, `python3.13` on PATH is a shim
+    that refuses to run, so neither nox nor uv would find 3.13. Prepending the real
+    interpreters' bin directories makes `python3.11` and `python3.13` resolve directly.
     """
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    if "PYENV_VERSION" in os.environ or not root.is_dir():
+    if not root.is_dir():
         return
-    wanted = []
+    dirs = []
     for minor in PYTHONS:
         found = sorted(
             root.glob(f"{minor}.*"),
             key=lambda p: [int(x) for x in p.name.split(".") if x.isdigit()],
         )
-        if found:
-            wanted.append(found[-1].name)
-    if wanted:
-        os.environ["PYENV_VERSION"] = ":".join(wanted)
+        if found and (found[-1] / "bin").is_dir():
+            dirs.append(str(found[-1] / "bin"))
+    if dirs:
+        os.environ["PATH"] = os.pathsep.join([*dirs, os.environ.get("PATH", "")])
+    # Never fall back to downloading an interpreter (there is no network for it here).
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 
 
 _expose_pyenv_interpreters()
