@@ -84,6 +84,11 @@ def check_bundle(bundle: Path) -> tuple[list[int], dict]:
     meta = cams[0]["metadata"]
     assert meta["frames"] == frames.num_rows
     assert meta["file"] == "video/cam.avi"
+    (listed,) = manifest(bundle)["cameras"]  # the manifest lists the camera too
+    assert listed["device"] == "cam"
+    assert listed["frames"] == frames.num_rows
+    assert listed["file"] == "video/cam.avi"
+    assert listed["codec"] == meta["codec"]
     return numbers, meta
 
 

@@ -98,6 +98,9 @@ def test_sim_injected_overrun_is_an_event_and_counted(tmp_path):
     summary = event_rows(bundle, "nidaq.summary")[0]["metadata"]
     assert summary["overruns"] == 1
     assert summary["samples_lost_per_channel"] == lost
+    counted = manifest(bundle)["counts"]["devices"]["daq"]  # and counted in the manifest
+    assert counted["overruns"] == 1
+    assert counted["samples_lost_per_channel"] == lost
     table = pq.read_table(bundle / "scalars.parquet")
     t = per_channel(table, "tc0").column("t_mono_ns").to_numpy()
     assert len(t) == summary["samples_per_channel"]

@@ -265,6 +265,15 @@ class Adapter(abc.ABC):
         """Current status fields, for previews and manual-control panels."""
         return {}
 
+    def run_summary(self) -> Mapping[str, Any]:
+        """Figures of the sampling period that just ended, for the manifest.
+
+        Called after :meth:`stop`. Entries land in ``counts.devices.<device>``; adapters
+        with the ``records_video`` capability also get a ``cameras`` entry (file, codec,
+        frames, dropped, health ...). JSON-serialisable values only.
+        """
+        return {}
+
     # ------------------------------------------------------------------ optional, read-only
     @classmethod
     async def discover(cls) -> Sequence[DiscoveredDevice]:

@@ -486,6 +486,25 @@ class Conductor:
             )
         return abandoned
 
+    def _device_summaries(
+        self, abandoned: list[str]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Each adapter's ``run_summary()``; cameras also get a manifest ``cameras`` entry."""
+        devices: dict[str, Any] = {}
+        cameras: list[dict[str, Any]] = []
+        for name, adapter in self.pool.adapters():
+            if self.plan.device(name).resource_id in abandoned:
+                continue  # its worker is wedged: do not touch the adapter from here
+            try:
+                summary = dict(adapter.run_summary())
+            except Exception as exc:
+                summary = {"error": f"run_summary() raised {type(exc).__name__}: {exc}"}
+            if summary:
+                devices[name] = summary
+            if "records_video" in adapter.capabilities:
+                cameras.append({"device": name, **summary})
+        return devices, cameras
+
     def _outcome(self) -> tuple[RunOutcome, str]:
         if self._saturation is not None:
             trip = self._saturation
@@ -519,9 +538,14 @@ class Conductor:
             "abandoned_workers": abandoned,
             "device_errors": dict(self._device_errors),
         }
+        devices, cameras = self._device_summaries(abandoned)
         extra = {
             # Rows per channel are counted by finalize from the files themselves.
-            "counts": {"unmapped_batches": self.pipeline.stats.unmapped_batches},
+            "counts": {
+                "unmapped_batches": self.pipeline.stats.unmapped_batches,
+                "devices": devices,
+            },
+            "cameras": cameras,
             "queue_health": {"runtime": diagnostics},
             "custom": dict(self.context.custom) if self.context else {},
         }

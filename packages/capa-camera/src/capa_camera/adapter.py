@@ -136,10 +136,9 @@ class OpenCvCamera(Adapter):
             ctx.emit(self._summary(pipeline, video, ctx))
 
     def run_summary(self) -> Mapping[str, Any]:
-        """The last recording's manifest entry (what ``camera.summary`` carries).
+        """The last recording's entry in the manifest's ``cameras`` list.
 
-        Not part of the core contract yet: meant for the manifest's ``cameras`` list
-        (file, codec, frame count, health) once the conductor collects it.
+        The same facts as the ``camera.summary`` event: file, codec, frame count, health.
         """
         return dict(self._last_summary)
 

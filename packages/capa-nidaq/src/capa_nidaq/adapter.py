@@ -195,10 +195,9 @@ class NidaqTask(Adapter):
         return {"latest": dict(self._latest), **counters, "simulated": self.p.simulated}
 
     def run_summary(self) -> Mapping[str, Any]:
-        """Counters of the last sampling period (what ``nidaq.summary`` carries).
+        """Counters of the last sampling period, for ``manifest.counts.devices.<name>``.
 
-        Not part of the core contract yet: meant for a manifest hook that records
-        per-device counters (overruns, samples lost) next to the worker diagnostics.
+        The same counters as the ``nidaq.summary`` event (overruns, samples lost).
         """
         return self._counters.as_dict() if self._counters else {}
 
