@@ -99,6 +99,19 @@ def test_setpoint_of_second_loop_by_field(make_sim, open_adapters):
     assert sim.bus.controllers[1].setpoint(1) == 25.0
 
 
+def test_uniform_write_command_sets_the_named_setpoint(make_sim, open_adapters):
+    # capa's method steps send `write {field, value}` to every writable device.
+    sim = make_sim()
+    adapter = open_adapters(port=sim.path, instances=(1, 2))
+    result = run(adapter.command(capa.Command.write("setpoint_2", 75.0)))
+    assert result.accepted, result.detail
+    assert sim.bus.controllers[1].setpoint(2) == pytest.approx(75.0, abs=1e-3)
+    not_writable = run(adapter.command(capa.Command.write("process_value", 1.0)))
+    assert not not_writable.accepted
+    assert "not a writable field" in not_writable.detail
+    assert not run(adapter.command(capa.Command("write", {"value": 1.0}))).accepted
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_refusals_are_results_not_exceptions(make_sim, open_adapters, protocol):
     sim = make_sim()

@@ -281,7 +281,10 @@ class EzZonePM(capa.Adapter):
 
     # ---------------------------------------------------------------- commands
     async def command(self, command: capa.Command) -> capa.CommandResult:
-        """``set_setpoint`` / ``write_parameter``; a refusal or bus failure is not accepted."""
+        """``write {field, value}``, ``set_setpoint``, ``write_parameter``.
+
+        A refusal or bus failure is ``accepted=False``, never an exception.
+        """
         try:
             spec, instance, value = self._parse_command(command)
         except (KeyError, ValueError, TypeError) as exc:
@@ -306,6 +309,12 @@ class EzZonePM(capa.Adapter):
 
     def _parse_command(self, command: capa.Command) -> tuple[ParamSpec, int, float]:
         args = dict(command.args)
+        if command.name == capa.Command.WRITE:
+            # capa's uniform verb for writable fields (what method steps send): the only
+            # writable fields are the loops' set points, so it is set_setpoint by field.
+            if "field" not in args:
+                raise ValueError("write needs a field (setpoint, setpoint_2, ...)")
+            command = capa.Command("set_setpoint", args, command.authorization_id)
         if command.name == "set_setpoint":
             instance = int(args.get("instance", 1))
             field = args.get("field")
@@ -320,7 +329,7 @@ class EzZonePM(capa.Adapter):
             parameter = args["parameter"]
             spec = self._spec_for(parameter, args)
             return spec, int(args.get("instance", 1)), float(args["value"])
-        raise ValueError("unknown command; use set_setpoint or write_parameter")
+        raise ValueError("unknown command; use write, set_setpoint or write_parameter")
 
     def _instance_of_field(self, field: str) -> int:
         for instance in self.cfg.instances:
