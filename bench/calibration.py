@@ -78,10 +78,10 @@ def main() -> None:
 
     host = PluginHost()
     host.load(entry_points=False)
-    rig = Path(__file__).resolve().parents[1] / "examples" / "demo" / "rig.toml"
+    rig = Path(__file__).resolve().parents[1] / "examples" / "demo" / "signals_rig.toml"
     validate_hardware(rig, host)  # warm imports
     t = median_s(lambda: validate_hardware(rig, host), args.repeat)
-    print(f"validate examples/demo/rig.toml (in process): {t * 1e3:.2f} ms median")
+    print(f"validate examples/demo/signals_rig.toml (in process): {t * 1e3:.2f} ms median")
     sys.stdout.flush()
 
 

@@ -1,8 +1,8 @@
 """The shipped examples validate against the components that provide them.
 
-The rig uses core's own simulator, so it is checked on an isolated host. The experiments
-and the recipe need `capa.builtin.*` procedures and step kinds from capa-procedures; those
-checks skip (saying why) until that distribution provides them.
+`signals_rig.toml` uses only core's own simulator, so it is checked on an isolated host;
+`rig.toml` (the demo) uses the device packages' drivers on sim:// ports, and the
+experiments need capa-procedures: those are checked with the installed plugins.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
 NEEDED_STEPS = ("setpoint", "ramp", "hold", "wait")
 
 
-def test_demo_rig_validates_with_the_builtin_simulator(capa_host):
-    report = validate_hardware(DEMO / "rig.toml", capa_host)
+def test_signals_rig_validates_with_the_builtin_simulator(capa_host):
+    report = validate_hardware(DEMO / "signals_rig.toml", capa_host)
     assert report.problems == []
     hw = report.hardware
     assert sorted(hw.devices) == ["daq", "furnace"]
@@ -50,6 +50,19 @@ def test_demo_experiments_validate_when_their_procedures_are_installed(
             pytest.skip(f"step kinds not installed yet: {', '.join(missing)}")
     report = load_experiment(DEMO / name, installed_host)
     assert report.experiment.procedure.id == procedure
+
+
+def test_demo_rig_uses_the_device_packages_on_simulators(installed_host):
+    report = validate_hardware(DEMO / "rig.toml", installed_host)
+    assert report.problems == []
+    adapters = {name: d.config.adapter for name, d in report.hardware.devices.items()}
+    assert adapters == {
+        "furnace": "watlow.ezzone_pm",
+        "balance": "sartorius.balance",
+        "daq": "nidaq.task",
+        "cam": "camera.opencv",
+    }
+    assert report.hardware.channel_writable("furnace_sp")
 
 
 def test_demo_recipe_validates_when_its_step_kinds_are_installed(installed_host):

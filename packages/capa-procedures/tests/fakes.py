@@ -34,6 +34,10 @@ class FakeChannels:
     def latest(self, channel: str) -> float | None:
         return self.values.get(channel)
 
+    def latest_with_time(self, channel: str) -> tuple[int, float] | None:
+        value = self.values.get(channel)
+        return None if value is None else (0, value)  # sampled at the start of the run
+
 
 class FakeEvents:
     def __init__(self) -> None:
@@ -71,6 +75,9 @@ class FakeRun:
     clock: FakeClock = field(default_factory=FakeClock)
     log: Any = field(default_factory=_Log)
     writes: list[tuple[str, float, str | None]] = field(default_factory=list)
+    writes_show_up: bool = True
+    """Whether a write is visible as the channel's latest value at once (a device that is
+    sampled right away) or not (the next poll has not happened yet)."""
 
     async def dispatch(self, device: str, command: capa.Command) -> capa.CommandResult:
         raise NotImplementedError
@@ -85,7 +92,8 @@ class FakeRun:
             self.on_write(channel, value)
         if channel in self.refuse:
             return capa.CommandResult(False, "refused by test")
-        self.channels.values[channel] = value
+        if self.writes_show_up:
+            self.channels.values[channel] = value
         await anyio.lowlevel.checkpoint()
         return capa.CommandResult(True, "")
 

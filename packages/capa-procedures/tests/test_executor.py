@@ -70,6 +70,19 @@ async def test_ramp_starts_from_latest_and_ends_exactly():
     assert values == sorted(values)
 
 
+async def test_ramp_after_a_setpoint_starts_from_it_before_the_device_is_resampled():
+    run = _run(
+        {"kind": "setpoint", "target": "sp", "value": 50.0},
+        {"kind": "ramp", "target": "sp", "end_value": 60.0, "duration_s": 0.2, "tick_s": 0.05},
+    )
+    run.writes_show_up = False  # the channel still reads 10 (the last poll)
+    await MethodExecutor(run).run_all()
+    values = [w[1] for w in run.writes]
+    assert values[0] == 50.0
+    assert values[1] == pytest.approx(50.0, abs=3.0)  # not from the stale 10
+    assert values[-1] == 60.0
+
+
 async def test_ramp_without_start_or_latest_value_fails_the_step():
     run = _run({"kind": "ramp", "target": "sp", "end_value": 12.0, "rate_per_second": 1.0},
                values={"sp": None})  # fmt: skip

@@ -69,13 +69,24 @@ class ExecutorStepContext:
         return self._step.index
 
     def latest(self, channel: str) -> float | None:
-        """Latest calibrated value of a channel."""
-        return self._executor.ctx.channels.latest(channel)
+        """Latest value of a channel, or the method's last write if that is newer.
+
+        A device sampled before the write still shows the old value; a ramp right after a
+        setpoint must start from the new setpoint, not from that stale reading.
+        """
+        run = self._executor.ctx
+        commanded = self._executor.commanded.get(channel)
+        if commanded is not None:
+            sampled = getattr(run.channels, "latest_with_time", None)
+            last = sampled(channel) if callable(sampled) else None
+            if last is None or last[0] < commanded[0]:
+                return commanded[1]
+        return run.channels.latest(channel)
 
     async def write_channel(self, channel: str, value: float) -> capa.CommandResult:
         """Write through the channel's inverse calibration; records ``method.command.issued``."""
         run = self._executor.ctx
-        return await write_recorded(
+        result = await write_recorded(
             run,
             channel,
             value,
@@ -84,6 +95,9 @@ class ExecutorStepContext:
             issued_by=self._executor.issued_by,
             authorization_id=f"{run.run_id}:method:{self._step.index:02d}",
         )
+        if result.accepted:
+            self._executor.commanded[channel] = (run.clock.now_ns(), float(value))
+        return result
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep unless the run is stopped first; ``False`` when stopped early."""
@@ -125,6 +139,8 @@ class MethodExecutor:
         self.auto_acknowledge_prompts = auto_acknowledge_prompts
         self.prompt_timeout_s = prompt_timeout_s
         self.issued_by = issued_by
+        self.commanded: dict[str, tuple[int, float]] = {}
+        """Channel -> (run-clock time, value) of the method's last accepted write."""
         self._next = 0
         self._current: int | None = None
         self.stopped_at: int | None = None
