@@ -16,7 +16,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True  # a missing 3.13 must fail, not skip
-nox.options.sessions = ["tests", "lint", "typecheck", "wheels"]
+nox.options.sessions = ["tests", "lint", "typecheck", "wheels", "trust"]
 
 ROOT = Path(__file__).parent
 PYTHONS = ["3.11", "3.13"]
@@ -101,15 +101,19 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def demo(session: nox.Session) -> None:
-    """The README's main command: what capa can show on this machine today.
+    """The README's main command: run the demo recipe on the simulated rig.
 
-    Until the runtime lands this lists the installed plugins and their components; it
-    will run the demo experiment on the simulators once `capa run` exists.
+    Every device of examples/demo/rig.toml runs behind its own simulator (Watlow and
+    Sartorius speaking their wire protocols over pseudo-terminals, the NI-DAQ and camera
+    simulators); the recipe ramps, holds, waits for the furnace, acknowledges its prompt,
+    records and cools down (about two minutes), then the bundle is verified.
+    Extra arguments go to `capa run` (e.g. `nox -s demo -- --runs-root /tmp/runs`).
     """
     _sync(session)
     session.run("capa", "version")
-    session.run("capa", "plugins", "list")
-
+    args = list(session.posargs) or ["--runs-root", str(ROOT / "runs")]
+    session.run("capa", "run", "examples/demo/recipe.yaml", *args)
+    session.run("capa", "catalog", "list", *args)
 
 @nox.session(python="3.11", venv_backend="none")
 def wheels(session: nox.Session) -> None:

@@ -46,7 +46,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from capa.bundle.catalog import Catalog
 from capa.bundle.configdir import load_config_files, write_config_files
@@ -55,12 +55,7 @@ from capa.bundle.files import BundleFiles
 from capa.bundle.finalize import FinalizeResult, finalize_bundle
 from capa.bundle.manifest import RunStatus, new_manifest, read_manifest, write_manifest
 from capa.bundle.metrics import WriterMetrics
-from capa.bundle.paths import (
-    EVENTS_FILE,
-    RUN_LOG_FILE,
-    check_run_id,
-    new_run_id,
-)
+from capa.bundle.paths import EVENTS_FILE, RUN_LOG_FILE, check_run_id, new_run_id
 from capa.bundle.records import to_record_batch
 from capa.bundle.recovery import ActiveRun, StaleRun, clear_active, recover_stale, write_active
 from capa.bundle.runlog import RunLog
@@ -74,9 +69,6 @@ from capa.components.emissions import (
     ScalarRows,
 )
 from capa.errors import BundleError
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["DEFAULT_QUEUE_SIZE", "BundleWriter", "WriterMetrics"]
 
