@@ -206,3 +206,21 @@ def trust(session: nox.Session) -> None:
         assert states.get(name) == "trusted", f"plugin {name!r}: {states.get(name)}"
     assert manifest["custom"]["plugins_lock"]["sha256"], "lock sha256 missing from manifest"
     session.log(f"production run from wheels sealed {bundle}; all plugins trusted")
+
+
+# Peer frameworks the benchmark compares capa with. They are installed into the bench
+# session's own environment only: never a capa dependency. py-spy profiles a run.
+BENCH_PEERS = ["qcodes", "bluesky", "ophyd", "suitcase-msgpack", "py-spy"]
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """The benchmark suite (bench/suite.py): capa's figures and QCoDeS / Bluesky side by side.
+
+    Installs the workspace (every plugin) plus the peers, then runs every part and writes
+    bench/results/*.json. `nox -s bench -- --quick` is a smoke run of a couple of minutes;
+    `nox -s bench -- peers` runs one part (see `python bench/suite.py --list`).
+    """
+    _sync(session)
+    session.install(*BENCH_PEERS)
+    session.run("python", "bench/suite.py", *session.posargs)
