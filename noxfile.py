@@ -94,8 +94,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every src/ tree."""
-    _sync(session, "lint")
+    """mypy --strict over every src/ tree (with the optional extras, e.g. sigstore)."""
+    _sync(session, "lint", "test")
     session.run("mypy")
 
 
@@ -114,6 +114,7 @@ def demo(session: nox.Session) -> None:
     args = list(session.posargs) or ["--runs-root", str(ROOT / "runs")]
     session.run("capa", "run", "examples/demo/recipe.yaml", *args)
     session.run("capa", "catalog", "list", *args)
+
 
 @nox.session(python="3.11", venv_backend="none")
 def wheels(session: nox.Session) -> None:
