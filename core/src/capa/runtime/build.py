@@ -49,11 +49,10 @@ def plan_from_report(report: Report, host: PluginHost) -> RunPlan:
                 field=ch.source.field,
                 unit=ch.derived_unit or ch.unit,
                 kind=ch.kind,
-                calibration=ch.calibration,
+                mapping=ch,
                 keep_raw=ch.keep_raw,
                 writable=hw.channel_writable(ch.name),
-                field_unit=spec.unit if convert and is_convertible(spec.unit, ch.unit) else None,
-                channel_unit=ch.unit,
+                field_unit=spec.unit if convert and is_convertible(spec.unit, ch.unit) else "",
             )
         )
     procedure = host.procedures[exp.procedure.id]

@@ -182,12 +182,6 @@ class ConductorRunContext:
             raise ConfigError(f"channel {channel!r} ({plan.device}.{plan.field}) is not writable")
         import numpy as np
 
-        raw = np.array([float(value)])
-        if plan.calibration is not None:
-            raw = np.asarray(plan.calibration.inverse(raw), dtype=np.float64)
-        if plan.field_unit is not None:
-            from capa.config.units import convert
-
-            raw = convert(raw, plan.channel_unit, plan.field_unit)
+        raw = np.asarray(plan.to_raw(np.array([float(value)])), dtype=np.float64)
         command = Command.write(plan.field, float(raw[0]), authorization_id)
         return await self._dispatch(plan.device, command)

@@ -35,7 +35,6 @@ from capa.components.emissions import (
     SampleStatus,
     ScalarRows,
 )
-from capa.config.units import convert
 from capa.runtime.channels import ChannelRegistry
 from capa.runtime.plan import ChannelPlan, DevicePlan
 
@@ -72,9 +71,11 @@ class RecordingPlan:
 
 @dataclass(slots=True)
 class PipelineStats:
-    """Rows per channel and what could not be mapped, for the manifest's ``counts``."""
+    """Batches that mapped to no channel, for the manifest's ``counts``.
 
-    rows: dict[str, int] = dataclasses.field(default_factory=dict)
+    Rows per channel are counted by finalize from the files themselves.
+    """
+
     unmapped_batches: int = 0
 
 
@@ -118,7 +119,7 @@ class ChannelPipeline:
             self._bindings.setdefault(ch.device, []).append(
                 _Binding(ch.field, code, ch, units.index(ch.unit))
             )
-        self.stats = PipelineStats(rows={c.name: 0 for c in chans if c.name in recording.channels})
+        self.stats = PipelineStats()
 
     # ------------------------------------------------------------------ entry point
     def process(self, device: str, emission: Emission) -> None:
@@ -161,19 +162,12 @@ class ChannelPipeline:
         recorded: list[tuple[_Binding, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
         for b in bindings:
             raw = np.asarray(batch.values[b.field], dtype=np.float64)
-            value = raw
-            if b.channel.field_unit is not None:  # e.g. a controller reporting degF
-                value = convert(value, b.channel.field_unit, b.channel.channel_unit)
-            cal = b.channel.calibration
-            if cal is not None:
-                value = np.asarray(cal.apply(value), dtype=np.float64)
+            value = np.asarray(b.channel.to_value(raw), dtype=np.float64)
             self._registry.update(b.channel.name, int(t[-1]), float(value[-1]))
             if b.channel.name in self._recording.channels:
                 recorded.append((b, raw, value))
         if recorded:
             self._submit(ScalarRows(self._scalar_batch(device, t, recorded, batch.status)))
-            for b, _raw, _value in recorded:
-                self.stats.rows[b.channel.name] += n
 
     def _scalar_batch(
         self,

@@ -16,21 +16,17 @@ from capa.components.adapter import Adapter
 from capa.components.model import ConfigModel
 from capa.components.procedure import Procedure
 
-__all__ = ["Calibrator", "ChannelPlan", "DevicePlan", "RunPlan", "RuntimeOptions"]
+__all__ = ["ChannelMapping", "ChannelPlan", "DevicePlan", "RunPlan", "RuntimeOptions"]
 
 
-class Calibrator(Protocol):
-    """Raw → value mapping of a channel, vectorised (``capa.config.calibration``)."""
+class ChannelMapping(Protocol):
+    """Raw field value ↔ channel value, vectorised (``capa.config.hardware.ChannelConfig``)."""
 
-    @property
-    def invertible(self) -> bool:
-        """Whether :meth:`inverse` exists (a setpoint can be written through it)."""
+    def to_value(self, raw: Any, field_unit: str = "") -> Any:
+        """Channel values for raw values reported in ``field_unit``."""
 
-    def apply(self, raw: Any) -> Any:
-        """Calibrated values for an array of raw values."""
-
-    def inverse(self, value: Any) -> Any:
-        """Raw values for an array of calibrated values."""
+    def to_raw(self, value: Any, field_unit: str = "") -> Any:
+        """Raw values in ``field_unit`` for channel values (the setpoint write path)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +49,20 @@ class ChannelPlan:
     field: str
     unit: str
     kind: str = "value"
-    calibration: Calibrator | None = None
+    mapping: ChannelMapping | None = None
+    """Unit conversion and calibration; ``None`` passes raw values through unchanged."""
     keep_raw: bool = False
     writable: bool = False
-    field_unit: str | None = None
-    """Unit the device reports when it differs from (and converts to) ``channel_unit``."""
-    channel_unit: str = ""
-    """Unit of the channel before calibration (``unit`` is after it)."""
+    field_unit: str = ""
+    """Unit the device reports, when the mapping must convert it (degF → degC)."""
+
+    def to_value(self, raw: Any) -> Any:
+        """Channel values for raw field values (vectorised)."""
+        return raw if self.mapping is None else self.mapping.to_value(raw, self.field_unit)
+
+    def to_raw(self, value: Any) -> Any:
+        """Raw field values for channel values (inverse calibration, then units)."""
+        return value if self.mapping is None else self.mapping.to_raw(value, self.field_unit)
 
 
 @dataclass(frozen=True, slots=True)
