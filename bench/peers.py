@@ -1,7 +1,7 @@
 """The same recording (N channels x M samples) by capa, QCoDeS and Bluesky, side by side.
 
     nox -s bench -- peers            # the bench session has the peers installed
-    python bench/peers.py [--channels 8] [--samples 1000000] [--block 10000] [--repeat 3]
+    python bench/peers.py [--channels 8] [--samples 2000000] [--block 10000] [--repeat 3]
 
 Each framework records N channels x M samples of Gaussian noise (numpy, regenerated per
 block so compression is not flattered) to disk in a child process, reaped with wait4:
@@ -195,7 +195,7 @@ def per_million(run: dict[str, Any]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--samples", type=int, default=1_000_000, help="per channel (M)")
+    parser.add_argument("--samples", type=int, default=2_000_000, help="per channel (M)")
     parser.add_argument("--block", type=int, default=10_000, help="samples per channel a block")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--capa-rate", type=float, default=None, help="per channel, S/s")
