@@ -42,6 +42,7 @@ from capa.bundle.manifest import (
     read_manifest,
     write_manifest,
 )
+from capa.bundle.merge import sort_table, sorted_chunks
 from capa.bundle.paths import (
     CHECKSUMS_FILE,
     DEVICE_RECORDS_DIR,
@@ -253,9 +254,16 @@ def _write_parquet(recovered: Recovered, target: Path) -> int:
     rows = 0
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         if "t_mono_ns" in schema.names and not _is_sorted(recovered.batches):
-            table = _sorted_table(recovered.batches, schema)
-            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            rows = table.num_rows
+            if _has_null_times(recovered.batches):
+                # Rows without a time go last; that needs the whole table at once.
+                table = sort_table(recovered.batches, schema)
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                rows = table.num_rows
+            else:
+                # Devices interleave: merge their sorted runs in bounded chunks.
+                for part in sorted_chunks(recovered.batches, schema, ROW_GROUP_ROWS):
+                    writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
+                    rows += part.num_rows
         else:
             # Already in order (the usual case): stream through in large row groups
             # without holding the whole table in memory.
@@ -277,25 +285,8 @@ def _write_parquet(recovered: Recovered, target: Path) -> int:
     return rows
 
 
-def _sorted_table(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
-    """All batches as one table, stably sorted by ``t_mono_ns``."""
-    import pyarrow as pa
-
-    table = pa.Table.from_batches(batches, schema=schema)
-    try:
-        return table.unify_dictionaries().sort_by("t_mono_ns")
-    except pa.ArrowInvalid:
-        # Dictionaries holding a null entry cannot be unified: sort decoded values and
-        # encode them again.
-        decoded = table.cast(
-            pa.schema(
-                [
-                    f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
-                    for f in schema
-                ]
-            )
-        ).sort_by("t_mono_ns")
-        return decoded.cast(schema)
+def _has_null_times(batches: list[pa.RecordBatch]) -> bool:
+    return any(b.column("t_mono_ns").null_count for b in batches)
 
 
 def _is_sorted(batches: list[pa.RecordBatch]) -> bool:

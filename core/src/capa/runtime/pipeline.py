@@ -176,24 +176,28 @@ class ChannelPipeline:
         recorded: list[tuple[_Binding, npt.NDArray[np.float64], npt.NDArray[np.float64]]],
         status: SampleStatus | Mapping[str, Any],
     ) -> pa.RecordBatch:
+        # Time-major rows (sample 0 of every channel, then sample 1, ...): each batch is
+        # already sorted by t_mono_ns, so finalize only merges devices, never re-sorts.
         n, k = len(t), len(recorded)
-        codes = np.repeat(np.array([b.code for b, _, _ in recorded], dtype=np.int32), n)
-        unit_codes = np.repeat(np.array([b.unit_code for b, _, _ in recorded], np.int32), n)
-        values = np.concatenate([v for _, _, v in recorded])
-        raw_parts = [r if b.channel.keep_raw else np.full(n, np.nan) for b, r, _ in recorded]
-        raw_mask = np.repeat(np.array([not b.channel.keep_raw for b, _, _ in recorded]), n)
-        status_codes = np.concatenate(
-            [self._status_codes(status, b.field, n) for b, _, _ in recorded]
-        )
+
+        def interleave(columns: list[Any]) -> Any:
+            return np.column_stack(columns).ravel()
+
+        codes = np.tile(np.array([b.code for b, _, _ in recorded], dtype=np.int32), n)
+        unit_codes = np.tile(np.array([b.unit_code for b, _, _ in recorded], np.int32), n)
+        values = interleave([v for _, _, v in recorded])
+        raw = interleave([r if b.channel.keep_raw else np.full(n, np.nan) for b, r, _ in recorded])
+        raw_mask = np.tile(np.array([not b.channel.keep_raw for b, _, _ in recorded]), n)
+        status_codes = interleave([self._status_codes(status, b.field, n) for b, _, _ in recorded])
         sources = pa.DictionaryArray.from_arrays(
-            pa.array(np.repeat(np.arange(k, dtype=np.int32), n)),
+            pa.array(np.tile(np.arange(k, dtype=np.int32), n)),
             pa.array([f"{device}.{b.field}" for b, _, _ in recorded], pa.string()),
         ).cast(pa.string())
         columns = [
-            pa.array(np.tile(t, k)),
+            pa.array(np.repeat(t, k)),
             pa.DictionaryArray.from_arrays(pa.array(codes), self._channel_dict),
             pa.array(values),
-            pa.array(np.concatenate(raw_parts), mask=raw_mask),
+            pa.array(raw, mask=raw_mask),
             pa.DictionaryArray.from_arrays(pa.array(unit_codes), self._unit_dict),
             pa.DictionaryArray.from_arrays(pa.array(status_codes), self._status_dict),
             sources,
