@@ -17,24 +17,7 @@ from .conftest import Venv, plugin_kit
 pytestmark = pytest.mark.slow
 
 MODULE = "trustkit"
-RIG = """
-name = "trust-rig"
-
-[[devices]]
-name = "oven"
-adapter = "capa.sim.signals"
-[devices.params]
-resource = "oven"
-rate_hz = 20
-[devices.params.signals]
-pv = { kind = "constant", value = 20.0, unit = "degC" }
-
-[[channels]]
-name = "oven_pv"
-kind = "temperature"
-unit = "degC"
-source = { device = "oven", field = "pv" }
-"""
+RIG = plugin_kit.RIG
 
 
 def wheel(

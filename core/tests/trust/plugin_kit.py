@@ -10,6 +10,26 @@ from pathlib import Path
 
 CANARY_ENV = "CAPA_TEST_CANARY"
 
+# A rig needing nothing but core, for production-mode runs of the test plugins.
+RIG = """
+name = "trust-rig"
+
+[[devices]]
+name = "oven"
+adapter = "capa.sim.signals"
+[devices.params]
+resource = "oven"
+rate_hz = 20
+[devices.params.signals]
+pv = { kind = "constant", value = 20.0, unit = "degC" }
+
+[[channels]]
+name = "oven_pv"
+kind = "temperature"
+unit = "degC"
+source = { device = "oven", field = "pv" }
+"""
+
 
 def plugin_source(module: str, procedure_id: str) -> str:
     """A plugin module that appends a line to $CAPA_TEST_CANARY the moment it is imported."""

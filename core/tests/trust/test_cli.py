@@ -15,27 +15,7 @@ import pytest
 from capa.testing import make_distribution
 from capa.trust.lockfile import load_lock
 
-from .plugin_kit import CANARY_ENV, plugin_source
-
-RIG = """
-name = "trust-rig"
-
-[[devices]]
-name = "oven"
-adapter = "capa.sim.signals"
-[devices.params]
-resource = "oven"
-rate_hz = 20
-[devices.params.signals]
-pv = { kind = "constant", value = 20.0, unit = "degC" }
-
-[[channels]]
-name = "oven_pv"
-kind = "temperature"
-unit = "degC"
-source = { device = "oven", field = "pv" }
-"""
-
+from .plugin_kit import CANARY_ENV, RIG, plugin_source
 
 DUP_ENTRY = """
 [[plugins]]

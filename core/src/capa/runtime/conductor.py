@@ -81,7 +81,6 @@ class Conductor:
         session: RunSession,
         config: ConductorConfig | None = None,
         external_stop: anyio.Event | None = None,
-        manifest_fields: Mapping[str, Any] | None = None,
         host: PluginHost | None = None,
         allow_children: bool = True,
     ) -> None:
@@ -92,7 +91,6 @@ class Conductor:
         self.session = session
         self.config = config or ConductorConfig.from_runtime(plan.runtime)
         self.external_stop = external_stop or anyio.Event()
-        self._manifest_fields = dict(manifest_fields or {})
         self.state = ConductorState.PREPARING
         self.clock: RunClock | None = None
         self.registry = ChannelRegistry(c.name for c in plan.channels)
@@ -189,7 +187,7 @@ class Conductor:
             cfg = record.cls.Config.model_validate(dict(config))
         except ValueError as exc:  # pydantic.ValidationError
             raise ConfigError(f"child run: {procedure_id} config: {exc}") from None
-        fields = dict(self._manifest_fields)
+        fields = dict(self.plan.manifest_fields)
         sample = dict(fields.get("sample") or {})
         if sample_id is not None:
             sample["id"] = sample_id
@@ -206,7 +204,6 @@ class Conductor:
             pool=self.pool,
             session=self.session.child(),
             config=self.config,
-            manifest_fields=fields,
             host=self._host,
             allow_children=False,
         )
@@ -285,7 +282,7 @@ class Conductor:
             return self._refused("preflight: " + "; ".join(str(p) for p in errors))
 
         recording = self._recording_plan(procedure)
-        fields = {**self._manifest_fields, "recording": recording.to_manifest()}
+        fields = {**self.plan.manifest_fields, "recording": recording.to_manifest()}
         try:
             self.session.open(self.clock, fields)
         except Exception as exc:

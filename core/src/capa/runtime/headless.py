@@ -65,7 +65,6 @@ async def run_headless(
         session=session,
         config=conductor_config,
         external_stop=external_stop,
-        manifest_fields=plan.manifest_fields,
         host=host,
     )
     if on_conductor is not None:

@@ -12,6 +12,7 @@ hold the GIL long enough to delay every other device's sampling.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,6 +115,7 @@ class ChannelPipeline:
         self._unit_dict = pa.array(units, pa.string())
         self._status_values = list(STATUS_VALUES)
         self._status_dict = pa.array(self._status_values, pa.string())
+        self._status_lock = threading.Lock()
         self._bindings: dict[str, list[_Binding]] = {}
         for code, ch in enumerate(chans):
             self._bindings.setdefault(ch.device, []).append(
@@ -221,7 +223,10 @@ class ChannelPipeline:
     def _status_code(self, status: str) -> int:
         value = str(status)
         if value not in self._status_values:
-            # An adapter-specific status: extend the dictionary rather than lose it.
-            self._status_values.append(value)
-            self._status_dict = pa.array(self._status_values, pa.string())
+            # An adapter-specific status: extend the dictionary rather than lose it. The
+            # lock: several worker threads may meet new statuses at once.
+            with self._status_lock:
+                if value not in self._status_values:
+                    self._status_values.append(value)
+                    self._status_dict = pa.array(self._status_values, pa.string())
         return self._status_values.index(value)
