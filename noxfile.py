@@ -16,7 +16,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True  # a missing 3.13 must fail, not skip
-nox.options.sessions = ["tests", "lint", "typecheck", "wheels", "trust"]
+nox.options.sessions = ["tests", "oracles", "lint", "typecheck", "wheels", "trust"]
 
 ROOT = Path(__file__).parent
 PYTHONS = ["3.11", "3.13"]
@@ -72,6 +72,30 @@ def tests(session: nox.Session) -> None:
     code = session.run("pytest", *session.posargs, success_codes=[0, 5])
     if code == 5:
         session.error("pytest collected no tests: the test suite is missing or misconfigured")
+
+
+# Independent, hardware-validated client libraries the oracle tests compare capa with.
+# Pinned to the versions the oracle tests were written against; test oracles only, never a
+# dependency of any capa distribution. They need Python >= 3.13.
+ORACLE_LIBRARIES = [
+    "watlowlib==0.8.1",
+    "sartoriuslib==0.4.3",
+    "anymodbus==0.3.0",
+    "anyserial==0.2.0",
+]
+
+
+@nox.session(python="3.13")
+def oracles(session: nox.Session) -> None:
+    """capa's drivers and simulators against independent, hardware-validated libraries.
+
+    Drives capa's simulators with watlowlib / sartoriuslib clients, capa's drivers against
+    those libraries' fakes (and anymodbus' MockSlave), and replays frames captured from
+    real devices through capa's codecs. A disagreement fails the session.
+    """
+    _sync(session, "test")
+    session.install(*ORACLE_LIBRARIES)
+    session.run("pytest", "oracles", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(python="3.11")
