@@ -49,6 +49,10 @@ _EXPORTS: dict[str, str] = {
     "PoolStateError": "capa.errors",
     "Problem": "capa.problems",
     "Procedure": "capa.components.procedure",
+    "Profile": "capa.components.profile",
+    "ProfileChannel": "capa.components.profile",
+    "ProfileFinding": "capa.components.profile",
+    "ProfileSubject": "capa.components.profile",
     "ResourceConflict": "capa.errors",
     "RunClock": "capa.clock",
     "RunContext": "capa.components.context",
@@ -106,6 +110,10 @@ __all__ = [
     "PoolStateError",
     "Problem",
     "Procedure",
+    "Profile",
+    "ProfileChannel",
+    "ProfileFinding",
+    "ProfileSubject",
     "ResourceConflict",
     "RunClock",
     "RunContext",
@@ -176,6 +184,12 @@ if TYPE_CHECKING:  # static view of the lazy names for type checkers and IDEs
     from capa.components.kinds import ComponentKind
     from capa.components.model import ConfigModel, EmptyConfig
     from capa.components.procedure import Procedure
+    from capa.components.profile import (
+        Profile,
+        ProfileChannel,
+        ProfileFinding,
+        ProfileSubject,
+    )
     from capa.components.sink import Sink
     from capa.components.step import Step, StepConfig, StepContext
     from capa.errors import (

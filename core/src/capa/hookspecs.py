@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from capa.components.adapter import Adapter
     from capa.components.procedure import Procedure
+    from capa.components.profile import Profile
     from capa.components.sink import Sink
     from capa.components.step import Step
 
@@ -30,6 +31,7 @@ __all__ = [
     "capa_register_adapters",
     "capa_register_cli",
     "capa_register_procedures",
+    "capa_register_profiles",
     "capa_register_sinks",
     "capa_register_steps",
     "hookimpl",
@@ -62,6 +64,11 @@ def capa_register_steps() -> Sequence[type[Step]]:  # type: ignore[empty-body]
 @hookspec
 def capa_register_sinks() -> Sequence[type[Sink]]:  # type: ignore[empty-body]
     """Return the sink classes this plugin provides."""
+
+
+@hookspec
+def capa_register_profiles() -> Sequence[type[Profile]]:  # type: ignore[empty-body]
+    """Return the domain profile classes this plugin provides (what a kind of run must carry)."""
 
 
 @hookspec

@@ -153,6 +153,7 @@ class Manifest(BaseModel):
     operator: dict[str, Any] | None = None
     sample: dict[str, Any] | None = None
     procedure: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
     tags: list[str] = Field(default_factory=list)
     custom: dict[str, Any] = Field(default_factory=dict)
     capa: dict[str, Any] = Field(default_factory=dict)

@@ -28,6 +28,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "hardware": "capa.cli.hardware:hardware",
     "method": "capa.cli.method:method",
     "plugins": "capa.cli.plugins:plugins",
+    "profile": "capa.cli.profile:profile",
     "run": "capa.cli.run:run",
     "validate": "capa.cli.validate:validate",
     "version": "capa.cli.version:version",

@@ -19,6 +19,7 @@ class ComponentKind(enum.StrEnum):
     PROCEDURE = "procedure"
     STEP = "step"
     SINK = "sink"
+    PROFILE = "profile"
 
     @property
     def hook_name(self) -> str:

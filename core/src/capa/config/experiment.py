@@ -16,6 +16,7 @@ __all__ = [
     "ExperimentConfig",
     "OperatorConfig",
     "ProcedureRef",
+    "ProfileRef",
     "RunOptions",
     "RuntimeConfig",
     "SampleConfig",
@@ -122,6 +123,15 @@ class SinkRef(ConfigModel):
     )
 
 
+class ProfileRef(ConfigModel):
+    """The domain profile the run must satisfy (``capa profile validate``)."""
+
+    id: str = Field(description="Profile id from a plugin (`capa plugins list`).")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Options, validated by the profile's Config model."
+    )
+
+
 class ExperimentConfig(ConfigModel):
     """An experiment (``*.yaml``; TOML accepted): everything ``capa run`` needs."""
 
@@ -144,3 +154,7 @@ class ExperimentConfig(ConfigModel):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Timing limits.")
     run_options: RunOptions = Field(default_factory=RunOptions, description="Recording.")
     sinks: list[SinkRef] = Field(default_factory=list, description="Extra sinks.")
+    profile: ProfileRef | None = Field(
+        default=None,
+        description="Domain profile: the metadata and channels this kind of run must carry.",
+    )

@@ -22,7 +22,8 @@ from capa.config.check_hardware import (
     check_resources,
 )
 from capa.config.check_method import ResolvedMethod, check_method, check_step_targets
-from capa.config.experiment import ExperimentConfig
+from capa.config.check_profile import CheckedProfile, check_profile
+from capa.config.experiment import ExperimentConfig, ProfileRef
 from capa.config.loader import ConfigFileError, Document, LoadStack, load_document, resolve_path
 from capa.config.method import is_method_path
 from capa.config.problems import Collector, Section, did_you_mean
@@ -67,6 +68,7 @@ class Report:
         method: the resolved method, if there is one and it validated.
         procedure_config: the procedure's parsed ``Config``.
         sink_configs: each extra sink's parsed ``Config``, in order.
+        profile: the domain profile that was applied, with its findings, if any.
     """
 
     path: Path
@@ -77,6 +79,7 @@ class Report:
     method: ResolvedMethod | None = None
     procedure_config: ConfigModel | None = None
     sink_configs: list[ConfigModel] = field(default_factory=list)
+    profile: CheckedProfile | None = None
 
     @property
     def ok(self) -> bool:
@@ -192,8 +195,14 @@ def validate_method(path: Path, host: PluginHost, *, hardware: Path | None = Non
     return report
 
 
-def validate_experiment(path: Path, host: PluginHost, *, live: bool = False) -> Report:
-    """Validate an experiment file and the hardware and method files it refers to."""
+def validate_experiment(
+    path: Path, host: PluginHost, *, live: bool = False, profile: str | None = None
+) -> Report:
+    """Validate an experiment file and the hardware and method files it refers to.
+
+    ``profile`` applies that domain profile (with default options) instead of the one the
+    experiment names, as ``capa profile validate --profile ID`` does.
+    """
     col = Collector()
     stack = LoadStack()
     doc = _load(Path(path), col, stack)
@@ -210,7 +219,7 @@ def validate_experiment(path: Path, host: PluginHost, *, live: bool = False) -> 
         )
         return Report(doc.path, FileKind.EXPERIMENT, col.problems)
     with stack.entering(doc.path):
-        return _experiment(doc, host, col, live=live, stack=stack)
+        return _experiment(doc, host, col, live=live, stack=stack, profile=profile)
 
 
 def _other_kind(data: Mapping[str, Any]) -> FileKind | None:
@@ -250,6 +259,7 @@ def _experiment(
     *,
     live: bool,
     stack: LoadStack | None = None,
+    profile: str | None = None,
 ) -> Report:
     stack = stack or LoadStack()
     report = Report(doc.path, FileKind.EXPERIMENT)
@@ -277,6 +287,24 @@ def _experiment(
         check_resources(report.hardware, col)
         if live and not col.has_errors:
             check_live(report.hardware, col)
+    if exp is not None and report.hardware is not None and not col.has_errors:
+        # The profile layer reads a fully resolved rig; its findings would be noise on a
+        # rig whose references are broken.
+        if profile is not None:
+            report.profile = check_profile(
+                ProfileRef(id=profile),
+                exp,
+                report.hardware,
+                report.method,
+                root=root,
+                host=host,
+                col=col,
+                ref_loc=(),
+            )
+        elif exp.profile is not None:
+            report.profile = check_profile(
+                exp.profile, exp, report.hardware, report.method, root=root, host=host, col=col
+            )
     report.problems = col.problems
     return report
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from capa.components.adapter import Acquisition, Adapter
 from capa.components.kinds import COMPONENT_ID_PATTERN, ComponentKind
 from capa.components.procedure import Procedure
+from capa.components.profile import Profile
 from capa.components.sink import Sink
 from capa.components.step import Step, StepConfig
 
@@ -26,6 +27,7 @@ BASE_CLASSES: dict[ComponentKind, type] = {
     ComponentKind.PROCEDURE: Procedure,
     ComponentKind.STEP: Step,
     ComponentKind.SINK: Sink,
+    ComponentKind.PROFILE: Profile,
 }
 
 # Methods that the runtime awaits; a plain function here would fail only mid-run.
@@ -45,6 +47,7 @@ _COROUTINES: dict[ComponentKind, tuple[str, ...]] = {
     ComponentKind.PROCEDURE: ("preflight", "run"),
     ComponentKind.STEP: ("execute",),
     ComponentKind.SINK: ("open", "close"),
+    ComponentKind.PROFILE: (),
 }
 
 # Methods called on the data path that must *not* be coroutines.
@@ -60,6 +63,7 @@ _PLAIN: dict[ComponentKind, tuple[str, ...]] = {
     ComponentKind.PROCEDURE: (),
     ComponentKind.STEP: ("channels", "written_channels"),
     ComponentKind.SINK: ("consume",),
+    ComponentKind.PROFILE: ("check", "manifest_fields"),
 }
 
 
@@ -176,9 +180,15 @@ def _check_sink(cls: Any) -> list[str]:
     return []
 
 
+def _check_profile(cls: Any) -> list[str]:
+    # The base class already requires check(); nothing else is kind-specific yet.
+    return []
+
+
 _KIND_CHECKS: dict[ComponentKind, Callable[[Any], list[str]]] = {
     ComponentKind.ADAPTER: _check_adapter,
     ComponentKind.PROCEDURE: _check_procedure,
     ComponentKind.STEP: _check_step,
     ComponentKind.SINK: _check_sink,
+    ComponentKind.PROFILE: _check_profile,
 }

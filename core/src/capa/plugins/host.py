@@ -18,6 +18,7 @@ from capa import hookspecs
 from capa.components.adapter import Adapter
 from capa.components.kinds import ComponentKind
 from capa.components.procedure import Procedure
+from capa.components.profile import Profile
 from capa.components.sink import Sink
 from capa.components.step import Step
 from capa.plugins.contract import check_component, component_id
@@ -71,6 +72,7 @@ class PluginHost:
         self.procedures: Registry[type[Procedure]] = Registry(ComponentKind.PROCEDURE)
         self.steps: Registry[type[Step]] = Registry(ComponentKind.STEP)
         self.sinks: Registry[type[Sink]] = Registry(ComponentKind.SINK)
+        self.profiles: Registry[type[Profile]] = Registry(ComponentKind.PROFILE)
         self._loaded = False
 
     # ------------------------------------------------------------------ loading
@@ -253,6 +255,7 @@ class PluginHost:
                 ComponentKind.PROCEDURE: self.procedures,
                 ComponentKind.STEP: self.steps,
                 ComponentKind.SINK: self.sinks,
+                ComponentKind.PROFILE: self.profiles,
             }[kind],
         )
 

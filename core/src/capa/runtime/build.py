@@ -76,6 +76,9 @@ def plan_from_report(report: Report, host: PluginHost) -> RunPlan:
         config_files=_config_files(report),
         source=report.path,
         manifest_fields=_manifest_fields(report, host, record.dist, record.version),
+        profile_warnings=(
+            tuple(p for p in report.profile.problems if not p.is_error) if report.profile else ()
+        ),
     )
 
 
@@ -109,6 +112,7 @@ def _manifest_fields(
             **trust_manifest_fields(host),
         },
         "plugins": plugin_provenance(host),
+        **({"profile": report.profile.manifest_entry()} if report.profile else {}),
     }
 
 

@@ -296,6 +296,13 @@ class Conductor:
                 severity="warning" if p.severity.value == "warning" else "info",
                 source=f"procedure:{self.plan.procedure.id}",
             )
+        for p in self.plan.profile_warnings:
+            self.session.emit(
+                "profile.preflight.warning",
+                str(p),
+                severity="warning" if p.severity.value == "warning" else "info",
+                source="profile",
+            )
         self.pipeline = ChannelPipeline(
             devices=self.plan.devices,
             channels=self.plan.channels,

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from capa.components.adapter import Adapter
 from capa.components.model import ConfigModel
 from capa.components.procedure import Procedure
+from capa.problems import Problem
 
 __all__ = ["ChannelMapping", "ChannelPlan", "DevicePlan", "RunPlan", "RuntimeOptions"]
 
@@ -92,6 +93,8 @@ class RunPlan:
         config_files: name in the bundle's ``config/`` → source file.
         source: the experiment file.
         manifest_fields: operator, sample, tags, custom, procedure id and version ...
+        profile_warnings: the domain profile's non-blocking findings, written as
+            ``profile.preflight.warning`` events once the bundle is open (seed 003).
     """
 
     experiment: Any
@@ -107,6 +110,7 @@ class RunPlan:
     config_files: Mapping[str, Path] = field(default_factory=dict)
     source: Path | None = None
     manifest_fields: Mapping[str, Any] = field(default_factory=dict)
+    profile_warnings: tuple[Problem, ...] = ()
 
     def device(self, name: str) -> DevicePlan:
         """The device called ``name``."""

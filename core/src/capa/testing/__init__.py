@@ -20,7 +20,20 @@ reason at once.
 
 from __future__ import annotations
 
-from capa.testing.conformance import check_adapter, check_procedure, check_sink, check_step
+from capa.testing.conformance import (
+    check_adapter,
+    check_procedure,
+    check_profile,
+    check_sink,
+    check_step,
+)
 from capa.testing.distributions import make_distribution
 
-__all__ = ["check_adapter", "check_procedure", "check_sink", "check_step", "make_distribution"]
+__all__ = [
+    "check_adapter",
+    "check_procedure",
+    "check_profile",
+    "check_sink",
+    "check_step",
+    "make_distribution",
+]

@@ -9,7 +9,7 @@ from capa.components.kinds import ComponentKind
 from capa.components.model import ConfigModel
 from capa.plugins.contract import check_component
 
-__all__ = ["check_adapter", "check_procedure", "check_sink", "check_step"]
+__all__ = ["check_adapter", "check_procedure", "check_profile", "check_sink", "check_step"]
 
 
 def _fail_on(reasons: list[str], cls: object) -> None:
@@ -64,3 +64,8 @@ def check_step(cls: Any) -> None:
 def check_sink(cls: Any) -> None:
     """Assert ``cls`` is a valid sink."""
     _fail_on(check_component(ComponentKind.SINK, cls), cls)
+
+
+def check_profile(cls: Any) -> None:
+    """Assert ``cls`` is a valid domain profile."""
+    _fail_on(check_component(ComponentKind.PROFILE, cls), cls)

@@ -1,7 +1,7 @@
 """Entry point of the ``procedures`` capa plugin (``[project.entry-points.capa] procedures``).
 
-Registers the built-in procedures, the built-in method-step kinds and the ``capa prompt``
-command group.
+Registers the built-in procedures, the built-in method-step kinds, the cone-calorimeter
+domain profile and the ``capa prompt`` command group.
 """
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ def capa_register_steps() -> Sequence[type[capa.Step]]:
     from capa_procedures.steps import BUILTIN_STEPS
 
     return list(BUILTIN_STEPS)
+
+
+@capa.hookimpl
+def capa_register_profiles() -> Sequence[type[capa.Profile]]:
+    """``pyrolysis.cone_calorimeter``: the cone-calorimeter pyrolysis profile."""
+    from capa_procedures.profiles import ConeCalorimeterPyrolysis
+
+    return [ConeCalorimeterPyrolysis]
 
 
 @capa.hookimpl

@@ -1,0 +1,5 @@
+"""Domain profiles shipped with capa-procedures."""
+
+from capa_procedures.profiles.cone_calorimeter import ConeCalorimeterPyrolysis
+
+__all__ = ["ConeCalorimeterPyrolysis"]
