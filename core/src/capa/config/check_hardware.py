@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from capa.components.adapter import Adapter, FieldSpec
 from capa.components.model import ConfigModel
+from capa.config.check_derived import ResolvedDerived, check_derived
 from capa.config.hardware import ChannelConfig, DeviceConfig, HardwareConfig
 from capa.config.problems import Collector, Section, did_you_mean
 from capa.config.units import canonical_unit, is_convertible
@@ -56,9 +57,17 @@ class ResolvedHardware:
     section: Section
     devices: dict[str, ResolvedDevice] = field(default_factory=dict)
     channels: dict[str, ChannelConfig] = field(default_factory=dict)
+    derived: dict[str, ResolvedDerived] = field(default_factory=dict)
+    """Derived channels in evaluation order (inputs before the channels that use them)."""
+
+    def has_channel(self, name: str) -> bool:
+        """Whether ``name`` is a measured or a derived channel."""
+        return name in self.channels or name in self.derived
 
     def channel_writable(self, name: str) -> bool:
         """Whether a step may write channel ``name`` (its source field is writable)."""
+        if name in self.derived:
+            return False  # computed, never written
         channel = self.channels[name]
         device = self.devices.get(channel.source.device)
         return device is not None and channel.source.field in device.writable
@@ -96,6 +105,7 @@ def check_hardware(
     _check_channels(resolved, col)
     for channel in config.channels:
         resolved.channels.setdefault(channel.name, channel)
+    resolved.derived = check_derived(config, section, col)
     return resolved
 
 

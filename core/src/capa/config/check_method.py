@@ -92,7 +92,7 @@ def _check_step(
 
 def check_step_targets(method: ResolvedMethod, hw: ResolvedHardware, col: Collector) -> None:
     """Reference layer: every channel a step uses is declared, and writable if written."""
-    declared = sorted(hw.channels)
+    declared = sorted([*hw.channels, *hw.derived])
     for rs in method.steps:
         loc = ("steps", rs.index)
         try:
@@ -103,7 +103,7 @@ def check_step_targets(method: ResolvedMethod, hw: ResolvedHardware, col: Collec
             continue
         for channel in dict.fromkeys((*used, *written)):
             key = _field_naming(rs.config, channel)
-            if channel not in hw.channels:
+            if not hw.has_channel(channel):
                 col.error(
                     method.section,
                     "step.target_unknown",
@@ -114,7 +114,15 @@ def check_step_targets(method: ResolvedMethod, hw: ResolvedHardware, col: Collec
                 continue
             if channel not in written:
                 continue
-            if not hw.channel_writable(channel):
+            if channel in hw.derived:
+                col.error(
+                    method.section,
+                    "step.target_not_writable",
+                    (*loc, *key),
+                    f"step [{rs.index:02d}] {rs.kind} writes channel {channel!r}, which is "
+                    "derived from other channels (computed, not writable)",
+                )
+            elif not hw.channel_writable(channel):
                 source = hw.channels[channel].source
                 col.error(
                     method.section,

@@ -13,7 +13,13 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["ChannelConfig", "ChannelSource", "DeviceConfig", "HardwareConfig"]
+__all__ = [
+    "ChannelConfig",
+    "ChannelSource",
+    "DerivedChannelConfig",
+    "DeviceConfig",
+    "HardwareConfig",
+]
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 """Device and channel names: identifiers (they appear in column names and step targets)."""
@@ -102,9 +108,38 @@ class ChannelConfig(ConfigModel):
         return convert(staged, self.unit, field_unit) if field_unit else staged
 
 
+class DerivedChannelConfig(ConfigModel):
+    """A channel computed from other channels by a safe arithmetic expression.
+
+    Evaluated in the pipeline whenever one of its inputs gets new samples (the other
+    inputs at their latest values), recorded like a measured channel and usable in waits,
+    alarms and plots; never writable. See :mod:`capa.config.expressions` for the grammar.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique channel name.")
+    expression: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="Arithmetic over channel names and constants, e.g. "
+        "`gain * hf_raw + offset`, `furnace_t - ambient_t`, `movavg(mass, 10)`.",
+    )
+    unit: str = Field(description="Unit of the computed value.")
+    kind: str = Field(default="derived", description="What the channel measures.")
+    constants: dict[str, float] = Field(
+        default_factory=dict, description="Named numbers the expression may use."
+    )
+    plot_group: str | None = Field(default=None, description="Plots group channels by this.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form facts copied to the run bundle."
+    )
+
+
 class HardwareConfig(ConfigModel):
     """A rig: its devices and channels (``*.toml``)."""
 
     name: str = Field(min_length=1, description="Rig name, recorded in every run.")
     devices: list[DeviceConfig] = Field(default_factory=list, description="Instruments.")
     channels: list[ChannelConfig] = Field(default_factory=list, description="Channels.")
+    derived: list[DerivedChannelConfig] = Field(
+        default_factory=list, description="Channels computed from other channels."
+    )

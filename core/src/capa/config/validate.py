@@ -388,7 +388,7 @@ def _check_procedure(
     hw = report.hardware
     if hw is not None:
         for name in cls.required_channels:
-            if name not in hw.channels:
+            if not hw.has_channel(name):
                 col.error(
                     root,
                     "procedure.channel_missing",
