@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from capa.components.adapter import Adapter, FieldSpec
 from capa.components.model import ConfigModel
 from capa.config.check_derived import ResolvedDerived, check_derived
+from capa.config.check_safety import check_alarm_names, check_safety
 from capa.config.hardware import ChannelConfig, DeviceConfig, HardwareConfig
 from capa.config.problems import Collector, Section, did_you_mean
 from capa.config.units import canonical_unit, is_convertible
@@ -106,6 +107,8 @@ def check_hardware(
     for channel in config.channels:
         resolved.channels.setdefault(channel.name, channel)
     resolved.derived = check_derived(config, section, col)
+    check_safety(resolved, col, alarms=config.alarms, interlocks=config.interlocks, section=section)
+    check_alarm_names(config.alarms, [], col, rig_section=section)
     return resolved
 
 

@@ -9,6 +9,7 @@ from pydantic import Discriminator, Field, Tag, field_validator
 from capa.components.model import ConfigModel
 from capa.config.hardware import HardwareConfig
 from capa.config.method import MethodConfig
+from capa.config.safety import AlarmConfig, InterlockConfig
 
 __all__ = [
     "INLINE_TAG",
@@ -154,6 +155,12 @@ class ExperimentConfig(ConfigModel):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Timing limits.")
     run_options: RunOptions = Field(default_factory=RunOptions, description="Recording.")
     sinks: list[SinkRef] = Field(default_factory=list, description="Extra sinks.")
+    alarms: list[AlarmConfig] = Field(
+        default_factory=list, description="Alarms of this experiment, besides the rig's."
+    )
+    interlocks: list[InterlockConfig] = Field(
+        default_factory=list, description="Command limits of this experiment, besides the rig's."
+    )
     profile: ProfileRef | None = Field(
         default=None,
         description="Domain profile: the metadata and channels this kind of run must carry.",

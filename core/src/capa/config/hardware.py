@@ -8,6 +8,7 @@ from pydantic import Field
 
 from capa.components.model import ConfigModel
 from capa.config.calibration import Calibration, IdentityCalibration
+from capa.config.safety import AlarmConfig, InterlockConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,9 +40,17 @@ class DeviceConfig(ConfigModel):
         description="Override of the hardware resource the adapter computes "
         "(devices on one resource share a worker).",
     )
-    on_failure: Literal["abort", "warn"] = Field(
+    on_failure: Literal["abort", "warn", "safe_shutdown"] = Field(
         default="abort",
-        description="If the device fails during a run: abort the run, or warn and go on.",
+        description="If the device fails during a run (or its watchdog trips): abort the "
+        "run, warn and go on, or bring the rig to its safe state and end the run.",
+    )
+    watchdog_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="The device must produce a sample at least this often during a run; "
+        "otherwise its on_failure policy applies (event watchdog.tripped).",
     )
 
 
@@ -142,4 +151,10 @@ class HardwareConfig(ConfigModel):
     channels: list[ChannelConfig] = Field(default_factory=list, description="Channels.")
     derived: list[DerivedChannelConfig] = Field(
         default_factory=list, description="Channels computed from other channels."
+    )
+    alarms: list[AlarmConfig] = Field(
+        default_factory=list, description="Alarms on channels (limits, rates, staleness)."
+    )
+    interlocks: list[InterlockConfig] = Field(
+        default_factory=list, description="Limits no command may exceed on a channel."
     )

@@ -23,6 +23,7 @@ from capa.config.check_hardware import (
 )
 from capa.config.check_method import ResolvedMethod, check_method, check_step_targets
 from capa.config.check_profile import CheckedProfile, check_profile
+from capa.config.check_safety import check_alarm_names, check_safety
 from capa.config.experiment import ExperimentConfig, ProfileRef
 from capa.config.loader import ConfigFileError, Document, LoadStack, load_document, resolve_path
 from capa.config.method import is_method_path
@@ -284,6 +285,17 @@ def _experiment(
     if report.hardware is not None and not col.has_errors:
         if report.method is not None:
             check_step_targets(report.method, report.hardware, col)
+        if exp is not None and (exp.alarms or exp.interlocks):
+            check_safety(
+                report.hardware, col, alarms=exp.alarms, interlocks=exp.interlocks, section=root
+            )
+            check_alarm_names(
+                report.hardware.config.alarms,
+                exp.alarms,
+                col,
+                rig_section=report.hardware.section,
+                experiment_section=root,
+            )
         check_resources(report.hardware, col)
         if live and not col.has_errors:
             check_live(report.hardware, col)

@@ -38,7 +38,7 @@ class DevicePlan:
     adapter: type[Adapter]
     params: ConfigModel
     resource_id: str
-    on_failure: Literal["abort", "warn"] = "abort"
+    on_failure: Literal["abort", "warn", "safe_shutdown"] = "abort"
 
 
 @dataclass(frozen=True, slots=True)
