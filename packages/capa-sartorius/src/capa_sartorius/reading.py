@@ -44,6 +44,8 @@ class Reading:
         error_code: the balance's error number (SBI ``Err 54``), or ``None``.
         ident: the 6-character identification header of a 22-character SBI line
             (``N``, ``G``, ``T``...), or the empty string.
+        busy: the balance sent no value because the weighing cell is busy (xBPI
+            off-scale marker without overload / underload, e.g. while re-zeroing).
     """
 
     value: float
@@ -53,6 +55,7 @@ class Reading:
     underload: bool = False
     error_code: int | None = None
     ident: str = ""
+    busy: bool = False
 
     @property
     def is_weight(self) -> bool:

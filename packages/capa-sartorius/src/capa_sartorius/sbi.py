@@ -228,11 +228,22 @@ def parse_line(line: bytes) -> Reading:
     return Reading(value, unit, stable=bool(unit), ident=ident)
 
 
+_TEXT_LABEL = re.compile(r"^[A-Za-z][A-Za-z.]*[.:]\s*$")
+
+
 def parse_text(line: bytes) -> str:
-    """Decode an information reply line (``ESC x1_`` model etc.) to its text."""
+    """Decode an information reply line (``ESC x1_`` model etc.) to its value.
+
+    A Cubis prints some as 22-character lines with a 6-character label and the value
+    right aligned (``SerNo.    0031801165``, ``BAC:        00-39-21``); the label is
+    dropped. A plain line (``WZA8202-N``) is returned stripped.
+    """
     if not line.endswith(CRLF):
         raise SbiParseError(f"SBI line must end with CR LF: {line!r}")
     try:
-        return line[:-2].decode("ascii").strip()
+        text = line[:-2].decode("ascii")
     except UnicodeDecodeError as exc:
         raise SbiParseError(f"non-ASCII byte in SBI text line {line!r}") from exc
+    if len(text) == BODY_LEN + IDENT_LEN and _TEXT_LABEL.match(text[:IDENT_LEN]):
+        return text[IDENT_LEN:].strip()
+    return text.strip()
