@@ -119,7 +119,8 @@ def test_status_block_stable_overload_underload(make_sim):
     stable, over, over_reading, under = anyio.run(go)
     assert stable.state.value == "stable"
     assert over.state.value == "overload"
-    assert over_reading.value is None and over_reading.status_flags["off_scale"] is True
+    assert over_reading.value is None
+    assert over_reading.status_flags["off_scale"] is True
     assert under.state.value == "underload"
 
 
@@ -143,8 +144,7 @@ def test_unknown_opcode_and_missing_argument_get_the_balances_error_codes(make_s
                 await balance.raw_xbpi(0x8F, confirm=True)  # no balance implements it -> 0x04
             with pytest.raises(SartoriusMissingArgsError):
                 await balance.raw_xbpi(0x1F)  # high resolution needs its factor -> 0x07
-            hires = await balance.read_net(hires=1)
-            return hires
+            return await balance.read_net(hires=1)
 
     hires = anyio.run(go)
     assert hires.decimals == 5  # ten times the resolution: one more decimal
@@ -167,6 +167,7 @@ def test_cell_busy_after_zero_is_off_scale_then_a_value(make_sim):
             raise AssertionError("the cell never came back")
 
     busy, status, after = anyio.run(go)
-    assert busy.value is None and busy.status_flags["off_scale"]
+    assert busy.value is None
+    assert busy.status_flags["off_scale"]
     assert status.state.value not in ("overload", "underload")
     assert after.value == pytest.approx(0.0, abs=1e-4)

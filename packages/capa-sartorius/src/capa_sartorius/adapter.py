@@ -257,14 +257,16 @@ class SartoriusBalance(capa.Adapter):
         if rows and rows[-1].reading is not None:
             self._failed = False
         for row in rows:
-            code = row.reading.error_code if row.reading is not None else None
-            if code is not None:
+            r = row.reading
+            if r is not None and (r.error_code is not None or (r.status_text and not r.busy)):
+                what = r.status_text or f"error {r.error_code}"
                 events.append(
                     self._event(
                         "balance_error",
-                        f"balance reports error {code}",
+                        f"balance reports {what}",
                         capa.EventSeverity.WARNING,
-                        error_code=code,
+                        error_code=-1 if r.error_code is None else r.error_code,
+                        text=r.status_text,
                     )
                 )
         return [*to_emissions(rows, gross=gross), *events]

@@ -48,7 +48,8 @@ def _mass_status(row: Row, mass: float) -> capa.SampleStatus:
     if reading.underload:
         return capa.SampleStatus.UNDERRANGE
     # A busy cell (re-zeroing) sends no value but is not failing: a value follows shortly.
-    if not reading.busy and (reading.error_code is not None or math.isnan(mass)):
+    failed = reading.error_code is not None or bool(reading.status_text and not reading.busy)
+    if not reading.busy and (failed or math.isnan(mass)):
         return capa.SampleStatus.SENSOR_FAIL
     if not reading.stable:
         return capa.SampleStatus.UNSTABLE
