@@ -69,7 +69,7 @@ def test_zero_refused_by_an_xbpi_balance_is_not_accepted(h, make_sim, make_adapt
     adapter = make_adapter(sim.path, "xbpi")
     result = h.arun(adapter.command, capa.Command("zero"))
     assert not result.accepted
-    assert "not possible" in result.detail
+    assert "0x06" in result.detail  # the balance's "operation not applicable" code
     assert h.batch_of(h.arun(adapter.read)).values["mass"][0] == pytest.approx(80.0)
 
 
@@ -132,7 +132,7 @@ def test_internal_adjust(h, make_sim, make_adapter, protocol):
     if protocol == "xbpi":
         busy = h.arun(adapter.command, capa.Command("internal_adjust"))
         assert not busy.accepted
-        assert "busy" in busy.detail
+        assert "0x06" in busy.detail
     h.read_until(adapter, ok_tick(h))
 
 
@@ -179,13 +179,13 @@ def test_autoprint_garbled_line_is_a_comm_error_row_between_good_ones(h, make_si
     sim = make_sim("sbi", autoprint_hz=100.0)
     adapter = make_adapter(sim.path, "sbi", autoprint=True)
     h.arun(adapter.read)
-    sim.inject("garble")
+    sim.inject("garbage")
     ticks = h.read_until(
-        adapter, lambda e: any(k == "garbled" for k in h.records_of(e).columns["comm_error"])
+        adapter, lambda e: any(k == "garbage" for k in h.records_of(e).columns["comm_error"])
     )
     batch = h.batch_of(ticks[-1])
     assert "comm_error" in batch.status["mass"]
-    assert [e.kind for e in h.events_of(ticks[-1])] == ["sartorius.garbled"]
+    assert [e.kind for e in h.events_of(ticks[-1])] == ["sartorius.garbage"]
     h.read_until(adapter, ok_tick(h))
 
 

@@ -268,6 +268,9 @@ def parse_line(line: bytes) -> Reading:
     if sign == "-":
         value = -value
     unit = body[11:14].strip()
+    if any(c.isdigit() for c in unit):
+        # Not a unit: e.g. a Cubis identity line ("SerNo.    0031801165") is no reading.
+        raise SbiParseError(f"SBI unit field {body[11:14]!r} holds digits: {line!r}")
     if unit and body[11] == " ":  # the symbol is left aligned in positions 12-14
         raise SbiParseError(f"SBI unit field {body[11:14]!r} is misaligned: {line!r}")
     return Reading(value, unit, stable=bool(unit), ident=ident)

@@ -183,15 +183,19 @@ class SerialLink:
         )
 
     def _write(self, data: bytes) -> int:
-        # A write that fails found the port dead before anything was in flight: the port
-        # went away while the driver was idle between requests.
         ser = self._port()
         try:
             t = time.monotonic_ns()
             ser.write(data)
+        except _io_errors() as exc:
+            # The write itself failed: the port was dead before anything was in flight,
+            # so it went away while the driver was idle between requests.
+            raise self._io_failed(exc, idle=True) from exc
+        try:
             ser.flush()
         except _io_errors() as exc:
-            raise self._io_failed(exc, idle=True) from exc
+            # The request was handed over; the device may already be answering (or gone).
+            raise self._io_failed(exc, idle=False) from exc
         return t
 
     def _read_some(self, *, idle: bool = False) -> bytes:
