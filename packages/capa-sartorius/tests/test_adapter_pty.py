@@ -214,6 +214,52 @@ def test_sim_url_both_protocols_and_autoprint(h, make_adapter, protocol):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("command", ["tare", "zero"])
+def test_readings_settle_after_tare_and_zero(h, make_sim, make_adapter, protocol, command):
+    # A balance is unstable for a moment after a tare / zero; the simulator used to stay
+    # "stable" throughout.
+    sim = make_sim(protocol, mass_g=1.0, tare_settle_s=0.6)
+    adapter = make_adapter(sim.path, protocol)
+    assert h.batch_of(h.arun(adapter.read)).status["mass"] == ["ok"]
+    assert h.arun(adapter.command, capa.Command(command)).accepted
+    right_after = h.batch_of(h.arun(adapter.read))
+    assert right_after.status["mass"] == ["unstable"]
+    assert right_after.values["stable"] == [0.0]
+    ticks = h.read_until(adapter, ok_tick(h))
+    assert h.batch_of(ticks[-1]).values["mass"][0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_xbpi_gross_field(h, make_sim, make_adapter):
+    from capa_sartorius.adapter import SartoriusBalance
+    from capa_sartorius.params import BalanceParams
+
+    sim = make_sim("xbpi", mass_g=40.0, tare_settle_s=0.2)
+    adapter = make_adapter(sim.path, "xbpi", gross=True)
+    params = BalanceParams(port=sim.path, protocol="xbpi", gross=True)
+    assert "gross" in [f.name for f in SartoriusBalance.fields(params)]
+    assert h.arun(adapter.command, capa.Command("tare")).accepted
+    ticks = h.read_until(adapter, ok_tick(h))
+    batch = h.batch_of(ticks[-1])
+    assert batch.values["mass"][0] == pytest.approx(0.0, abs=1e-4)
+    assert batch.values["gross"][0] == pytest.approx(40.0, abs=1e-4)
+    assert batch.status["gross"] == ["ok"]
+    with pytest.raises(ValueError, match="xBPI only"):
+        BalanceParams(port="x", protocol="sbi", gross=True)
+
+
+def test_xbpi_cell_busy_after_zero_is_unstable_not_a_failure(h, make_sim, make_adapter):
+    sim = make_sim("xbpi", mass_g=0.5, zero_busy_s=0.5, tare_settle_s=0.1)
+    adapter = make_adapter(sim.path, "xbpi")
+    assert h.arun(adapter.command, capa.Command("zero")).accepted
+    busy = h.batch_of(h.arun(adapter.read))
+    assert math.isnan(busy.values["mass"][0])
+    assert busy.status["mass"] == ["unstable"]
+    assert (busy.values["overload"], busy.values["underload"]) == ([0.0], [0.0])
+    ticks = h.read_until(adapter, ok_tick(h))
+    assert h.batch_of(ticks[-1]).values["mass"][0] == pytest.approx(0.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_handshake_reads_identity(h, make_sim, protocol):
     from capa_sartorius.adapter import SartoriusBalance
     from capa_sartorius.params import BalanceParams
