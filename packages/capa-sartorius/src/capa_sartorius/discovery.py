@@ -33,6 +33,9 @@ def start_simulator(params: BalanceParams) -> PtySimulator:
         BalanceModel(spec.config),
         protocol=spec.protocol or params.protocol,
         autoprint_hz=rate if autoprint else 0.0,
+        # A balance answers its own SBN and the factory address 9; give the simulated one
+        # the SBN the driver addresses (factory setting 0 when it uses address 9).
+        sbn=0 if params.sbn == xbpi.BALANCE_SBN_DEFAULT else params.sbn,
     )
     sim.start()
     return sim
