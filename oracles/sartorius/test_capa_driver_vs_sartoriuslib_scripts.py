@@ -14,6 +14,7 @@ import time
 import anyio
 import pytest
 from sartoriuslib.commands.calibration import INTERNAL_ADJUST_CAL_TYPE
+from sartoriuslib.protocol.sbi import SBI_COMMAND_TOKENS
 from sartoriuslib.protocol.xbpi import build_command, checksum, encode_tlv
 from sartoriuslib.testing import (
     build_identify_script,
@@ -239,3 +240,5 @@ def test_sbi_commands_are_the_validated_tokens(script_port):
         time.sleep(0.01)
     assert port.requests == [b"\x1bU", b"\x1bV", b"\x1bZ"]
     assert port.unanswered == []
+    names = [SBI_COMMAND_TOKENS[token] for token in port.requests]
+    assert names == ["tare", "zero", "internal_adjust"]
