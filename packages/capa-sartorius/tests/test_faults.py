@@ -176,6 +176,10 @@ def test_command_on_a_dead_port_is_refused_not_raised(h, make_sim, make_adapter,
     result = h.arun(adapter.command, capa.Command("zero"))
     assert not result.accepted
     assert "port_lost" in result.detail or "open_failed" in result.detail
+    # The failure is also an event: it goes out with the next tick.
+    nxt = h.arun(adapter.read)
+    assert status(h, nxt) == "comm_error"
+    assert kinds(h, nxt)[0] in ("sartorius.port_lost_idle", "sartorius.port_lost_mid_exchange")
 
 
 def test_command_during_a_no_reply_fault(h, make_sim, make_adapter):
@@ -186,6 +190,7 @@ def test_command_during_a_no_reply_fault(h, make_sim, make_adapter):
     assert not result.accepted
     assert "no_reply" in result.detail
     assert h.arun(adapter.command, capa.Command("tare")).accepted
+    assert kinds(h, h.arun(adapter.read)) == ["sartorius.no_reply"]
 
 
 def test_autoprint_stream_resumes_after_the_simulator_restarts(h, make_sim, make_adapter):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -68,6 +69,10 @@ class SartoriusBalance(capa.Adapter):
         self._unit = "g"
         self._failed = False
         self._last: dict[str, Any] = {}
+        # Events met while running a command go out with the next tick. Commands and reads
+        # may run on different worker threads: the lock guards the hand-over list.
+        self._pending: list[capa.Emission] = []
+        self._pending_lock = threading.Lock()
         self._retry_at = 0.0  # time.monotonic() of the next reopen attempt
         self._backoff_s = 0.0
 
@@ -251,7 +256,8 @@ class SartoriusBalance(capa.Adapter):
 
     async def read(self) -> Sequence[capa.Emission]:
         """One tick: a polled reading, or the lines an autoprinting balance sent."""
-        events: list[capa.Emission] = []
+        with self._pending_lock:
+            events, self._pending = self._pending, []
         rows = self._drain(events) if self.p.autoprint else self._poll(events)
         gross = self.p.gross
         if rows and rows[-1].reading is not None:
@@ -334,25 +340,39 @@ class SartoriusBalance(capa.Adapter):
             return self._result(False, f"unknown command {command.name!r} (known: {known})")
         if command.args:
             return self._result(False, f"{command.name} takes no arguments")
-        sbi_code, opcode, args = codes
         events: list[capa.Emission] = []
+        try:
+            return self._command(command.name, codes, events)
+        finally:
+            # Reconnect, late reply or failure events go out with the next tick.
+            with self._pending_lock:
+                self._pending.extend(events)
+
+    def _command(
+        self, name: str, codes: tuple[bytes, int, bytes], events: list[capa.Emission]
+    ) -> capa.CommandResult:
+        sbi_code, opcode, args = codes
         try:
             link = self._ensure_open(events)
             if self.p.protocol == "sbi":
                 link.sbi_send(sbi_code)
                 # SBI acknowledges nothing; the next readings show whether it took effect.
                 return self._result(True, f"sent {sbi_code!r} (SBI does not acknowledge)")
-            reply = link.xbpi_request(opcode, args)
+            try:
+                reply = link.xbpi_request(opcode, args)
+            finally:
+                self._late_reply(link, events)
         except BalanceCommError as exc:
-            # The failure is in the result; the next tick reports the port state as events.
-            self._comm_failed(exc, 0)
-            return self._result(False, f"{command.name}: {exc.kind}: {exc}")
+            event = self._comm_failed(exc, 0)
+            if event is not None:
+                events.append(event)
+            return self._result(False, f"{name}: {exc.kind}: {exc}")
         if reply.is_error:
-            detail = f"{command.name} refused: {reply.error_text()}"
+            detail = f"{name} refused: {reply.error_text()}"
         elif reply.subtype != xbpi.SUB_ACK:
-            detail = f"{command.name}: unexpected reply subtype 0x{reply.subtype:02x}"
+            detail = f"{name}: unexpected reply subtype 0x{reply.subtype:02x}"
         else:
-            return self._result(True, f"{command.name} acknowledged")
+            return self._result(True, f"{name} acknowledged")
         return self._result(False, detail)
 
     def _result(self, accepted: bool, detail: str) -> capa.CommandResult:
