@@ -85,7 +85,7 @@ adapter = "sartorius.balance"
 
 [devices.params]
 port = "{port}"
-protocol = "xbpi"
+protocol = "{protocol}"
 rate_hz = 5
 timeout_s = 0.3
 
@@ -113,7 +113,8 @@ source = {{ device = "reference", field = "mass" }}
 
 
 @pytest.mark.slow
-def test_run_survives_a_balance_port_killed_while_idle(tmp_path):
+@pytest.mark.parametrize("protocol", ["sbi", "xbpi"])
+def test_run_survives_a_balance_port_killed_while_idle(tmp_path, protocol):
     import json
     import sqlite3
     import time
@@ -122,12 +123,13 @@ def test_run_survives_a_balance_port_killed_while_idle(tmp_path):
 
     sim = PtySimulator(
         BalanceModel(BalanceConfig(mass_g=50.0)),
-        protocol="xbpi",
+        protocol=protocol,
         link=tmp_path / "balance",
         downtime_s=1.0,
     )
     sim.start()
-    (tmp_path / "rig.toml").write_text(textwrap.dedent(FAULT_RIG.format(port=sim.path)))
+    rig = FAULT_RIG.format(port=sim.path, protocol=protocol)
+    (tmp_path / "rig.toml").write_text(textwrap.dedent(rig))
     (tmp_path / "exp.yaml").write_text(
         textwrap.dedent(EXPERIMENT).replace("duration_s: 1.0", "duration_s: 6.0")
     )
