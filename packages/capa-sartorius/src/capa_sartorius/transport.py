@@ -328,6 +328,8 @@ class SerialLink:
                 if frames:
                     raw = frames[0]
                     t_recv = time.monotonic_ns()
+                    # One request, one reply: anything after it is reported, not dropped.
+                    self._stale += b"".join(frames[1:])
                     try:
                         reply = xbpi.decode_reply(raw)
                     except xbpi.XbpiError as exc:
