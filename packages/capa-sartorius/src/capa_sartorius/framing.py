@@ -1,6 +1,6 @@
 """Reassemble protocol units from a byte stream that arrives in arbitrary chunks.
 
-A serial read returns whatever the UART happened to hold; a line or telegram may be split
+A serial read returns whatever the UART happened to hold; a line or frame may be split
 across reads or several may arrive in one. These splitters buffer bytes and hand out whole
 units by the protocol's own rule: SBI lines end with CR LF, SBI commands are ESC-delimited,
 xBPI frames carry their length in the first byte.
@@ -30,7 +30,7 @@ class SbiLineSplitter:
             lines.append(bytes(self._buf[: end + 2]))
             del self._buf[: end + 2]
         if len(self._buf) > _MAX_LINE:
-            lines.append(bytes(self._buf))  # surfaced as a garbled line, not silently lost
+            lines.append(bytes(self._buf))  # surfaced as a garbage line, not silently lost
             self._buf.clear()
         return lines
 

@@ -28,7 +28,7 @@ class BalanceParams(capa.ConfigModel):
         rate_hz: polling rate (polled mode) or drain rate (autoprint mode).
         timeout_s: how long to wait for a reply (or, in autoprint mode, for a line).
         autoprint: the balance sends lines unprompted (SBI "auto print"); reads drain them.
-        retries: extra attempts after a timed-out or garbled reply within one tick.
+        retries: extra attempts within one tick after no reply, garbage or a bad checksum.
         sbn: xBPI destination bus node number. ``9`` (the balance's factory SBN) is
             answered by a directly connected balance whatever SBN it is set to.
         gross: xBPI only: also read the gross weight each tick (field ``gross``).

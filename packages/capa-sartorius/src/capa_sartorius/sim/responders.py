@@ -15,7 +15,7 @@ from capa_sartorius.sim.model import BalanceModel
 __all__ = ["INTER_BYTE_TIMEOUT_S", "Responder", "SbiResponder", "make_responder", "to_unit"]
 
 INTER_BYTE_TIMEOUT_S = 0.1
-"""Silence after which the simulated xBPI balance drops an incomplete telegram."""
+"""Silence after which the simulated xBPI balance drops an incomplete frame."""
 
 
 class Responder(Protocol):
