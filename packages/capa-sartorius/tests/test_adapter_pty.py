@@ -69,7 +69,7 @@ def test_zero_refused_by_an_xbpi_balance_is_not_accepted(h, make_sim, make_adapt
     adapter = make_adapter(sim.path, "xbpi")
     result = h.arun(adapter.command, capa.Command("zero"))
     assert not result.accepted
-    assert "not possible" in result.detail
+    assert "0x06" in result.detail  # the balance's "operation not applicable" code
     assert h.batch_of(h.arun(adapter.read)).values["mass"][0] == pytest.approx(80.0)
 
 
@@ -132,7 +132,7 @@ def test_internal_adjust(h, make_sim, make_adapter, protocol):
     if protocol == "xbpi":
         busy = h.arun(adapter.command, capa.Command("internal_adjust"))
         assert not busy.accepted
-        assert "busy" in busy.detail
+        assert "0x06" in busy.detail
     h.read_until(adapter, ok_tick(h))
 
 
@@ -179,13 +179,13 @@ def test_autoprint_garbled_line_is_a_comm_error_row_between_good_ones(h, make_si
     sim = make_sim("sbi", autoprint_hz=100.0)
     adapter = make_adapter(sim.path, "sbi", autoprint=True)
     h.arun(adapter.read)
-    sim.inject("garble")
+    sim.inject("garbage")
     ticks = h.read_until(
-        adapter, lambda e: any(k == "garbled" for k in h.records_of(e).columns["comm_error"])
+        adapter, lambda e: any(k == "garbage" for k in h.records_of(e).columns["comm_error"])
     )
     batch = h.batch_of(ticks[-1])
     assert "comm_error" in batch.status["mass"]
-    assert [e.kind for e in h.events_of(ticks[-1])] == ["sartorius.garbled"]
+    assert [e.kind for e in h.events_of(ticks[-1])] == ["sartorius.garbage"]
     h.read_until(adapter, ok_tick(h))
 
 
@@ -211,6 +211,52 @@ def test_sim_url_both_protocols_and_autoprint(h, make_adapter, protocol):
     assert adapter.simulator.autoprint_hz == (40.0 if autoprint else 0.0)
     batch = h.batch_of(h.arun(adapter.read))
     assert batch.values["mass"][-1] == pytest.approx(7.0)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("command", ["tare", "zero"])
+def test_readings_settle_after_tare_and_zero(h, make_sim, make_adapter, protocol, command):
+    # A balance is unstable for a moment after a tare / zero; the simulator used to stay
+    # "stable" throughout.
+    sim = make_sim(protocol, mass_g=1.0, tare_settle_s=0.6)
+    adapter = make_adapter(sim.path, protocol)
+    assert h.batch_of(h.arun(adapter.read)).status["mass"] == ["ok"]
+    assert h.arun(adapter.command, capa.Command(command)).accepted
+    right_after = h.batch_of(h.arun(adapter.read))
+    assert right_after.status["mass"] == ["unstable"]
+    assert right_after.values["stable"] == [0.0]
+    ticks = h.read_until(adapter, ok_tick(h))
+    assert h.batch_of(ticks[-1]).values["mass"][0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_xbpi_gross_field(h, make_sim, make_adapter):
+    from capa_sartorius.adapter import SartoriusBalance
+    from capa_sartorius.params import BalanceParams
+
+    sim = make_sim("xbpi", mass_g=40.0, tare_settle_s=0.2)
+    adapter = make_adapter(sim.path, "xbpi", gross=True)
+    params = BalanceParams(port=sim.path, protocol="xbpi", gross=True)
+    assert "gross" in [f.name for f in SartoriusBalance.fields(params)]
+    assert h.arun(adapter.command, capa.Command("tare")).accepted
+    ticks = h.read_until(adapter, ok_tick(h))
+    batch = h.batch_of(ticks[-1])
+    assert batch.values["mass"][0] == pytest.approx(0.0, abs=1e-4)
+    assert batch.values["gross"][0] == pytest.approx(40.0, abs=1e-4)
+    assert batch.status["gross"] == ["ok"]
+    with pytest.raises(ValueError, match="xBPI only"):
+        BalanceParams(port="x", protocol="sbi", gross=True)
+
+
+def test_xbpi_cell_busy_after_zero_is_unstable_not_a_failure(h, make_sim, make_adapter):
+    sim = make_sim("xbpi", mass_g=0.5, zero_busy_s=0.5, tare_settle_s=0.1)
+    adapter = make_adapter(sim.path, "xbpi")
+    assert h.arun(adapter.command, capa.Command("zero")).accepted
+    busy = h.batch_of(h.arun(adapter.read))
+    assert math.isnan(busy.values["mass"][0])
+    assert busy.status["mass"] == ["unstable"]
+    assert (busy.values["overload"], busy.values["underload"]) == ([0.0], [0.0])
+    ticks = h.read_until(adapter, ok_tick(h))
+    assert h.batch_of(ticks[-1]).values["mass"][0] == pytest.approx(0.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -65,13 +65,13 @@ def test_xbpi_sim_process_stops_on_sigterm(tmp_path, procs):
     proc, link = start(tmp_path, "--protocol", "xbpi", "--mass-g", "3")
     procs.append(proc)
     with serial.Serial(str(link), 9600, bytesize=8, parity="O", timeout=2) as port:
-        port.write(xbpi.encode_request(xbpi.CMD_READ_WEIGHT))
-        split = XbpiSplitter()
+        port.write(xbpi.encode_request(xbpi.OP_READ_NET))
+        split = XbpiSplitter(replies=True)
         frames = []
         deadline = time.monotonic() + 5
         while not frames and time.monotonic() < deadline:
             frames = split.feed(port.read(1))
-        reading = xbpi.reading_from_reply(xbpi.decode_reply(frames[0]))
+        reading = xbpi.decode_measurement(xbpi.decode_reply(frames[0]).body)
         assert reading.value == pytest.approx(3.0)
     code, _, err = stop(proc, signal.SIGTERM)
     assert code == 0, err

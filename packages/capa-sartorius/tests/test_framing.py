@@ -57,12 +57,12 @@ def test_sbi_commands_split(stream, commands):
 @pytest.mark.parametrize("chunk", [1, 2, 5, 64])
 def test_xbpi_frames_reassemble_by_length(chunk):
     frames = [
-        xbpi.encode_reply(xbpi.CMD_READ_WEIGHT, (50.0, 1, "g")),
-        xbpi.encode_reply(xbpi.CMD_READ_MODEL, ("SIM220-1S",)),
-        xbpi.encode_reply(xbpi.CMD_TARE),
+        bytes.fromhex("0b4148bba3d70a3d30824507"),  # captured net weight
+        bytes.fromhex("1741544d534531323033532d3130302d445200000000002b"),  # model
+        bytes.fromhex("03410044"),  # acknowledge
     ]
     stream = b"".join(frames)
-    split = XbpiSplitter()
+    split = XbpiSplitter(replies=True)
     out = []
     for i in range(0, len(stream), chunk):
         out += split.feed(stream[i : i + chunk])
@@ -70,19 +70,19 @@ def test_xbpi_frames_reassemble_by_length(chunk):
 
 
 def test_xbpi_splitter_resynchronises_after_garbage():
-    frame = xbpi.encode_request(xbpi.CMD_READ_WEIGHT)
+    frame = xbpi.encode_request(xbpi.OP_READ_NET)
     split = XbpiSplitter()
-    assert split.feed(b"\x00\xff\x01" + frame) == [frame]
+    assert split.feed(b"\x00\x01\x02" + frame) == [frame]
     assert split.dropped == 3
 
 
-def test_xbpi_inter_byte_gap_drops_a_stale_partial_telegram():
+def test_xbpi_inter_byte_gap_drops_a_stale_partial_frame():
     # ESC (0x1B) of a stray SBI command looks like a length byte of 27.
-    frame = xbpi.encode_request(xbpi.CMD_READ_MODEL)
+    frame = xbpi.encode_request(xbpi.OP_READ_MODEL)
     split = XbpiSplitter(gap_s=0.1)
     assert split.feed(b"\x1bx1_\r\n", now=10.0) == []
     assert split.feed(frame, now=10.5) == [frame]
     assert split.dropped == 6
-    # Without the gap the same bytes are held as one long bogus telegram.
+    # Without the gap the same bytes are held as one long bogus frame.
     plain = XbpiSplitter()
     assert plain.feed(b"\x1bx1_\r\n" + frame) == []

@@ -1,8 +1,9 @@
 """Against a real balance: set CAPA_HARDWARE_TESTS=1 and CAPA_SARTORIUS_PORT (+ _PROTOCOL).
 
-These are the checks that the simulator cannot make: that a real balance answers the SBI
-commands and, above all, that capa's xBPI telegram layout and command numbers match the
-balance (Sartorius does not publish them). Read-only except for nothing: no tare, no zero.
+These are the checks that neither the simulator nor the oracle tests can make: that a real
+balance on this machine answers capa's SBI commands and xBPI frames (the xBPI layout is
+checked against captures from other balances in ``oracles/sartorius``). Read-only: no
+tare, no zero.
 """
 
 import os

@@ -183,3 +183,69 @@ def test_unit_conversion_table():
     assert to_grams(1.0, "kg") == 1000.0
     assert to_grams(5.0, "ct") == pytest.approx(1.0)
     assert math.isnan(to_grams(3.0, "pcs"))
+
+
+# ------------------------------------------------------------------ lines real balances print
+# From the hardware notes published with sartoriuslib (MSE1203S Cubis, live autoprint and
+# identity replies); capa read these as garbage or with the label before issue 13.
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        (b"SerNo.    0031801165\r\n", "0031801165"),
+        (b"BAC:        00-39-21\r\n", "00-39-21"),
+        (b"WZA8202-N\r\n", "WZA8202-N"),
+        (b"BCE3202-1S\r\n", "BCE3202-1S"),
+    ],
+)
+def test_identity_lines_give_the_bare_value(line, value):
+    assert sbi.parse_text(line) == value
+
+
+def test_a_labelled_identity_line_is_not_a_weight_reading():
+    with pytest.raises(sbi.SbiParseError):
+        sbi.parse_line(b"SerNo.    0031801165\r\n")
+
+
+def test_calibration_status_record_is_busy_not_garbage():
+    r = sbi.parse_line(b"Stat     Cal.Int.   \r\n")
+    assert r.busy
+    assert r.status_text == "Cal.Int."
+    assert r.ident == "Stat"
+    assert (r.overload, r.underload) == (False, False)
+
+
+@pytest.mark.parametrize("word", ["APP. ERR", "DIS. ERR", "PRT. ERR"])
+def test_error_words(word):
+    r = sbi.parse_line(f"{word:<14}\r\n".encode())
+    assert r.status_text == word
+    assert not r.busy
+
+
+@pytest.mark.parametrize(
+    ("line", "over", "under", "code"),
+    [
+        (b"Stat High\r\n", True, False, None),
+        (b"Stat Low\r\n", False, True, None),
+        (b"H\r\n", True, False, None),
+        (b"Stat ERR 101\r\n", False, False, 101),
+    ],
+)
+def test_special_lines_whatever_their_padding(line, over, under, code):
+    r = sbi.parse_line(line)
+    assert (r.overload, r.underload, r.error_code) == (over, under, code)
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "unit", "stable"),
+    [
+        (b"N     +    0.031    \r\n", 0.031, "", False),  # live autoprint, unstable
+        (b"N     +    0.006 g  \r\n", 0.006, "g", True),
+        (b"+     0.00 g  \r\n", 0.0, "g", True),
+        (b"-   12.345 mg \r\n", -12.345, "mg", True),
+    ],
+)
+def test_weight_lines_as_printed(line, value, unit, stable):
+    r = sbi.parse_line(line)
+    assert (r.value, r.unit, r.stable) == (value, unit, stable)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import capa
@@ -33,10 +33,20 @@ def start_simulator(params: BalanceParams) -> PtySimulator:
         BalanceModel(spec.config),
         protocol=spec.protocol or params.protocol,
         autoprint_hz=rate if autoprint else 0.0,
-        address=params.address,
+        # A balance answers its own SBN and the factory address 9; give the simulated one
+        # the SBN the driver addresses (factory setting 0 when it uses address 9).
+        sbn=0 if params.sbn == xbpi.BALANCE_SBN_DEFAULT else params.sbn,
     )
     sim.start()
     return sim
+
+
+_XBPI_IDENTITY: dict[str, tuple[int, int, Callable[[bytes], str]]] = {
+    # what -> (opcode, reply subtype, body decoder), as a Cubis answers them
+    "model": (xbpi.OP_READ_MODEL, xbpi.SUB_TEXT20, xbpi.decode_text),
+    "serial": (xbpi.OP_READ_FACTORY_NUMBER, xbpi.SUB_FACTORY_NUMBER, xbpi.decode_factory_number),
+    "software": (xbpi.OP_READ_SOFTWARE, xbpi.SUB_SOFTWARE, xbpi.decode_software),
+}
 
 
 def _text(link: SerialLink, params: BalanceParams, which: str) -> str:
@@ -45,15 +55,18 @@ def _text(link: SerialLink, params: BalanceParams, which: str) -> str:
         # An autoprinting balance keeps sending weight lines: pass over them.
         ex = link.sbi_request(command, skip=_is_weight_line)
         return sbi.parse_text(ex.raw)
-    cmd = {
-        "model": xbpi.CMD_READ_MODEL,
-        "serial": xbpi.CMD_READ_SERIAL,
-        "software": xbpi.CMD_READ_SOFTWARE,
-    }[which]
-    reply = link.xbpi_request(cmd)
-    if not reply.ok or not reply.params or not isinstance(reply.params[0], str):
-        raise BalanceCommError("garbled", f"no {which} in xBPI reply: {reply.error_text()}")
-    return reply.params[0]
+    opcode, subtype, decode = _XBPI_IDENTITY[which]
+    reply = link.xbpi_request(opcode)
+    if reply.is_error:
+        raise BalanceCommError("device_error", f"{which}: {reply.error_text()}", reply.raw)
+    if reply.subtype != subtype:
+        raise BalanceCommError(
+            "garbage", f"{which}: unexpected xBPI reply subtype 0x{reply.subtype:02x}", reply.raw
+        )
+    try:
+        return decode(reply.body)
+    except xbpi.XbpiError as exc:
+        raise BalanceCommError("garbage", f"{which}: {exc}", reply.raw) from exc
 
 
 def _is_weight_line(line: bytes) -> bool:

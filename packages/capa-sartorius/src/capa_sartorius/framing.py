@@ -1,9 +1,9 @@
 """Reassemble protocol units from a byte stream that arrives in arbitrary chunks.
 
-A serial read returns whatever the UART happened to hold; a line or telegram may be split
+A serial read returns whatever the UART happened to hold; a line or frame may be split
 across reads or several may arrive in one. These splitters buffer bytes and hand out whole
 units by the protocol's own rule: SBI lines end with CR LF, SBI commands are ESC-delimited,
-xBPI telegrams carry their length in the first byte.
+xBPI frames carry their length in the first byte.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class SbiLineSplitter:
             lines.append(bytes(self._buf[: end + 2]))
             del self._buf[: end + 2]
         if len(self._buf) > _MAX_LINE:
-            lines.append(bytes(self._buf))  # surfaced as a garbled line, not silently lost
+            lines.append(bytes(self._buf))  # surfaced as a garbage line, not silently lost
             self._buf.clear()
         return lines
 
@@ -81,24 +81,26 @@ class SbiCommandSplitter:
 
 
 class XbpiSplitter:
-    """xBPI telegrams in either direction: the first byte gives the length.
+    """xBPI frames in either direction: the first byte gives the length.
 
-    A byte that cannot start a telegram is dropped (and counted), so the splitter
-    resynchronises after garbage. With ``gap_s``, an incomplete telegram followed by
-    silence longer than that is dropped too, as a receiver's inter-byte timeout does: a
-    stray byte that looked like a length must not swallow the next real telegram.
+    A byte that cannot start a frame is dropped (and counted), so the splitter
+    resynchronises after garbage; with ``replies=True`` a candidate whose second byte is
+    not the reply marker ``0x41`` is dropped too. With ``gap_s``, an incomplete frame
+    followed by silence longer than that is dropped, as a receiver's inter-byte timeout
+    does: a stray byte that looked like a length must not swallow the next real frame.
     Checksums are checked by the decoder, not here.
     """
 
-    def __init__(self, gap_s: float | None = None) -> None:
+    def __init__(self, gap_s: float | None = None, *, replies: bool = False) -> None:
         self._buf = bytearray()
         self._gap_s = gap_s
+        self._replies = replies
         self._last = 0.0
         self.dropped = 0
         """Bytes discarded while resynchronising."""
 
     def feed(self, data: bytes, now: float | None = None) -> list[bytes]:
-        """Add bytes received at ``now`` (seconds); return every telegram they complete."""
+        """Add bytes received at ``now`` (seconds); return every frame they complete."""
         if self._gap_s is not None and now is not None:
             if self._buf and now - self._last > self._gap_s:
                 self.dropped += len(self._buf)
@@ -113,12 +115,22 @@ class XbpiSplitter:
                 del self._buf[0]
                 self.dropped += 1
                 continue
+            if self._replies and len(self._buf) >= 2 and self._buf[1] != xbpi.REPLY_MARKER:
+                del self._buf[0]
+                self.dropped += 1
+                continue
             if len(self._buf) < size:
                 break
             frames.append(bytes(self._buf[:size]))
             del self._buf[:size]
         return frames
 
+    @property
+    def pending(self) -> bytes:
+        """Bytes of an incomplete frame."""
+        return bytes(self._buf)
+
     def clear(self) -> None:
-        """Forget buffered bytes."""
+        """Forget buffered bytes and the dropped count."""
         self._buf.clear()
+        self.dropped = 0

@@ -15,8 +15,8 @@ class BalanceParams(capa.ConfigModel):
     """Connection and sampling settings of a Sartorius balance.
 
     Serial defaults are the balances' factory settings for SBI: 9600 baud, 7 data bits,
-    odd parity, 1 stop bit; xBPI needs 8 data bits (``bytesize`` follows the protocol
-    unless set).
+    odd parity, 1 stop bit; xBPI is 8 data bits, odd parity (``bytesize`` follows the
+    protocol unless set). Balances ship in SBI mode; xBPI is switched on in the menu.
 
     Attributes:
         port: serial device (``/dev/ttyUSB0``, ``COM3``) or ``sim://?...`` for the simulator.
@@ -28,8 +28,10 @@ class BalanceParams(capa.ConfigModel):
         rate_hz: polling rate (polled mode) or drain rate (autoprint mode).
         timeout_s: how long to wait for a reply (or, in autoprint mode, for a line).
         autoprint: the balance sends lines unprompted (SBI "auto print"); reads drain them.
-        retries: extra attempts after a timed-out or garbled reply within one tick.
-        address: xBPI address of the balance (1..15).
+        retries: extra attempts within one tick after no reply, garbage or a bad checksum.
+        sbn: xBPI destination bus node number. ``9`` (the balance's factory SBN) is
+            answered by a directly connected balance whatever SBN it is set to.
+        gross: xBPI only: also read the gross weight each tick (field ``gross``).
     """
 
     port: str = Field(min_length=1)
@@ -42,12 +44,15 @@ class BalanceParams(capa.ConfigModel):
     timeout_s: float = Field(default=1.0, gt=0, le=60)
     autoprint: bool = False
     retries: int = Field(default=1, ge=0, le=10)
-    address: int = Field(default=1, ge=1, le=15)
+    sbn: int = Field(default=0x09, ge=0, le=0xFF)
+    gross: bool = False
 
     @model_validator(mode="after")
     def _autoprint_needs_sbi(self) -> BalanceParams:
         if self.autoprint and self.protocol != "sbi":
             raise ValueError("autoprint is an SBI feature; xBPI balances are polled")
+        if self.gross and self.protocol != "xbpi":
+            raise ValueError("gross is read over xBPI only (SBI prints the displayed value)")
         return self
 
     @property

@@ -20,6 +20,7 @@ UNIT_TO_GRAMS: dict[str, float] = {
     "ozt": 31.1034768,
     "dwt": 1.55517384,
     "gn": 0.06479891,
+    "gr": 0.06479891,  # grain, as some balances print it
 }
 
 
@@ -44,6 +45,11 @@ class Reading:
         error_code: the balance's error number (SBI ``Err 54``), or ``None``.
         ident: the 6-character identification header of a 22-character SBI line
             (``N``, ``G``, ``T``...), or the empty string.
+        busy: the balance sent no value because the weighing cell is busy (xBPI
+            off-scale marker without overload / underload while re-zeroing; SBI
+            ``Cal.Int.`` status records during an adjustment).
+        status_text: the word of an SBI status or error line without a number
+            (``Cal.Int.``, ``APP. ERR``), else empty.
     """
 
     value: float
@@ -53,6 +59,8 @@ class Reading:
     underload: bool = False
     error_code: int | None = None
     ident: str = ""
+    busy: bool = False
+    status_text: str = ""
 
     @property
     def is_weight(self) -> bool:

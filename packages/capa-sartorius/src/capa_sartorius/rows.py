@@ -35,6 +35,8 @@ class Row:
     """Unit to interpret the value in (the last unit the balance showed, for SBI lines
     whose unit field is blank while unstable)."""
     comm_error: str = ""
+    gross: float = math.nan
+    """Gross mass in grams (xBPI with ``gross = true``), else NaN."""
 
 
 def _mass_status(row: Row, mass: float) -> capa.SampleStatus:
@@ -45,7 +47,9 @@ def _mass_status(row: Row, mass: float) -> capa.SampleStatus:
         return capa.SampleStatus.OVERLOAD
     if reading.underload:
         return capa.SampleStatus.UNDERRANGE
-    if reading.error_code is not None or math.isnan(mass):
+    # A busy cell (re-zeroing) sends no value but is not failing: a value follows shortly.
+    failed = reading.error_code is not None or bool(reading.status_text and not reading.busy)
+    if not reading.busy and (failed or math.isnan(mass)):
         return capa.SampleStatus.SENSOR_FAIL
     if not reading.stable:
         return capa.SampleStatus.UNSTABLE
@@ -56,8 +60,11 @@ def _flag(value: bool, row: Row) -> float:
     return math.nan if row.reading is None else float(value)
 
 
-def to_emissions(rows: Sequence[Row]) -> list[capa.Emission]:
-    """A :class:`capa.SampleBatch` and a :class:`capa.DeviceRecords` for ``rows``."""
+def to_emissions(rows: Sequence[Row], *, gross: bool = False) -> list[capa.Emission]:
+    """A :class:`capa.SampleBatch` and a :class:`capa.DeviceRecords` for ``rows``.
+
+    With ``gross``, the batch also carries the ``gross`` field.
+    """
     t: list[int] = []
     mass: list[float] = []
     stable: list[float] = []
@@ -104,14 +111,18 @@ def to_emissions(rows: Sequence[Row]) -> list[capa.Emission]:
         records["error_code"].append(-1 if r is None or r.error_code is None else r.error_code)
         records["ident"].append("" if r is None else r.ident)
         records["comm_error"].append(row.comm_error)
-    batch = capa.SampleBatch(
-        t_mono_ns=t,
-        values={"mass": mass, "stable": stable, "overload": over, "underload": under},
-        status={
-            "mass": mass_status,
-            "stable": list(flag_status),
-            "overload": list(flag_status),
-            "underload": list(flag_status),
-        },
-    )
+    values = {"mass": mass, "stable": stable, "overload": over, "underload": under}
+    statuses = {
+        "mass": mass_status,
+        "stable": list(flag_status),
+        "overload": list(flag_status),
+        "underload": list(flag_status),
+    }
+    if gross:
+        values["gross"] = [row.gross for row in rows]
+        statuses["gross"] = [
+            status if row.reading is None or not math.isnan(row.gross) else "sensor_fail"
+            for row, status in zip(rows, mass_status, strict=True)
+        ]
+    batch = capa.SampleBatch(t_mono_ns=t, values=values, status=statuses)
     return [batch, capa.DeviceRecords(family=FAMILY, columns=records)]

@@ -197,21 +197,66 @@ def _split(line: bytes) -> tuple[str, str]:
     raise SbiParseError(f"SBI line is {len(line)} bytes, expected 16 or 22: {line!r}")
 
 
+_STATUS_WORDS = frozenset({"CAL.INT.", "CAL. INT.", "CAL.EXT.", "CAL. EXT."})
+"""Status records a balance prints while it calibrates (live autoprint on a Cubis prints
+``Stat     Cal.Int.`` during an internal adjustment)."""
+_ERROR_WORDS = frozenset({"APP. ERR", "DIS. ERR", "PRT. ERR", "ERR"})
+
+
+def _word_line(line: bytes) -> Reading | None:
+    """A special, status or error line, whatever its padding; ``None`` if it is not one.
+
+    These carry no number, so their length does not need to be checked to trust them.
+    """
+    try:
+        text = line[:-2].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    candidates = [("", text.strip())]
+    if len(text) == BODY_LEN + IDENT_LEN:  # a 22-character line: header, then the word
+        candidates.append((text[:IDENT_LEN].strip(), text[IDENT_LEN:].strip()))
+    for header, text_word in candidates:
+        ident, word = header, text_word
+        if word.startswith("Stat ") and not ident:
+            ident, word = "Stat", word[4:].strip()
+        reading = _word_reading(ident, word)
+        if reading is not None:
+            return reading
+    return None
+
+
+def _word_reading(ident: str, word: str) -> Reading | None:
+    if word in _SPECIALS:
+        over, under = _SPECIALS[word]
+        # "C": an adjustment is running -- no value, but nothing is wrong.
+        return Reading(
+            math.nan, "", False, overload=over, underload=under, ident=ident, busy=word == "C"
+        )
+    if " ".join(word.upper().split()) in _STATUS_WORDS:
+        return Reading(math.nan, "", False, ident=ident, busy=True, status_text=word)
+    error = _ERROR.match(word)
+    if error:
+        return Reading(math.nan, "", False, error_code=int(error.group(1)), ident=ident)
+    if word.upper() in _ERROR_WORDS:
+        return Reading(math.nan, "", False, ident=ident, status_text=word)
+    return None
+
+
 def parse_line(line: bytes) -> Reading:
-    """Decode one weight, special or error line (16 or 22 bytes including CR LF).
+    """Decode one weight, special, status or error line.
+
+    Weight lines are 16 or 22 bytes including CR LF. Special (``High``, ``Low``...),
+    calibration status (``Stat     Cal.Int.``) and error lines (``Err 54``, ``APP. ERR``)
+    are recognised by their word, with or without the ``Stat`` header.
 
     Raises:
         SbiParseError: the bytes are not a well-formed SBI output line.
     """
+    if line.endswith(CRLF):
+        special = _word_line(line)
+        if special is not None:
+            return special
     ident, body = _split(line)
-    word = body.strip().lstrip("+-").strip()
-    if word in _SPECIALS:
-        over, under = _SPECIALS[word]
-        return Reading(math.nan, "", False, overload=over, underload=under, ident=ident)
-    error = _ERROR.match(word)
-    if error:
-        return Reading(math.nan, "", False, error_code=int(error.group(1)), ident=ident)
-
     sign = body[0]
     if sign not in "+- ":
         raise SbiParseError(f"SBI sign position holds {sign!r}: {line!r}")
@@ -223,16 +268,30 @@ def parse_line(line: bytes) -> Reading:
     if sign == "-":
         value = -value
     unit = body[11:14].strip()
+    if any(c.isdigit() for c in unit):
+        # Not a unit: e.g. a Cubis identity line ("SerNo.    0031801165") is no reading.
+        raise SbiParseError(f"SBI unit field {body[11:14]!r} holds digits: {line!r}")
     if unit and body[11] == " ":  # the symbol is left aligned in positions 12-14
         raise SbiParseError(f"SBI unit field {body[11:14]!r} is misaligned: {line!r}")
     return Reading(value, unit, stable=bool(unit), ident=ident)
 
 
+_TEXT_LABEL = re.compile(r"^[A-Za-z][A-Za-z.]*[.:]\s*$")
+
+
 def parse_text(line: bytes) -> str:
-    """Decode an information reply line (``ESC x1_`` model etc.) to its text."""
+    """Decode an information reply line (``ESC x1_`` model etc.) to its value.
+
+    A Cubis prints some as 22-character lines with a 6-character label and the value
+    right aligned (``SerNo.    0031801165``, ``BAC:        00-39-21``); the label is
+    dropped. A plain line (``WZA8202-N``) is returned stripped.
+    """
     if not line.endswith(CRLF):
         raise SbiParseError(f"SBI line must end with CR LF: {line!r}")
     try:
-        return line[:-2].decode("ascii").strip()
+        text = line[:-2].decode("ascii")
     except UnicodeDecodeError as exc:
         raise SbiParseError(f"non-ASCII byte in SBI text line {line!r}") from exc
+    if len(text) == BODY_LEN + IDENT_LEN and _TEXT_LABEL.match(text[:IDENT_LEN]):
+        return text[IDENT_LEN:].strip()
+    return text.strip()

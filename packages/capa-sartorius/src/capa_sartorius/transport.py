@@ -47,8 +47,18 @@ class BalanceCommError(capa.CapaError):
     """The balance did not answer properly.
 
     Attributes:
-        kind: ``timeout`` (no complete reply in time), ``garbled`` (a reply that does not
-            decode), ``disconnected`` (the port failed or vanished) or ``open_failed``.
+        kind: what went wrong, one event kind each (``sartorius.<kind>``):
+
+            - ``no_reply``: nothing arrived within ``timeout_s``;
+            - ``garbage``: bytes arrived that are no valid line / frame (or only part of one);
+            - ``bad_checksum``: a well-formed xBPI frame whose checksum is wrong;
+            - ``device_error``: the balance answered with an xBPI error code;
+            - ``port_lost_idle``: the port was found dead at the start of an exchange
+              (it failed while the driver was idle between requests);
+            - ``port_lost_mid_exchange``: the port failed after the request went out;
+            - ``open_failed``: reopening the port failed;
+            - ``port_down``: the port is closed and the next reopen attempt is not due
+              yet (back-off); no event, the tick is recorded as ``comm_error``.
         raw: the offending bytes, if any.
     """
 
@@ -84,7 +94,8 @@ class SerialLink:
         """Held for each whole request / response exchange."""
         self._lines = SbiLineSplitter()
         self._queued: deque[tuple[int, bytes]] = deque()
-        self._frames = XbpiSplitter()
+        self._frames = XbpiSplitter(replies=True)
+        self._stale = bytearray()
 
     @property
     def is_open(self) -> bool:
@@ -158,60 +169,90 @@ class SerialLink:
             raise BalanceCommError("disconnected", "serial port is not open")
         return self._serial
 
-    def _io_failed(self, exc: BaseException) -> BalanceCommError:
+    def _io_failed(self, exc: BaseException, *, idle: bool) -> BalanceCommError:
         name = self._path()
         self.close()
-        return BalanceCommError("disconnected", f"serial port {name!r} failed: {exc}")
+        if idle:
+            return BalanceCommError(
+                "port_lost_idle",
+                f"serial port {name!r} was lost while idle (found dead before the request): {exc}",
+            )
+        return BalanceCommError(
+            "port_lost_mid_exchange",
+            f"serial port {name!r} was lost while waiting for the reply: {exc}",
+        )
 
     def _write(self, data: bytes) -> int:
         ser = self._port()
         try:
             t = time.monotonic_ns()
             ser.write(data)
+        except _io_errors() as exc:
+            # The write itself failed: the port was dead before anything was in flight,
+            # so it went away while the driver was idle between requests.
+            raise self._io_failed(exc, idle=True) from exc
+        try:
             ser.flush()
         except _io_errors() as exc:
-            raise self._io_failed(exc) from exc
+            # The request was handed over; the device may already be answering (or gone).
+            raise self._io_failed(exc, idle=False) from exc
         return t
 
-    def _read_some(self) -> bytes:
+    def _read_some(self, *, idle: bool = False) -> bytes:
         """Whatever arrives within one poll interval (possibly nothing)."""
         ser = self._port()
         try:
             waiting = ser.in_waiting
             return bytes(ser.read(max(1, waiting)))
         except _io_errors() as exc:
-            raise self._io_failed(exc) from exc
+            raise self._io_failed(exc, idle=idle) from exc
 
     def _read_available(self) -> bytes:
-        """The bytes already received, without waiting."""
+        """The bytes already received, without waiting (autoprint: nothing in flight)."""
         ser = self._port()
         try:
             waiting = ser.in_waiting
             return bytes(ser.read(waiting)) if waiting else b""
         except _io_errors() as exc:
-            raise self._io_failed(exc) from exc
+            raise self._io_failed(exc, idle=True) from exc
 
     def _discard_input(self) -> None:
-        """Drop stale bytes (a late reply to an earlier request) before a new request."""
+        """Set aside stale bytes (a late reply to an earlier request) before a new request.
+
+        They are kept for :meth:`take_stale` so the adapter can report the late reply.
+        pyserial lets ``termios.error`` escape from ``reset_input_buffer`` on a dead pty;
+        it is caught here like any port failure (the port died while idle).
+        """
         ser = self._port()
         try:
+            waiting = ser.in_waiting
+            late = bytes(ser.read(waiting)) if waiting else b""
             ser.reset_input_buffer()
         except _io_errors() as exc:
-            raise self._io_failed(exc) from exc
+            raise self._io_failed(exc, idle=True) from exc
+        self._stale += b"".join(line for _, line in self._queued)
+        self._stale += self._lines.pending + self._frames.pending + late
         self._reset_buffers()
 
+    def take_stale(self) -> bytes:
+        """Bytes found waiting before the last request (a late reply), then forgotten."""
+        with self.lock:
+            stale, self._stale = bytes(self._stale), bytearray()
+            return stale
+
     # ------------------------------------------------------------------ SBI
-    def _next_line(self, deadline: float) -> tuple[int, bytes]:
+    def _next_line(self, deadline: float, *, idle: bool = False) -> tuple[int, bytes]:
         while not self._queued:
             if time.monotonic() >= deadline:
                 pending = self._lines.pending
-                raise BalanceCommError(
-                    "timeout",
-                    f"no complete SBI line within {self.params.timeout_s:g} s"
-                    + (f" (got {pending!r})" if pending else ""),
-                    pending,
-                )
-            chunk = self._read_some()
+                if pending:
+                    raise BalanceCommError(
+                        "garbage",
+                        f"only part of an SBI line within {self.params.timeout_s:g} s: {pending!r}",
+                        pending,
+                    )
+                raise BalanceCommError("no_reply", f"no reply within {self.params.timeout_s:g} s")
+            chunk = self._read_some(idle=idle)
             if chunk:
                 t = time.monotonic_ns()
                 self._queued.extend((t, line) for line in self._lines.feed(chunk))
@@ -254,46 +295,59 @@ class SerialLink:
                 t = time.monotonic_ns()
                 self._queued.extend((t, line) for line in self._lines.feed(chunk))
             if not self._queued and wait:
-                self._queued.append(self._next_line(time.monotonic() + self.params.timeout_s))
+                self._queued.append(
+                    self._next_line(time.monotonic() + self.params.timeout_s, idle=True)
+                )
             out = [Exchange(t_start, t, line) for t, line in self._queued]
             self._queued.clear()
             return out
 
     # ------------------------------------------------------------------ xBPI
-    def xbpi_request(self, command: int, params: tuple[xbpi.Param, ...] = ()) -> xbpi.Reply:
-        """Send an xBPI request and return the decoded reply to that command.
+    def xbpi_request(self, opcode: int, args: bytes = b"") -> xbpi.Reply:
+        """Send an xBPI request and return the balance's reply frame (errors included).
 
-        Replies to other commands (late answers to an earlier request) are skipped.
-        Raises :class:`BalanceCommError` on timeout or a telegram that does not decode.
+        Raises :class:`BalanceCommError` on no reply, garbage or a bad checksum.
         """
-        reply, _ = self.xbpi_exchange(command, params)
+        reply, _ = self.xbpi_exchange(opcode, args)
         return reply
 
-    def xbpi_exchange(
-        self, command: int, params: tuple[xbpi.Param, ...] = ()
-    ) -> tuple[xbpi.Reply, Exchange]:
-        """Like :meth:`xbpi_request`, also returning the raw telegram and its timing."""
-        frame = xbpi.encode_request(command, params, address=self.params.address)
+    def xbpi_exchange(self, opcode: int, args: bytes = b"") -> tuple[xbpi.Reply, Exchange]:
+        """Like :meth:`xbpi_request`, also returning the raw frame and its timing.
+
+        xBPI replies do not name the request they answer, so stale input is set aside
+        before the request goes out and the first frame after it is the reply.
+        """
+        frame = xbpi.encode_request(opcode, args, dst=self.params.sbn)
         with self.lock:
             self._discard_input()
             t_req = self._write(frame)
             deadline = time.monotonic() + self.params.timeout_s
-            queued: deque[bytes] = deque()
             while True:
-                while queued:
-                    raw = queued.popleft()
+                chunk = self._read_some()
+                frames = self._frames.feed(chunk) if chunk else []
+                if frames:
+                    raw = frames[0]
+                    t_recv = time.monotonic_ns()
+                    # One request, one reply: anything after it is reported, not dropped.
+                    self._stale += b"".join(frames[1:])
                     try:
                         reply = xbpi.decode_reply(raw)
                     except xbpi.XbpiError as exc:
-                        raise BalanceCommError("garbled", f"bad xBPI reply: {exc}", raw) from exc
-                    if reply.command == command and reply.address == self.params.address:
-                        return reply, Exchange(t_req, time.monotonic_ns(), raw)
+                        raise BalanceCommError(exc.kind, str(exc), raw) from exc
+                    return reply, Exchange(t_req, t_recv, raw)
                 if time.monotonic() >= deadline:
+                    got = self._frames.pending
+                    if got or self._frames.dropped:
+                        raise BalanceCommError(
+                            "garbage",
+                            f"no valid xBPI frame within {self.params.timeout_s:g} s "
+                            f"({self._frames.dropped} byte(s) discarded"
+                            + (f", incomplete {got.hex(' ')}" if got else "")
+                            + ")",
+                            got,
+                        )
                     raise BalanceCommError(
-                        "timeout",
-                        f"no xBPI reply to command 0x{command:02x} within "
+                        "no_reply",
+                        f"no reply to xBPI opcode 0x{opcode:02x} within "
                         f"{self.params.timeout_s:g} s",
                     )
-                chunk = self._read_some()
-                if chunk:
-                    queued.extend(self._frames.feed(chunk))

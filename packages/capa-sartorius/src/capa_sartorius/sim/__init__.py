@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from capa_sartorius.sim.model import BalanceConfig, BalanceModel, BalanceState
 from capa_sartorius.sim.pty import Fault, PtySimulator
-from capa_sartorius.sim.responders import SbiResponder, XbpiResponder, make_responder
+from capa_sartorius.sim.responders import SbiResponder, make_responder
 from capa_sartorius.sim.url import SimSpec, is_sim_url, parse_sim_url
+from capa_sartorius.sim.xbpi_responder import XbpiResponder
 
 __all__ = [
     "BalanceConfig",

@@ -23,6 +23,10 @@ class BalanceConfig:
         capacity_g: maximum load; above it the balance reports overload.
         decimals: readability (4 = 0.1 mg).
         settle_s: time after a load change or adjustment during which readings are unstable.
+        tare_settle_s: time after a tare or zero during which readings are unstable (a
+            real balance re-settles after taring: about a second on an analytical one).
+        zero_busy_s: after a zero, the cell sends no value for this long (xBPI off-scale
+            marker; captured on a Cubis for about 2 s). 0 = no busy period.
         noise_g: standard deviation of the reading noise.
         adjust_s: duration of an internal adjustment.
         unit: the unit the balance displays (grams; the value is converted).
@@ -35,6 +39,8 @@ class BalanceConfig:
     capacity_g: float = 220.0
     decimals: int = 4
     settle_s: float = 0.3
+    tare_settle_s: float = 1.0
+    zero_busy_s: float = 0.0
     noise_g: float = 0.0
     adjust_s: float = 0.2
     unit: str = "g"
@@ -57,6 +63,9 @@ class BalanceState:
     overload: bool
     underload: bool
     adjusting: bool
+    gross_g: float = 0.0
+    tare_g: float = 0.0
+    busy: bool = False
 
 
 class BalanceModel:
@@ -79,6 +88,8 @@ class BalanceModel:
         self._zero_offset = 0.0
         self._tare = 0.0
         self._t_change = -math.inf  # the initial load has settled
+        self._settle_for = self.config.settle_s
+        self._busy_until = -math.inf
         self._shown_at_change = 0.0
         self._adjust_until = -math.inf
         self._pan_off = False
@@ -94,18 +105,18 @@ class BalanceModel:
         return self._load(now) - self._zero_offset
 
     def _settling(self, now: float) -> bool:
-        return now < self._t_change + self.config.settle_s or now < self._adjust_until
+        return now < self._t_change + self._settle_for or now < self._adjust_until
 
     def _state(self, now: float) -> BalanceState:
         gross = self._gross(now)
         net = gross - self._tare
         settling = self._settling(now)
-        if settling and self.config.settle_s > 0:
+        if settling and self._settle_for > 0:
             # The reading swings towards the new load with a decaying oscillation.
-            tau = self.config.settle_s / 4
+            tau = self._settle_for / 4
             age = max(0.0, now - self._t_change)
             swing = (self._shown_at_change - net) * math.exp(-age / tau)
-            net += swing * math.cos(2 * math.pi * age / self.config.settle_s)
+            net += swing * math.cos(2 * math.pi * age / self._settle_for)
         if self.config.noise_g > 0:
             net += self._rng.gauss(0.0, self.config.noise_g)
         return BalanceState(
@@ -114,11 +125,22 @@ class BalanceModel:
             overload=gross > self.config.capacity_g,
             underload=gross < -self.config.zero_range_g,
             adjusting=now < self._adjust_until,
+            gross_g=net + self._tare,
+            tare_g=self._tare,
+            busy=now < self._busy_until,
         )
 
-    def _changed(self, now: float) -> None:
+    def _changed(self, now: float, settle_s: float | None = None) -> None:
         self._shown_at_change = self._state(now).net_g
         self._t_change = now
+        self._settle_for = self.config.settle_s if settle_s is None else settle_s
+
+    def _resettle(self, now: float) -> None:
+        # After a tare or zero the display jumps to about 0 and wobbles a few digits until
+        # the balance declares it stable again -- not a swing from the old value.
+        self._t_change = now
+        self._settle_for = self.config.tare_settle_s
+        self._shown_at_change = self._gross(now) - self._tare + 5 * 10.0**-self.config.decimals
 
     # ------------------------------------------------------------------ public API
     def state(self) -> BalanceState:
@@ -151,6 +173,7 @@ class BalanceModel:
             if state.adjusting:
                 return "adjustment running"
             self._tare = self._gross(now)
+            self._resettle(now)
             return None
 
     def zero(self) -> str | None:
@@ -164,6 +187,8 @@ class BalanceModel:
                 return f"load {gross:.4f} g is outside the zero range"
             self._zero_offset += gross
             self._tare = 0.0
+            self._resettle(now)
+            self._busy_until = now + self.config.zero_busy_s
             return None
 
     def tare_zero(self) -> str | None:
@@ -181,7 +206,6 @@ class BalanceModel:
                 return "cannot adjust outside the weighing range"
             if state.adjusting:
                 return "adjustment already running"
-            self._shown_at_change = state.net_g
-            self._t_change = now
+            self._changed(now)
             self._adjust_until = now + self.config.adjust_s
             return None

@@ -7,9 +7,11 @@ slave path -- or ``link``, a symlink kept pointing at the current slave, which s
 :meth:`PtySimulator.restart` and injected disconnects the way a ``/dev/serial/by-id`` name
 survives unplugging a USB adapter.
 
-Faults are injected into the next replies (or autoprint lines): no reply, a garbled
-reply (an SBI line that does not parse, an xBPI telegram with a bad checksum), a slow
-reply, or a disconnect (the pty is closed and, after ``downtime_s``, a new one opened).
+Faults are injected into the next replies (or autoprint lines): no reply, garbage (an SBI
+line that does not parse; bytes that form no xBPI frame), a bad checksum (xBPI), a late
+reply, or a disconnect mid-exchange (the pty is closed instead of replying and, after
+``downtime_s``, a new one opened). :meth:`PtySimulator.drop_port` closes the port at once,
+while the driver is idle, as unplugging the cable between two requests does.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ class Fault(enum.StrEnum):
     """Injectable faults, each applied to one reply."""
 
     NO_REPLY = "no_reply"
-    GARBLE = "garble"
-    SLOW = "slow"
+    GARBAGE = "garbage"
+    BAD_CHECKSUM = "bad_checksum"
+    LATE = "late"
     DISCONNECT = "disconnect"
 
 
@@ -51,12 +54,18 @@ class _Disconnected(Exception):
     """Internal: the pty was closed on purpose; the serve loop opens a new one."""
 
 
-def garble(reply: bytes) -> bytes:
-    """Corrupt a reply so that its protocol rejects it but its framing stays intact."""
+def garbage(reply: bytes) -> bytes:
+    """Replace a reply with bytes its protocol cannot decode."""
     if reply.endswith(b"\r\n") and len(reply) >= 10:
         # SBI: overwrite part of the value field; the line still ends with CR LF.
         return reply[:3] + b"?#*@!" + reply[8:]
-    return reply[:-1] + bytes([reply[-1] ^ 0x5A])  # xBPI: wrong checksum
+    # xBPI: no byte of this is a possible length byte, so no frame can start in it.
+    return b"\x00\x02\x01\x00\x02"
+
+
+def bad_checksum(reply: bytes) -> bytes:
+    """An xBPI reply whose checksum byte is wrong (everything else intact)."""
+    return reply[:-1] + bytes([reply[-1] ^ 0x5A])
 
 
 class PtySimulator:
@@ -67,7 +76,8 @@ class PtySimulator:
         protocol: ``sbi`` or ``xbpi``.
         autoprint_hz: send weight lines unprompted at this rate (SBI only; 0 = polled).
         link: optional symlink path kept pointing at the current slave device.
-        address: xBPI address of the balance.
+        sbn: the balance's own xBPI bus node number (factory setting 0; it also answers
+            the factory address 9).
         downtime_s: how long an injected disconnect keeps the port away.
         ident: SBI lines carry the 6-character identification header (22 characters).
     """
@@ -79,7 +89,7 @@ class PtySimulator:
         protocol: str = "sbi",
         autoprint_hz: float = 0.0,
         link: str | os.PathLike[str] | None = None,
-        address: int = 1,
+        sbn: int = 0x00,
         downtime_s: float = 0.2,
         ident: bool = False,
     ) -> None:
@@ -87,10 +97,10 @@ class PtySimulator:
         self.protocol = protocol
         self.autoprint_hz = autoprint_hz
         self.link = Path(link) if link is not None else None
-        self.address = address
+        self.sbn = sbn
         self.downtime_s = downtime_s
         self.ident = ident
-        make_responder(protocol, self.model, address=address)  # validate the protocol now
+        make_responder(protocol, self.model, sbn=sbn)  # validate the protocol now
         self._faults: deque[_Pending] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -99,6 +109,7 @@ class PtySimulator:
         self._slave = -1
         self._slave_name = ""
         self._wake_r, self._wake_w = -1, -1
+        self._drop = threading.Event()
         self.connections = 0
         """How many ptys this simulator has opened (restarts and disconnects add one)."""
 
@@ -165,8 +176,23 @@ class PtySimulator:
     ) -> None:
         self.stop()
 
+    def drop_port(self) -> None:
+        """Close the port now, without waiting for a request (the driver is idle).
+
+        A new pty is opened after ``downtime_s`` (the link, if any, follows).
+        """
+        self._drop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
     def inject(self, fault: Fault | str, count: int = 1, *, delay_s: float = 0.5) -> None:
-        """Apply ``fault`` to the next ``count`` replies (``delay_s`` for ``slow``)."""
+        """Apply ``fault`` to the next ``count`` replies (``delay_s`` for ``late``).
+
+        Raises:
+            ValueError: ``bad_checksum`` on SBI, whose lines carry no checksum.
+        """
+        if Fault(fault) is Fault.BAD_CHECKSUM and self.protocol != "xbpi":
+            raise ValueError("SBI lines carry no checksum: inject 'garbage' instead")
         with self._lock:
             for _ in range(count):
                 self._faults.append(_Pending(Fault(fault), delay_s))
@@ -218,9 +244,7 @@ class PtySimulator:
                 self._open_pty()
 
     def _serve_connection(self) -> None:
-        responder = make_responder(
-            self.protocol, self.model, address=self.address, ident=self.ident
-        )
+        responder = make_responder(self.protocol, self.model, sbn=self.sbn, ident=self.ident)
         period = 1.0 / self.autoprint_hz if self.autoprint_hz > 0 else None
         next_print = time.monotonic() + period if period else None
         with selectors.DefaultSelector() as sel:
@@ -232,6 +256,9 @@ class PtySimulator:
                     if key.fd == self._wake_r:
                         with contextlib.suppress(OSError):
                             os.read(self._wake_r, 64)
+                        if self._drop.is_set():
+                            self._drop.clear()
+                            raise _Disconnected
                         continue
                     try:
                         data = os.read(self._master, 4096)
@@ -255,9 +282,11 @@ class PtySimulator:
         if pending is not None:
             if pending.fault is Fault.NO_REPLY:
                 return
-            if pending.fault is Fault.GARBLE:
-                reply = garble(reply)
-            elif pending.fault is Fault.SLOW:
+            if pending.fault is Fault.GARBAGE:
+                reply = garbage(reply)
+            elif pending.fault is Fault.BAD_CHECKSUM:
+                reply = bad_checksum(reply)
+            elif pending.fault is Fault.LATE:
                 if self._stop.wait(pending.delay_s):
                     return
             elif pending.fault is Fault.DISCONNECT:

@@ -6,17 +6,16 @@ uses, asks the :class:`BalanceModel` and encodes the answer in the protocol's wi
 
 from __future__ import annotations
 
-import time
 from typing import Protocol
 
-from capa_sartorius import sbi, xbpi
-from capa_sartorius.framing import SbiCommandSplitter, XbpiSplitter
-from capa_sartorius.sim.model import BalanceModel, BalanceState
+from capa_sartorius import sbi
+from capa_sartorius.framing import SbiCommandSplitter
+from capa_sartorius.sim.model import BalanceModel
 
-__all__ = ["INTER_BYTE_TIMEOUT_S", "Responder", "SbiResponder", "XbpiResponder", "make_responder"]
+__all__ = ["INTER_BYTE_TIMEOUT_S", "Responder", "SbiResponder", "make_responder", "to_unit"]
 
 INTER_BYTE_TIMEOUT_S = 0.1
-"""Silence after which the simulated xBPI balance drops an incomplete telegram."""
+"""Silence after which the simulated xBPI balance drops an incomplete frame."""
 
 
 class Responder(Protocol):
@@ -29,10 +28,11 @@ class Responder(Protocol):
         """The line an autoprinting balance sends now (``None``: protocol has none)."""
 
 
-def _to_unit(state: BalanceState, model: BalanceModel) -> float:
+def to_unit(grams: float, model: BalanceModel) -> float:
+    """``grams`` in the unit the simulated balance displays."""
     from capa_sartorius.reading import UNIT_TO_GRAMS
 
-    return state.net_g / UNIT_TO_GRAMS[model.config.unit]
+    return grams / UNIT_TO_GRAMS[model.config.unit]
 
 
 class SbiResponder:
@@ -57,7 +57,7 @@ class SbiResponder:
         if state.underload:
             return sbi.format_special("Low", ident=header)
         return sbi.format_weight(
-            _to_unit(state, self.model),
+            to_unit(state.net_g, self.model),
             self.model.config.unit,
             stable=state.stable,
             decimals=self.model.config.decimals,
@@ -88,9 +88,10 @@ class SbiResponder:
         if code == "x1_":
             return sbi.format_text(cfg.model)
         if code == "x2_":
-            return sbi.format_text(cfg.serial)
+            # As a Cubis prints it: a 6-character label, the value right aligned in 14.
+            return sbi.format_text(f"{'SerNo.':<6}{cfg.serial:>14}")
         if code == "x3_":
-            return sbi.format_text(cfg.software)
+            return sbi.format_text(f"{'BAC:':<6}{cfg.software:>14}")
         actions = {
             "T": self.model.tare_zero,
             "U": self.model.tare,
@@ -103,80 +104,17 @@ class SbiResponder:
         return None
 
 
-class XbpiResponder:
-    """xBPI: request telegrams in, reply telegrams out.
-
-    A telegram with a bad checksum or for another address gets no reply, as on a bus.
-    """
-
-    def __init__(self, model: BalanceModel, *, address: int = 1) -> None:
-        self.model = model
-        self.address = address
-        self._split = XbpiSplitter(gap_s=INTER_BYTE_TIMEOUT_S)
-
-    def autoprint_line(self) -> bytes | None:
-        """Nothing: xBPI has no autoprint, the host polls."""
-        return None
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Handle every complete telegram in ``data``."""
-        replies = []
-        for frame in self._split.feed(data, time.monotonic()):
-            try:
-                request = xbpi.decode_request(frame)
-            except xbpi.XbpiError:
-                continue
-            if request.address != self.address:
-                continue
-            replies.append(self._handle(request))
-        return replies
-
-    def _reply(self, command: int, params: tuple[xbpi.Param, ...] = ()) -> bytes:
-        return xbpi.encode_reply(command, params, address=self.address)
-
-    def _error(self, command: int, code: int) -> bytes:
-        return xbpi.encode_reply(command, (code,), ok=False, address=self.address)
-
-    def _handle(self, request: xbpi.Request) -> bytes:
-        cfg = self.model.config
-        cmd = request.command
-        if cmd == xbpi.CMD_READ_WEIGHT:
-            state = self.model.state()
-            params = xbpi.weight_params(
-                round(_to_unit(state, self.model), cfg.decimals),
-                cfg.unit,
-                stable=state.stable,
-                overload=state.overload,
-                underload=state.underload,
-            )
-            return self._reply(cmd, params)
-        texts = {
-            xbpi.CMD_READ_MODEL: cfg.model,
-            xbpi.CMD_READ_SERIAL: cfg.serial,
-            xbpi.CMD_READ_SOFTWARE: cfg.software,
-        }
-        if cmd in texts:
-            return self._reply(cmd, (texts[cmd],))
-        actions = {
-            xbpi.CMD_TARE: self.model.tare,
-            xbpi.CMD_ZERO: self.model.zero,
-            xbpi.CMD_INTERNAL_ADJUST: self.model.internal_adjust,
-        }
-        action = actions.get(cmd)
-        if action is None:
-            return self._error(cmd, xbpi.ERROR_UNKNOWN_COMMAND)
-        busy = self.model.state().adjusting
-        if action() is None:
-            return self._reply(cmd)
-        return self._error(cmd, xbpi.ERROR_BUSY if busy else xbpi.ERROR_NOT_POSSIBLE)
-
-
 def make_responder(
-    protocol: str, model: BalanceModel, *, address: int = 1, ident: bool = False
+    protocol: str, model: BalanceModel, *, sbn: int = 0x00, ident: bool = False
 ) -> Responder:
-    """The responder for ``protocol`` (``sbi`` or ``xbpi``); ``ident``: 22-character lines."""
+    """The responder for ``protocol`` (``sbi`` or ``xbpi``); ``ident``: 22-character lines.
+
+    ``sbn`` is the simulated balance's own xBPI bus node number (factory setting 0).
+    """
+    from capa_sartorius.sim.xbpi_responder import XbpiResponder
+
     if protocol == "sbi":
         return SbiResponder(model, ident=ident)
     if protocol == "xbpi":
-        return XbpiResponder(model, address=address)
+        return XbpiResponder(model, sbn=sbn)
     raise ValueError(f"unknown Sartorius protocol {protocol!r} (expected 'sbi' or 'xbpi')")
