@@ -10,7 +10,7 @@ import pytest
 
 import capa
 from capa_watlow.adapter import EzZonePM
-from capa_watlow.errors import CommError, PortConflict
+from capa_watlow.errors import CommError, PortConflict, WordOrderMismatch
 from capa_watlow.sim import url as sim_url
 
 run = asyncio.run
@@ -120,8 +120,8 @@ def test_refusals_are_results_not_exceptions(make_sim, open_adapters, protocol):
         adapter.command(capa.Command("write_parameter", {"parameter": "process_value", "value": 1}))
     )
     assert not read_only.accepted
-    assert "refused" in read_only.detail
-    too_hot = run(adapter.command(capa.Command("set_setpoint", {"value": 5000.0})))
+    assert "read-only" in read_only.detail
+    too_hot = run(adapter.command(capa.Command("set_setpoint", {"value": 6000.0})))
     assert not too_hot.accepted
     assert "refused" in too_hot.detail
     unknown = run(adapter.command(capa.Command("explode", {})))
@@ -137,17 +137,35 @@ def test_refusals_are_results_not_exceptions(make_sim, open_adapters, protocol):
     assert batch_of(run(adapter.read())).status is capa.SampleStatus.OK
 
 
-def test_modbus_word_order_parameter(make_sim, open_adapters):
-    sim = make_sim(word_order="high_low", wire_unit="degC")
-    right = open_adapters(
-        port=sim.path, protocol="modbus_rtu", word_order="high_low", wire_unit="degC"
-    )
+@pytest.mark.parametrize("order", ["low_high", "high_low"])
+def test_modbus_word_order_is_checked_at_open(make_sim, open_adapters, order):
+    other = "high_low" if order == "low_high" else "low_high"
+    sim = make_sim(word_order=order, wire_unit="degC")
+    right = open_adapters(port=sim.path, protocol="modbus_rtu", word_order=order, wire_unit="degC")
     assert batch_of(run(right.read())).values["process_value"] == [pytest.approx(25.0)]
     run(right.close())
-    wrong = open_adapters(
-        port=sim.path, protocol="modbus_rtu", word_order="low_high", wire_unit="degC"
-    )
-    assert batch_of(run(wrong.read())).values["process_value"] != [pytest.approx(25.0)]
+    # A mismatch would read PV as ~1e-41 and store set points as ~0: refused at open.
+    wrong = EzZonePM("oven", EzZonePM.Params(port=sim.path, protocol="modbus_rtu",
+                                             word_order=other, timeout_s=0.2))  # fmt: skip
+    with pytest.raises(WordOrderMismatch) as info:
+        run(wrong.open())
+    message = str(info.value)
+    assert "\n" not in message
+    assert f'word_order = "{order}"' in message
+    assert "17043" in message
+    assert isinstance(info.value, capa.DeviceError)
+    run(wrong.close())
+
+
+def test_word_order_falls_back_to_the_hardware_id_without_the_setting(make_sim):
+    # A firmware without register 2488: the Hardware ID (0-38 by the PM map) decides.
+    sim = make_sim(word_order="high_low")
+    del sim.bus._maps[1][2488]
+    wrong = EzZonePM("oven", EzZonePM.Params(port=sim.path, protocol="modbus_rtu",
+                                             timeout_s=0.2))  # fmt: skip
+    with pytest.raises(WordOrderMismatch, match="Hardware ID"):
+        run(wrong.open())
+    run(wrong.close())
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -190,10 +208,18 @@ def test_port_shared_with_another_protocol_is_refused(make_sim, open_adapters):
         open_adapters("b", port=sim.path, protocol="modbus_rtu", address=2)
 
 
+EVENT_FOR = {
+    "no_reply": "comm_error.no_reply",
+    "bad_crc": "comm_error.bad_checksum",
+    "garbage": "comm_error.garbled",
+    "error_reply": "read_refused",
+    "slow_reply": "comm_error.no_reply",  # at the time it is late, it is missing
+    "disconnect": "comm_error.port_lost",
+}
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize(
-    "fault", ["no_reply", "bad_crc", "error_reply", "slow_reply", "disconnect"]
-)
+@pytest.mark.parametrize("fault", list(EVENT_FOR))
 def test_every_fault_is_reported_then_recovered(make_sim, open_adapters, protocol, fault):
     sim = make_sim()
     adapter = open_adapters(port=sim.link, protocol=protocol, retries=0, timeout_s=0.2)
@@ -203,8 +229,7 @@ def test_every_fault_is_reported_then_recovered(make_sim, open_adapters, protoco
     failed = run(adapter.read())
     assert batch_of(failed).status is capa.SampleStatus.COMM_ERROR
     assert all(math.isnan(v[0]) for v in batch_of(failed).values.values())
-    expected_event = "read_refused" if fault == "error_reply" else "comm_error"
-    assert events_of(failed) == [expected_event]
+    assert events_of(failed) == [EVENT_FOR[fault]]
 
     history = read_until(adapter, lambda e: batch_of(e).status is capa.SampleStatus.OK)
     recovered = history[-1]
@@ -224,7 +249,7 @@ def test_reconnect_after_simulator_restart(make_sim, open_adapters, protocol):
     sim.go_down()
     down = run(adapter.read())
     assert batch_of(down).status is capa.SampleStatus.COMM_ERROR
-    assert events_of(down) == ["comm_error"]
+    assert events_of(down) == ["comm_error.port_lost"]
     sim.restart()
     assert sim.generation == generation + 1  # a new terminal (its number may be reused)
     history = read_until(adapter, lambda e: batch_of(e).status is capa.SampleStatus.OK)
@@ -254,8 +279,8 @@ def test_handshake_reads_identity(make_sim):
     sim = make_sim()
     result = run(EzZonePM.handshake(EzZonePM.Params(port=sim.path)))
     assert result.ok, result.detail
-    assert result.identity["hardware_id"] == 5
-    assert "hardware id 5" in result.detail
+    assert result.identity["hardware_id"] == 28  # ARM CPU, as a PM3 answers
+    assert "hardware id 28" in result.detail
     absent = run(EzZonePM.handshake(EzZonePM.Params(port=sim.path, address=9, timeout_s=0.05)))
     assert not absent.ok
     assert "no reply" in absent.detail
@@ -306,7 +331,7 @@ def test_reconnect_never_leaves_the_device_failed(make_sim, open_adapters):
     sim = make_sim()
     adapter = open_adapters(port=sim.link, retries=0, reconnect="never")
     sim.bus.faults.inject("no_reply")
-    assert events_of(run(adapter.read())) == ["comm_error"]
+    assert events_of(run(adapter.read())) == ["comm_error.no_reply"]
     for _ in range(3):  # the simulator is fine again, but the policy says stay down
         later = run(adapter.read())
         assert batch_of(later).status is capa.SampleStatus.COMM_ERROR
@@ -326,4 +351,4 @@ def test_discover_classmethod_scans_the_listed_ports(make_sim, monkeypatch):
     [found] = run(EzZonePM.discover())
     assert found.resource_id == f"serial:{sim.path}"
     assert found.params == {"port": sim.path, "address": 4, "protocol": "stdbus", "baudrate": 38400}
-    assert "hardware id 5" in found.description
+    assert "hardware id 28" in found.description

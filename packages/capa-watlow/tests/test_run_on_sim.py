@@ -11,12 +11,12 @@ name = "watlow-sim-rig"
 [[devices]]
 name = "oven_a"
 adapter = "watlow.ezzone_pm"
-params = { port = "sim://?addresses=1,2&tau=2", address = 1, poll_rate_hz = 20, instances = [1, 2] }
+params = { port = "sim://?addresses=1,2&tau=2&setpoint=25", address = 1, poll_rate_hz = 20, instances = [1, 2] }
 
 [[devices]]
 name = "oven_b"
 adapter = "watlow.ezzone_pm"
-params = { port = "sim://?addresses=1,2&tau=2", address = 2, poll_rate_hz = 20, unit = "K" }
+params = { port = "sim://?addresses=1,2&tau=2&setpoint=25", address = 2, poll_rate_hz = 20, unit = "K" }
 
 [[channels]]
 name = "a_t"
