@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
 from capa_watlow.sim.bus import SimBus, SimProtocol
-from capa_watlow.sim.model import ControllerModel
+from capa_watlow.sim.model import FACTORY_SETPOINT_C, ControllerModel
 from capa_watlow.sim.pty import PtySimulator
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class SimConfig:
                 seed=self.seed,
                 noise_c=self.noise,
                 serial=a,
-                **({} if self.setpoint is None else {"setpoint_c": self.setpoint}),
+                setpoint_c=FACTORY_SETPOINT_C if self.setpoint is None else self.setpoint,
             )
             for a in self.addresses
         ]
