@@ -279,8 +279,11 @@ def _split_id(param_id: int, instance: int) -> bytes:
     return bytes((cls, member, instance))
 
 
-def encode_value(value: Value, kind: ParamKind) -> bytes:
+def encode_value(value: Value, kind: ParamKind, *, terminate: bool = False) -> bytes:
     """Tag and bytes of ``value`` encoded as ``kind``.
+
+    ``terminate`` appends a NUL inside a string's length, as a PM does in its replies
+    (captured: Device Name ``09 0B`` + "EZ-ZONE PM" + ``00``).
 
     Raises:
         ValueError: the value does not fit the encoding (range, type, length).
@@ -289,7 +292,7 @@ def encode_value(value: Value, kind: ParamKind) -> bytes:
     if kind is ParamKind.STRING:
         if not isinstance(value, str):
             raise ValueError(f"a string parameter needs a str value, got {value!r}")
-        raw = value.encode("ascii")
+        raw = value.encode("ascii") + (b"\x00" if terminate else b"")
         if len(raw) > 0xFF:
             raise ValueError(f"string of {len(raw)} bytes is too long for the wire (max 255)")
         return bytes((tag, len(raw))) + raw
@@ -353,7 +356,7 @@ def encode_payload(message: Message) -> bytes:
         return (
             service
             + _split_id(message.param_id, message.instance)
-            + encode_value(message.value, message.kind)
+            + encode_value(message.value, message.kind, terminate=True)
         )
     return bytes((0x02, message.code))
 
