@@ -127,7 +127,7 @@ class EzZonePM(capa.Adapter):
         client = self._client
         assert isinstance(client, ModbusRtuClient)
         actual: str | None = None
-        source = "its Modbus Word Order setting (parameter 17043)"
+        source = "its Modbus Word Order, parameter 17043"
         try:
             # An enumeration takes one register (PM map; what a PM3 answers watlowlib).
             (setting,) = client.read_registers(WORD_ORDER.register_for(1), 1)
@@ -144,11 +144,11 @@ class EzZonePM(capa.Adapter):
                 if 0 <= modbus.registers_to_int32(words, order) <= 38
             ]
             if len(plausible) == 1:
-                actual, source = plausible[0], "its Hardware ID (parameter 1001)"
+                actual, source = plausible[0], "its Hardware ID, parameter 1001"
         if actual is not None and actual != self.cfg.word_order:
             raise WordOrderMismatch(
                 f"{self.name}: Modbus word order mismatch on {self.cfg.port} unit "
-                f"{self.cfg.address}: the controller sends 32-bit values {actual} (per {source})"
+                f"{self.cfg.address}: the controller sends 32-bit values {actual} ({source})"
                 f' but params word_order = "{self.cfg.word_order}"; set word_order = '
                 f'"{actual}" in the device params (or the controller\'s Modbus Word Order '
                 f"to match)"
