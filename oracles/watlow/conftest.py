@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import tty
@@ -37,7 +38,10 @@ def capa_sim() -> Iterator[Callable[..., PtySimulator]]:
     ) -> PtySimulator:  # fmt: skip
         controllers = [ControllerModel(a, setpoint_c=25.0, tau_s=0.05, serial=a) for a in addresses]
         bus = SimBus(
-            controllers, protocol=protocol, word_order=word_order, wire_unit=wire_unit  # type: ignore[arg-type]
+            controllers,
+            protocol=protocol,
+            word_order=word_order,
+            wire_unit=wire_unit,  # type: ignore[arg-type]
         )
         sim = PtySimulator(bus)
         sim.start()
@@ -89,10 +93,8 @@ class PtyPair:
 
     def close(self) -> None:
         for fd in (self.master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 @pytest.fixture

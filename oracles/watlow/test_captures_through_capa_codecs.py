@@ -32,7 +32,8 @@ def _load_captures():  # the oracle tests are no package (pytest's importlib mod
     spec = importlib.util.spec_from_file_location(
         "watlow_captures", Path(__file__).with_name("captures.py")
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -16,8 +16,13 @@ from typing import Any, TypeVar
 
 import pytest
 import serial
-from anymodbus import BusConfig, IllegalDataAddressError, IllegalFunctionError, WordOrder
-from anymodbus import open_modbus_rtu
+from anymodbus import (
+    BusConfig,
+    IllegalDataAddressError,
+    IllegalFunctionError,
+    WordOrder,
+    open_modbus_rtu,
+)
 from watlowlib import errors as wl_errors
 from watlowlib import open_device
 from watlowlib.protocol.base import ProtocolKind
@@ -46,7 +51,7 @@ def test_watlowlib_stdbus_identity_and_loop_one(capa_sim):
         ctl = await open_device(sim.path, protocol=ProtocolKind.STDBUS, address=1)
         async with ctl:
             info = ctl._device_info
-            out = {
+            return {
                 "part": info.part_number.raw,
                 "hardware_id": info.hardware_id,
                 "firmware_id": info.firmware_id,
@@ -62,7 +67,6 @@ def test_watlowlib_stdbus_identity_and_loop_one(capa_sim):
                 "name": (await ctl.read_parameter(1011)).value,
                 "serial": (await ctl.read_parameter(1032)).value,
             }
-        return out
 
     got = run(session)
     assert got["part"] == "PM3R1CA-AAAAAAA"
