@@ -236,6 +236,8 @@ def test_every_fault_is_reported_then_recovered(make_sim, open_adapters, protoco
     assert batch_of(recovered).values["process_value"] == [pytest.approx(25.0)]
     if fault != "error_reply":  # a refusal never dropped the link
         assert "reconnected" in events_of(recovered)
+    if fault == "slow_reply":  # the late reply turned up and was discarded, and said so
+        assert "comm_error.late_reply" in [k for e in history for k in events_of(e)]
     # and it stays healthy
     assert batch_of(run(adapter.read())).status is capa.SampleStatus.OK
 
@@ -255,6 +257,29 @@ def test_reconnect_after_simulator_restart(make_sim, open_adapters, protocol):
     history = read_until(adapter, lambda e: batch_of(e).status is capa.SampleStatus.OK)
     assert "reconnected" in events_of(history[-1])
     assert batch_of(history[-1]).values["setpoint"] == [pytest.approx(30.0, abs=1e-3)]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_reconnect_backs_off_while_the_port_stays_down(make_sim, open_adapters, protocol):
+    sim = make_sim()
+    adapter = open_adapters(port=sim.link, protocol=protocol, retries=0,
+                            reconnect_max_delay_s=0.4)  # fmt: skip
+    sim.go_down()  # killed while the driver is idle
+    ticks = []
+    start = time.monotonic()
+    while time.monotonic() - start < 1.5:
+        emissions = run(adapter.read())
+        assert batch_of(emissions).status is capa.SampleStatus.COMM_ERROR
+        ticks.append(events_of(emissions))
+        time.sleep(0.02)
+    attempts = [kind for tick in ticks for kind in tick]
+    assert attempts[0] == "comm_error.port_lost"
+    assert set(attempts[1:]) <= {"comm_error.port_unavailable", "comm_error.port_lost"}
+    # back-off 0, 0.1, 0.2, 0.4, 0.4 ... s: a handful of attempts, not one per tick
+    assert 2 <= len(attempts) <= 8 < len(ticks)
+    sim.restart()
+    history = read_until(adapter, lambda e: batch_of(e).status is capa.SampleStatus.OK)
+    assert "reconnected" in events_of(history[-1])
 
 
 def test_sim_url_starts_one_shared_simulator(open_adapters):

@@ -31,7 +31,7 @@ STDBUS_URL = "sim://?protocol=stdbus&tau=2&setpoint=25"
 MODBUS_URL = "sim://?protocol=modbus_rtu&word_order=high_low&tau=2&setpoint=25"
 
 
-def rig(stdbus_port: str, modbus_word_order: str) -> str:
+def rig(stdbus_port: str, modbus_word_order: str, first_protocol: str = "stdbus") -> str:
     return f"""
 name = "watlow-e2e"
 
@@ -40,7 +40,7 @@ name = "pm_stdbus"
 adapter = "watlow.ezzone_pm"
 [devices.params]
 port = "{stdbus_port}"
-protocol = "stdbus"
+protocol = "{first_protocol}"
 poll_rate_hz = 10
 timeout_s = 0.2
 retries = 0
@@ -95,7 +95,8 @@ def capa_run(tmp_path: Path, rig_text: str, duration_s: float) -> subprocess.Pop
 
 def start_sim_process(link: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "capa", "watlow", "sim", "--pty", str(link), "--url", STDBUS_URL],
+        [sys.executable, "-m", "capa", "watlow", "sim", "--pty", str(link), "--url",
+         "sim://?tau=2&setpoint=25"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     ready, _, _ = select.select([proc.stdout], [], [], 30)
@@ -131,10 +132,12 @@ def test_word_order_mismatch_is_refused_at_open_exit_1(tmp_path):
 
 
 @pytest.mark.slow
-def test_stdbus_pm_and_high_low_modbus_pm_record_through_a_killed_port(tmp_path):
+@pytest.mark.parametrize("protocol", ["stdbus", "modbus_rtu"])
+def test_stdbus_pm_and_high_low_modbus_pm_record_through_a_killed_port(tmp_path, protocol):
+    # "pm_stdbus" is the device whose port is killed; it speaks `protocol`.
     link = tmp_path / "pm_stdbus"
     sim = start_sim_process(link)
-    proc = capa_run(tmp_path, rig(str(link), "high_low"), 8)
+    proc = capa_run(tmp_path, rig(str(link), "high_low", protocol), 8)
     try:
         # Wait until the run records, then kill the Standard Bus device's port while the
         # driver is between polls (it polls for ~2 ms every 100 ms), and bring it back.
