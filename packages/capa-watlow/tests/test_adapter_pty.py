@@ -338,6 +338,19 @@ def test_discovery_finds_controllers_on_a_port(make_sim):
     assert run(EzZonePM.handshake(params)).ok
 
 
+def test_discovery_proposes_the_controllers_word_order(make_sim):
+    from capa_watlow.discovery import discover_ports
+
+    sim = make_sim(addresses=(3,), protocol="modbus_rtu", word_order="high_low")
+    [found] = discover_ports([sim.path], addresses=range(1, 5))
+    assert found.params["word_order"] == "high_low"
+    assert "hardware id 28" in found.description  # read in the right order
+    assert run(EzZonePM.handshake(EzZonePM.Params(**found.params))).ok
+    wrong = run(EzZonePM.handshake(EzZonePM.Params(**{**found.params, "word_order": "low_high"})))
+    assert not wrong.ok
+    assert 'word_order = "high_low"' in wrong.detail
+
+
 def test_params_validation():
     with pytest.raises(pydantic.ValidationError, match="1-16"):
         EzZonePM.Params(port="/dev/ttyUSB0", address=17)
@@ -346,6 +359,8 @@ def test_params_validation():
         EzZonePM.Params(port="sim://?colour=red")
     with pytest.raises(pydantic.ValidationError, match="instances"):
         EzZonePM.Params(port="/dev/ttyUSB0", instances=(1, 1))
+    with pytest.raises(pydantic.ValidationError, match="register map defines 2 loops"):
+        EzZonePM.Params(port="/dev/ttyUSB0", instances=(1, 3))
     with pytest.raises(pydantic.ValidationError, match="extra"):
         EzZonePM.Params(port="/dev/ttyUSB0", baud=9600)
     assert EzZonePM.Params(port="x", protocol="modbus_rtu").line_speed == 9600

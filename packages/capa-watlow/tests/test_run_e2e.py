@@ -131,30 +131,47 @@ def test_word_order_mismatch_is_refused_at_open_exit_1(tmp_path):
     assert "Traceback" not in out + err
 
 
+def _recording(runs: Path) -> bool:
+    """Whether the run's procedure has started (its event is in events.sqlite)."""
+    for db_path in runs.glob("*/events.sqlite"):
+        try:
+            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.5) as db:
+                rows = db.execute("SELECT 1 FROM events WHERE kind = 'free_run.started'").fetchall()
+        except sqlite3.Error:
+            continue  # not created yet, or busy: look again
+        if rows:
+            return True
+    return False
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["stdbus", "modbus_rtu"])
 def test_stdbus_pm_and_high_low_modbus_pm_record_through_a_killed_port(tmp_path, protocol):
-    # "pm_stdbus" is the device whose port is killed; it speaks `protocol`.
+    # "pm_stdbus" is the device whose port is killed; it speaks `protocol`. The device
+    # path is a symlink: first to simulator process 1, then (after 1 s of nothing) to
+    # process 2, started beforehand so a slow interpreter start cannot eat the run.
     link = tmp_path / "pm_stdbus"
-    sim = start_sim_process(link)
-    proc = capa_run(tmp_path, rig(str(link), "high_low", protocol), 8)
+    first = start_sim_process(tmp_path / "first")
+    second = start_sim_process(tmp_path / "second")
+    link.symlink_to((tmp_path / "first").resolve())
+    proc = capa_run(tmp_path, rig(str(link), "high_low", protocol), 10)
     try:
-        # Wait until the run records, then kill the Standard Bus device's port while the
-        # driver is between polls (it polls for ~2 ms every 100 ms), and bring it back.
-        deadline = time.monotonic() + 60
-        while not any((tmp_path / "runs").glob("*/scalars*")) and not any(
-            (tmp_path / "runs").glob("*/run.log")
-        ):
-            assert time.monotonic() < deadline, "the run never started"
+        deadline = time.monotonic() + 90
+        while not _recording(tmp_path / "runs"):
+            assert time.monotonic() < deadline, "the run never started recording"
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)
-        time.sleep(2.0)
-        stop(sim)
+        time.sleep(1.5)
+        # Kill the port while the driver is between polls (it polls ~2 ms every 100 ms).
+        stop(first)
         time.sleep(1.0)
-        sim = start_sim_process(link)
+        tmp = tmp_path / "link.tmp"
+        tmp.symlink_to((tmp_path / "second").resolve())
+        tmp.replace(link)  # the device is back
         out, err = proc.communicate(timeout=120)
     finally:
-        stop(sim)
+        stop(first)
+        stop(second)
         if proc.poll() is None:
             proc.kill()
             proc.communicate()

@@ -444,10 +444,16 @@ class EzZonePM(capa.Adapter):
 
     @classmethod
     async def handshake(cls, params: capa.ConfigModel) -> capa.HandshakeResult:
-        """Open, read the Device Info parameters, close. Read-only."""
+        """Open, read the Device Info parameters, close. Read-only.
+
+        On Modbus the word order is checked first; a mismatch is a failed handshake
+        naming the setting.
+        """
         adapter = cls("handshake", params)
         try:
             adapter._connect()
+            if adapter.cfg.protocol == "modbus_rtu":
+                adapter._check_word_order()  # else the identity below would be nonsense
             identity = {s.name: int(adapter._read_number(s, 1)) for s in IDENTITY}
         except capa.CapaError as exc:  # no reply, refusal, port conflict: all a failed check
             return capa.HandshakeResult(False, str(exc))

@@ -68,11 +68,7 @@ def _scan_protocol(
                 }  # fmt: skip
                 try:
                     if isinstance(client, ModbusRtuClient):
-                        # Propose the word order the controller itself is set to.
-                        (setting,) = client.read_registers(WORD_ORDER.register_for(1), 1)
-                        if setting == ENUM_HIGH_LOW:
-                            client.word_order = "high_low"
-                            params["word_order"] = "high_low"
+                        _propose_word_order(client, params)
                     hw = int(client.read(hardware_id, 1))
                 except (CommError, DeviceRefused):
                     continue
@@ -92,3 +88,15 @@ def _scan_protocol(
         if hits:
             return hits
     return []
+
+
+def _propose_word_order(client: ModbusRtuClient, params: dict[str, object]) -> None:
+    # Propose the word order the controller itself is set to (its Modbus Word Order,
+    # 17043). A controller without that register keeps the default; open() checks again.
+    try:
+        (setting,) = client.read_registers(WORD_ORDER.register_for(1), 1)
+    except DeviceRefused:
+        return
+    if setting == ENUM_HIGH_LOW:
+        client.word_order = "high_low"
+        params["word_order"] = "high_low"

@@ -189,7 +189,10 @@ class SharedPort:
                             raise CommGarbled(f"{self.key}: {item}")
                         if accept(item):
                             return item
-                        self.late_bytes += len(stdbus.encode_frame(item))
+                        # A late reply to an earlier request: not ours, not garbage.
+                        skipped = len(stdbus.encode_frame(item))
+                        self.late_bytes += skipped
+                        received -= skipped
             except PORT_ERRORS as exc:
                 self.reset()
                 raise PortLost(f"{self.key}: port lost: {exc}") from None
