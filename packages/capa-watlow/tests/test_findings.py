@@ -232,3 +232,47 @@ def test_port_killed_while_idle_is_port_lost_not_a_crash():
         assert port._serial is None  # dropped: the next exchange re-opens
     finally:
         port.close()
+
+
+def test_modbus_requests_keep_the_rtu_inter_frame_silence():
+    # A real slave ends a frame by 3.5 characters of silence; capa's own Modbus client
+    # (replacing pymodbus) must not start a request sooner after the previous reply.
+    import select
+    import threading
+    import time
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    reply = modbus.encode_response(modbus.ReadHoldingReply(1, (1331,)))
+    marks: list[tuple[str, float]] = []
+
+    def fake_slave() -> None:
+        for _ in range(3):
+            ready, _, _ = select.select([master], [], [], 5)
+            if not ready:
+                return
+            os.read(master, 64)
+            marks.append(("request", time.monotonic()))
+            os.write(master, reply)
+            marks.append(("reply", time.monotonic()))
+
+    thread = threading.Thread(target=fake_slave)
+    thread.start()
+    port = SharedPort("serial:gap", lambda: path, "modbus_rtu", 9600, timeout_s=0.5)
+    try:
+        request = modbus.encode_request(modbus.ReadHolding(1, 2488, 1))
+        for _ in range(3):
+            assert port.modbus_exchange(request, 1.0) == modbus.ReadHoldingReply(1, (1331,))
+    finally:
+        port.close()
+        thread.join()
+        os.close(master)
+        os.close(slave)
+    assert port.frame_gap_s == pytest.approx(3.5 * 11 / 9600)
+    replies = [t for kind, t in marks if kind == "reply"]
+    requests = [t for kind, t in marks if kind == "request"]
+    for sent, following in zip(replies, requests[1:], strict=False):
+        assert following - sent >= port.frame_gap_s

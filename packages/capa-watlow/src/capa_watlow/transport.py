@@ -81,6 +81,7 @@ class SharedPort:
         self._serial: Any = None
         self._drain = False
         self.opens = 0
+        self._last_io = 0.0  # monotonic time of the last byte on the line, as far as we know
         self.late_bytes = 0
         """Bytes discarded because they arrived after their request had timed out."""
 
@@ -205,6 +206,15 @@ class SharedPort:
         return CommTimeout(f"{self.key}: no reply within {timeout_s:g} s")
 
     # ---------------------------------------------------------------- Modbus RTU
+    @property
+    def frame_gap_s(self) -> float:
+        """Modbus RTU inter-frame silence: 3.5 characters (11 bits), 1.75 ms above 19200 baud.
+
+        A slave finds the end of a frame by this silence (Modbus over serial line
+        v1.02, 2.5.1.1), so a request must not follow the previous reply sooner.
+        """
+        return 3.5 * 11 / self.baudrate if self.baudrate <= 19200 else 0.00175
+
     def modbus_exchange(self, request: bytes, timeout_s: float) -> modbus.Response:
         """Send a Modbus RTU ``request``; return its decoded response.
 
@@ -217,6 +227,9 @@ class SharedPort:
             port = self._open()
             assembler = modbus.ResponseAssembler(unit, function)
             try:
+                quiet = time.monotonic() - self._last_io
+                if quiet < self.frame_gap_s:
+                    time.sleep(self.frame_gap_s - quiet)
                 self._send(port, request)
                 deadline = time.monotonic() + timeout_s
                 while True:
@@ -227,6 +240,7 @@ class SharedPort:
                         chunk = port.read(assembler.needed())
                     if not chunk:
                         raise self._silence(assembler.received, timeout_s)
+                    self._last_io = time.monotonic()
                     try:
                         frame = assembler.feed(chunk)
                         if frame is not None:
