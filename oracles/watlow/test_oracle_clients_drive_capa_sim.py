@@ -103,6 +103,20 @@ def test_watlowlib_stdbus_loop_two(capa_sim):
     assert 0.0 <= power <= 100.0
 
 
+def test_watlowlib_writes_a_string_parameter(capa_sim):
+    # capa's write_parameter writes any type; the Device Name (1011) is a writable string.
+    sim = capa_sim(protocol="stdbus")
+
+    async def session() -> tuple[object, object]:
+        ctl = await open_device(sim.path, protocol=ProtocolKind.STDBUS, identify=False)
+        async with ctl:
+            echoed = (await ctl.write_parameter(1011, "OVEN 3", confirm=True)).value
+            return echoed, (await ctl.read_parameter(1011)).value
+
+    assert run(session) == ("OVEN 3", "OVEN 3")
+    assert sim.bus.controllers[1].settings[1011] == "OVEN 3"
+
+
 @pytest.mark.parametrize(
     ("param_id", "error"),
     [(8003, wl_errors.WatlowNoSuchAttributeError),  # class 8 exists, member 3 not simulated

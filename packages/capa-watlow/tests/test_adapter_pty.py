@@ -137,6 +137,25 @@ def test_refusals_are_results_not_exceptions(make_sim, open_adapters, protocol):
     assert batch_of(run(adapter.read())).status is capa.SampleStatus.OK
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_write_parameter_in_its_wire_type(make_sim, open_adapters, protocol):
+    sim = make_sim()
+    adapter = open_adapters(port=sim.path, protocol=protocol)
+    args = {"parameter": "device_name", "value": "OVEN 3"}
+    name = run(adapter.command(capa.Command("write_parameter", args)))
+    if protocol == "stdbus":  # a string (type 0x09): Standard Bus only on a PM
+        assert name.accepted, name.detail
+        assert name.value == "OVEN 3"
+        assert sim.bus.controllers[1].settings[1011] == "OVEN 3"
+    else:
+        assert not name.accepted
+        assert "not on Modbus" in name.detail
+    args = {"parameter": 1001, "value": 3}
+    read_only = run(adapter.command(capa.Command("write_parameter", args)))
+    assert not read_only.accepted
+    assert "read-only" in read_only.detail
+
+
 @pytest.mark.parametrize("order", ["low_high", "high_low"])
 def test_modbus_word_order_is_checked_at_open(make_sim, open_adapters, order):
     other = "high_low" if order == "low_high" else "low_high"
