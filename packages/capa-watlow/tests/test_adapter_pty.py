@@ -227,6 +227,33 @@ def test_port_shared_with_another_protocol_is_refused(make_sim, open_adapters):
         open_adapters("b", port=sim.path, protocol="modbus_rtu", address=2)
 
 
+def test_modbus_parity_is_a_param_and_part_of_port_sharing(monkeypatch):
+    # A pty refuses parity (EINVAL), so the serial class is observed instead.
+    import serial
+
+    from capa_watlow import transport
+
+    opened = []
+
+    class Recorder:
+        def __init__(self, path, baudrate, **kw):
+            opened.append((path, baudrate, kw["parity"]))
+
+    monkeypatch.setattr(serial, "Serial", Recorder)
+    port = transport.acquire_port("serial:x", lambda: "/dev/x", "modbus_rtu", 9600, parity="even")
+    try:
+        port.ensure_open()
+        assert opened == [("/dev/x", 9600, serial.PARITY_EVEN)]
+        with pytest.raises(PortConflict, match="parity even"):
+            transport.acquire_port("serial:x", lambda: "/dev/x", "modbus_rtu", 9600)
+    finally:
+        port._serial = None
+        transport.release_port(port)
+    with pytest.raises(pydantic.ValidationError, match="Modbus RTU only"):
+        EzZonePM.Params(port="/dev/ttyUSB0", parity="even")
+    assert EzZonePM.Params(port="/dev/ttyUSB0", protocol="modbus_rtu", parity="odd").parity == "odd"
+
+
 EVENT_FOR = {
     "no_reply": "comm_error.no_reply",
     "bad_crc": "comm_error.bad_checksum",

@@ -127,7 +127,7 @@ def test_simulator_answers_identity_byte_for_byte_as_the_captured_pm3(request_fr
     assert _sim_reply(bus, request_frame) == reply_frame
 
 
-@pytest.mark.parametrize("param_id", [1009, 1032, 8002, 17050, 17043])
+@pytest.mark.parametrize("param_id", [1009, 1032, 8002, 17003, 17050, 17043])
 def test_simulator_answers_the_parameters_a_real_pm_answers(param_id):
     bus = SimBus([ControllerModel(1)])
     raw = _sim_reply(bus, stdbus.build_request(1, stdbus.ReadRequest(param_id, 1)))

@@ -172,8 +172,9 @@ class EzZonePM(capa.Adapter):
 
         try:
             port = acquire_port(
-                _resource_key(cfg), resolve, cfg.protocol, cfg.line_speed, cfg.timeout_s
-            )
+                _resource_key(cfg), resolve, cfg.protocol, cfg.line_speed, cfg.timeout_s,
+                parity=cfg.parity,
+            )  # fmt: skip
         except capa.CapaError:
             self._release_sim()
             raise

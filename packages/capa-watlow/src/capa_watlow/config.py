@@ -43,6 +43,8 @@ class EzZonePMParams(capa.ConfigModel):
         word_order: Modbus order of the two words of 32-bit values, as the controller's
             Modbus Word Order (17043) is set (factory default ``low_high``: low word
             first). Checked when the device opens; a mismatch is refused.
+        parity: Modbus RTU parity, as the controller's Parity (Modbus) 17003 is set
+            (factory default ``none``; 8 data bits, 1 stop bit). Standard Bus is 8N1.
     """
 
     port: str
@@ -58,6 +60,7 @@ class EzZonePMParams(capa.ConfigModel):
     wire_unit: Literal["degC", "degF", "K"] = "degF"
     unit: Literal["degC", "degF", "K"] = "degC"
     word_order: Literal["low_high", "high_low"] = "low_high"
+    parity: Literal["none", "even", "odd"] = "none"
 
     @field_validator("port")
     @classmethod
@@ -84,6 +87,8 @@ class EzZonePMParams(capa.ConfigModel):
     def _address_fits_protocol(self) -> EzZonePMParams:
         if self.protocol == "stdbus" and self.address > 16:
             raise ValueError(f"Standard Bus addresses are 1-16, got {self.address}")
+        if self.protocol == "stdbus" and self.parity != "none":
+            raise ValueError("parity applies to Modbus RTU only (Standard Bus runs 8N1)")
         return self
 
     @property

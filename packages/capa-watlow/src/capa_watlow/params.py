@@ -28,6 +28,7 @@ id     name (PM map)                   type           register  stride  instance
 8011   Heat Power                      IEEE Float     1904      70      2
 17001  Standard Bus Address            unsigned 8     2480      20      1
 17002  Baud Rate (Modbus)              Enumeration    2484      20      1
+17003  Parity (Modbus)                 Enumeration    2486      20      1
 17007  Modbus Address                  unsigned 8     2482      20      1
 17009  Protocol                        Wide Enum.     2492      20      1
 17043  Modbus Word Order               Wide Enum.     2488      20      1
@@ -197,6 +198,7 @@ WORD_ORDER = ParamSpec("modbus_word_order", 17043, ParamKind.ENUM, 2488, title="
 COMMS: tuple[ParamSpec, ...] = (
     ParamSpec("stdbus_address", 17001, ParamKind.U8, 2480, title="Standard Bus Address"),
     ParamSpec("modbus_baud_rate", 17002, ParamKind.ENUM, 2484, title="Baud Rate (Modbus)"),
+    ParamSpec("modbus_parity", 17003, ParamKind.ENUM, 2486, title="Parity (Modbus)"),
     ParamSpec("modbus_address", 17007, ParamKind.U8, 2482, title="Modbus Address"),
     ParamSpec("protocol", 17009, ParamKind.ENUM, 2492, title="Protocol"),
     WORD_ORDER,

@@ -52,6 +52,8 @@ def _port_errors() -> tuple[type[BaseException], ...]:
 PORT_ERRORS = _port_errors()
 """Exceptions meaning the serial port itself failed (termios.error included on POSIX)."""
 
+_PARITY = {"none": serial.PARITY_NONE, "even": serial.PARITY_EVEN, "odd": serial.PARITY_ODD}
+
 
 class SharedPort:
     """A serial port carrying one protocol at one baud rate.
@@ -62,6 +64,7 @@ class SharedPort:
         protocol: ``stdbus`` or ``modbus_rtu``.
         baudrate: line speed.
         timeout_s: how long to listen for late replies when the port re-opens.
+        parity: ``none``, ``even`` or ``odd`` (8 data bits, 1 stop bit).
     """
 
     def __init__(
@@ -71,8 +74,11 @@ class SharedPort:
         protocol: str,
         baudrate: int,
         timeout_s: float = 0.5,
+        *,
+        parity: str = "none",
     ) -> None:
         self.key = key
+        self.parity = parity
         self.timeout_s = timeout_s
         self.protocol = protocol
         self.baudrate = baudrate
@@ -95,7 +101,9 @@ class SharedPort:
         if self._serial is None:
             path = self._resolve()
             try:
-                self._serial = serial.Serial(path, self.baudrate, timeout=0.1)
+                self._serial = serial.Serial(
+                    path, self.baudrate, parity=_PARITY[self.parity], timeout=0.1
+                )
             except PORT_ERRORS as exc:
                 raise PortUnavailable(f"{self.key}: cannot open {path}: {exc}") from None
             self.opens += 1
@@ -265,20 +273,24 @@ def acquire_port(
     protocol: str,
     baudrate: int,
     timeout_s: float = 0.5,
+    *,
+    parity: str = "none",
 ) -> SharedPort:
     """The shared port for resource ``key`` (created on first use, reference counted).
 
     Raises:
-        PortConflict: another device on this port uses another protocol or baud rate.
+        PortConflict: another device on this port uses another protocol, baud rate or
+            parity.
     """
     with _lock:
         port, refs = _ports.get(key, (None, 0))
         if port is None:
-            port = SharedPort(key, resolve, protocol, baudrate, timeout_s)
-        elif (port.protocol, port.baudrate) != (protocol, baudrate):
+            port = SharedPort(key, resolve, protocol, baudrate, timeout_s, parity=parity)
+        elif (port.protocol, port.baudrate, port.parity) != (protocol, baudrate, parity):
             raise PortConflict(
-                f"{key}: already used with protocol {port.protocol} at {port.baudrate} baud; "
-                f"a device asked for {protocol} at {baudrate} baud"
+                f"{key}: already used with protocol {port.protocol} at {port.baudrate} baud, "
+                f"parity {port.parity}; a device asked for {protocol} at {baudrate} baud, "
+                f"parity {parity}"
             )
         _ports[key] = (port, refs + 1)
         return port

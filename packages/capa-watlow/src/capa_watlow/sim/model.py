@@ -45,6 +45,7 @@ FACTORY: dict[int, Value] = {
     8002: 10,  # Control Mode Active: Auto (10)
     17001: 1,  # Standard Bus Address (replaced by the controller's address)
     17002: 188,  # Baud Rate (Modbus): 9600 (188), factory default
+    17003: 61,  # Parity (Modbus): None (61), factory default; Even 191, Odd 192
     17007: 1,  # Modbus Address (replaced by the controller's address)
     17009: 1286,  # Protocol: Standard Bus (1286), factory default; Modbus is 1057
     17043: ENUM_LOW_HIGH,  # Modbus Word Order: Low_High (1331), factory default
