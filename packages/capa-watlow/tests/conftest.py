@@ -22,7 +22,11 @@ def make_sim(tmp_path) -> Iterator[Callable[..., PtySimulator]]:
     def factory(
         addresses=(1,), *, tau_s=0.05, wire_unit="degF", word_order="low_high", link=True, **kw
     ) -> PtySimulator:
-        controllers = [ControllerModel(a, tau_s=tau_s, serial=a) for a in addresses]
+        # At rest: the set point equals ambient (25 degC), so values are predictable. The
+        # factory default (75 degF) is tested on the model itself.
+        controllers = [
+            ControllerModel(a, tau_s=tau_s, serial=a, setpoint_c=25.0) for a in addresses
+        ]
         bus = SimBus(controllers, wire_unit=wire_unit, word_order=word_order, **kw)
         sim = PtySimulator(bus, link=str(tmp_path / f"bus{len(started)}") if link else None)
         sim.start()

@@ -10,7 +10,7 @@ import pytest
 
 import capa
 from capa_watlow.adapter import EzZonePM
-from capa_watlow.errors import CommError, PortConflict
+from capa_watlow.errors import CommError, PortConflict, WordOrderMismatch
 from capa_watlow.sim import url as sim_url
 
 run = asyncio.run
@@ -120,8 +120,8 @@ def test_refusals_are_results_not_exceptions(make_sim, open_adapters, protocol):
         adapter.command(capa.Command("write_parameter", {"parameter": "process_value", "value": 1}))
     )
     assert not read_only.accepted
-    assert "refused" in read_only.detail
-    too_hot = run(adapter.command(capa.Command("set_setpoint", {"value": 5000.0})))
+    assert "read-only" in read_only.detail
+    too_hot = run(adapter.command(capa.Command("set_setpoint", {"value": 6000.0})))
     assert not too_hot.accepted
     assert "refused" in too_hot.detail
     unknown = run(adapter.command(capa.Command("explode", {})))
@@ -137,17 +137,54 @@ def test_refusals_are_results_not_exceptions(make_sim, open_adapters, protocol):
     assert batch_of(run(adapter.read())).status is capa.SampleStatus.OK
 
 
-def test_modbus_word_order_parameter(make_sim, open_adapters):
-    sim = make_sim(word_order="high_low", wire_unit="degC")
-    right = open_adapters(
-        port=sim.path, protocol="modbus_rtu", word_order="high_low", wire_unit="degC"
-    )
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_write_parameter_in_its_wire_type(make_sim, open_adapters, protocol):
+    sim = make_sim()
+    adapter = open_adapters(port=sim.path, protocol=protocol)
+    args = {"parameter": "device_name", "value": "OVEN 3"}
+    name = run(adapter.command(capa.Command("write_parameter", args)))
+    if protocol == "stdbus":  # a string (type 0x09): Standard Bus only on a PM
+        assert name.accepted, name.detail
+        assert name.value == "OVEN 3"
+        assert sim.bus.controllers[1].settings[1011] == "OVEN 3"
+    else:
+        assert not name.accepted
+        assert "not on Modbus" in name.detail
+    args = {"parameter": 1001, "value": 3}
+    read_only = run(adapter.command(capa.Command("write_parameter", args)))
+    assert not read_only.accepted
+    assert "read-only" in read_only.detail
+
+
+@pytest.mark.parametrize("order", ["low_high", "high_low"])
+def test_modbus_word_order_is_checked_at_open(make_sim, open_adapters, order):
+    other = "high_low" if order == "low_high" else "low_high"
+    sim = make_sim(word_order=order, wire_unit="degC")
+    right = open_adapters(port=sim.path, protocol="modbus_rtu", word_order=order, wire_unit="degC")
     assert batch_of(run(right.read())).values["process_value"] == [pytest.approx(25.0)]
     run(right.close())
-    wrong = open_adapters(
-        port=sim.path, protocol="modbus_rtu", word_order="low_high", wire_unit="degC"
-    )
-    assert batch_of(run(wrong.read())).values["process_value"] != [pytest.approx(25.0)]
+    # A mismatch would read PV as ~1e-41 and store set points as ~0: refused at open.
+    wrong = EzZonePM("oven", EzZonePM.Params(port=sim.path, protocol="modbus_rtu",
+                                             word_order=other, timeout_s=0.2))  # fmt: skip
+    with pytest.raises(WordOrderMismatch) as info:
+        run(wrong.open())
+    message = str(info.value)
+    assert "\n" not in message
+    assert f'word_order = "{order}"' in message
+    assert "17043" in message
+    assert isinstance(info.value, capa.DeviceError)
+    run(wrong.close())
+
+
+def test_word_order_falls_back_to_the_hardware_id_without_the_setting(make_sim):
+    # A firmware without register 2488: the Hardware ID (0-38 by the PM map) decides.
+    sim = make_sim(word_order="high_low")
+    del sim.bus._maps[1][2488]
+    wrong = EzZonePM("oven", EzZonePM.Params(port=sim.path, protocol="modbus_rtu",
+                                             timeout_s=0.2))  # fmt: skip
+    with pytest.raises(WordOrderMismatch, match="Hardware ID"):
+        run(wrong.open())
+    run(wrong.close())
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -190,10 +227,45 @@ def test_port_shared_with_another_protocol_is_refused(make_sim, open_adapters):
         open_adapters("b", port=sim.path, protocol="modbus_rtu", address=2)
 
 
+def test_modbus_parity_is_a_param_and_part_of_port_sharing(monkeypatch):
+    # A pty refuses parity (EINVAL), so the serial class is observed instead.
+    import serial
+
+    from capa_watlow import transport
+
+    opened = []
+
+    class Recorder:
+        def __init__(self, path, baudrate, **kw):
+            opened.append((path, baudrate, kw["parity"]))
+
+    monkeypatch.setattr(serial, "Serial", Recorder)
+    port = transport.acquire_port("serial:x", lambda: "/dev/x", "modbus_rtu", 9600, parity="even")
+    try:
+        port.ensure_open()
+        assert opened == [("/dev/x", 9600, serial.PARITY_EVEN)]
+        with pytest.raises(PortConflict, match="parity even"):
+            transport.acquire_port("serial:x", lambda: "/dev/x", "modbus_rtu", 9600)
+    finally:
+        port._serial = None
+        transport.release_port(port)
+    with pytest.raises(pydantic.ValidationError, match="Modbus RTU only"):
+        EzZonePM.Params(port="/dev/ttyUSB0", parity="even")
+    assert EzZonePM.Params(port="/dev/ttyUSB0", protocol="modbus_rtu", parity="odd").parity == "odd"
+
+
+EVENT_FOR = {
+    "no_reply": "comm_error.no_reply",
+    "bad_crc": "comm_error.bad_checksum",
+    "garbage": "comm_error.garbled",
+    "error_reply": "read_refused",
+    "slow_reply": "comm_error.no_reply",  # at the time it is late, it is missing
+    "disconnect": "comm_error.port_lost",
+}
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize(
-    "fault", ["no_reply", "bad_crc", "error_reply", "slow_reply", "disconnect"]
-)
+@pytest.mark.parametrize("fault", list(EVENT_FOR))
 def test_every_fault_is_reported_then_recovered(make_sim, open_adapters, protocol, fault):
     sim = make_sim()
     adapter = open_adapters(port=sim.link, protocol=protocol, retries=0, timeout_s=0.2)
@@ -203,14 +275,15 @@ def test_every_fault_is_reported_then_recovered(make_sim, open_adapters, protoco
     failed = run(adapter.read())
     assert batch_of(failed).status is capa.SampleStatus.COMM_ERROR
     assert all(math.isnan(v[0]) for v in batch_of(failed).values.values())
-    expected_event = "read_refused" if fault == "error_reply" else "comm_error"
-    assert events_of(failed) == [expected_event]
+    assert events_of(failed) == [EVENT_FOR[fault]]
 
     history = read_until(adapter, lambda e: batch_of(e).status is capa.SampleStatus.OK)
     recovered = history[-1]
     assert batch_of(recovered).values["process_value"] == [pytest.approx(25.0)]
     if fault != "error_reply":  # a refusal never dropped the link
         assert "reconnected" in events_of(recovered)
+    if fault == "slow_reply":  # the late reply turned up and was discarded, and said so
+        assert "comm_error.late_reply" in [k for e in history for k in events_of(e)]
     # and it stays healthy
     assert batch_of(run(adapter.read())).status is capa.SampleStatus.OK
 
@@ -224,12 +297,35 @@ def test_reconnect_after_simulator_restart(make_sim, open_adapters, protocol):
     sim.go_down()
     down = run(adapter.read())
     assert batch_of(down).status is capa.SampleStatus.COMM_ERROR
-    assert events_of(down) == ["comm_error"]
+    assert events_of(down) == ["comm_error.port_lost"]
     sim.restart()
     assert sim.generation == generation + 1  # a new terminal (its number may be reused)
     history = read_until(adapter, lambda e: batch_of(e).status is capa.SampleStatus.OK)
     assert "reconnected" in events_of(history[-1])
     assert batch_of(history[-1]).values["setpoint"] == [pytest.approx(30.0, abs=1e-3)]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_reconnect_backs_off_while_the_port_stays_down(make_sim, open_adapters, protocol):
+    sim = make_sim()
+    adapter = open_adapters(port=sim.link, protocol=protocol, retries=0,
+                            reconnect_max_delay_s=0.4)  # fmt: skip
+    sim.go_down()  # killed while the driver is idle
+    ticks = []
+    start = time.monotonic()
+    while time.monotonic() - start < 1.5:
+        emissions = run(adapter.read())
+        assert batch_of(emissions).status is capa.SampleStatus.COMM_ERROR
+        ticks.append(events_of(emissions))
+        time.sleep(0.02)
+    attempts = [kind for tick in ticks for kind in tick]
+    assert attempts[0] == "comm_error.port_lost"
+    assert set(attempts[1:]) <= {"comm_error.port_unavailable", "comm_error.port_lost"}
+    # back-off 0, 0.1, 0.2, 0.4, 0.4 ... s: a handful of attempts, not one per tick
+    assert 2 <= len(attempts) <= 8 < len(ticks)
+    sim.restart()
+    history = read_until(adapter, lambda e: batch_of(e).status is capa.SampleStatus.OK)
+    assert "reconnected" in events_of(history[-1])
 
 
 def test_sim_url_starts_one_shared_simulator(open_adapters):
@@ -254,8 +350,8 @@ def test_handshake_reads_identity(make_sim):
     sim = make_sim()
     result = run(EzZonePM.handshake(EzZonePM.Params(port=sim.path)))
     assert result.ok, result.detail
-    assert result.identity["hardware_id"] == 5
-    assert "hardware id 5" in result.detail
+    assert result.identity["hardware_id"] == 28  # ARM CPU, as a PM3 answers
+    assert "hardware id 28" in result.detail
     absent = run(EzZonePM.handshake(EzZonePM.Params(port=sim.path, address=9, timeout_s=0.05)))
     assert not absent.ok
     assert "no reply" in absent.detail
@@ -288,6 +384,19 @@ def test_discovery_finds_controllers_on_a_port(make_sim):
     assert run(EzZonePM.handshake(params)).ok
 
 
+def test_discovery_proposes_the_controllers_word_order(make_sim):
+    from capa_watlow.discovery import discover_ports
+
+    sim = make_sim(addresses=(3,), protocol="modbus_rtu", word_order="high_low")
+    [found] = discover_ports([sim.path], addresses=range(1, 5))
+    assert found.params["word_order"] == "high_low"
+    assert "hardware id 28" in found.description  # read in the right order
+    assert run(EzZonePM.handshake(EzZonePM.Params(**found.params))).ok
+    wrong = run(EzZonePM.handshake(EzZonePM.Params(**{**found.params, "word_order": "low_high"})))
+    assert not wrong.ok
+    assert 'word_order = "high_low"' in wrong.detail
+
+
 def test_params_validation():
     with pytest.raises(pydantic.ValidationError, match="1-16"):
         EzZonePM.Params(port="/dev/ttyUSB0", address=17)
@@ -296,6 +405,8 @@ def test_params_validation():
         EzZonePM.Params(port="sim://?colour=red")
     with pytest.raises(pydantic.ValidationError, match="instances"):
         EzZonePM.Params(port="/dev/ttyUSB0", instances=(1, 1))
+    with pytest.raises(pydantic.ValidationError, match="register map defines 2 loops"):
+        EzZonePM.Params(port="/dev/ttyUSB0", instances=(1, 3))
     with pytest.raises(pydantic.ValidationError, match="extra"):
         EzZonePM.Params(port="/dev/ttyUSB0", baud=9600)
     assert EzZonePM.Params(port="x", protocol="modbus_rtu").line_speed == 9600
@@ -306,7 +417,7 @@ def test_reconnect_never_leaves_the_device_failed(make_sim, open_adapters):
     sim = make_sim()
     adapter = open_adapters(port=sim.link, retries=0, reconnect="never")
     sim.bus.faults.inject("no_reply")
-    assert events_of(run(adapter.read())) == ["comm_error"]
+    assert events_of(run(adapter.read())) == ["comm_error.no_reply"]
     for _ in range(3):  # the simulator is fine again, but the policy says stay down
         later = run(adapter.read())
         assert batch_of(later).status is capa.SampleStatus.COMM_ERROR
@@ -326,4 +437,4 @@ def test_discover_classmethod_scans_the_listed_ports(make_sim, monkeypatch):
     [found] = run(EzZonePM.discover())
     assert found.resource_id == f"serial:{sim.path}"
     assert found.params == {"port": sim.path, "address": 4, "protocol": "stdbus", "baudrate": 38400}
-    assert "hardware id 5" in found.description
+    assert "hardware id 28" in found.description

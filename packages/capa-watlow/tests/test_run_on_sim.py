@@ -11,12 +11,20 @@ name = "watlow-sim-rig"
 [[devices]]
 name = "oven_a"
 adapter = "watlow.ezzone_pm"
-params = { port = "sim://?addresses=1,2&tau=2", address = 1, poll_rate_hz = 20, instances = [1, 2] }
+[devices.params]
+port = "sim://?addresses=1,2&tau=2&setpoint=25"
+address = 1
+poll_rate_hz = 20
+instances = [1, 2]
 
 [[devices]]
 name = "oven_b"
 adapter = "watlow.ezzone_pm"
-params = { port = "sim://?addresses=1,2&tau=2", address = 2, poll_rate_hz = 20, unit = "K" }
+[devices.params]
+port = "sim://?addresses=1,2&tau=2&setpoint=25"
+address = 2
+poll_rate_hz = 20
+unit = "K"
 
 [[channels]]
 name = "a_t"

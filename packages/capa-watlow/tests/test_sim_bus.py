@@ -23,7 +23,7 @@ class FakeClock:
 
 def test_pv_follows_setpoint_with_the_time_constant():
     clock = FakeClock()
-    model = ControllerModel(1, ambient_c=25.0, tau_s=10.0, clock=clock)
+    model = ControllerModel(1, ambient_c=25.0, tau_s=10.0, clock=clock, setpoint_c=25.0)
     model.set_setpoint(125.0)
     clock.t = 10.0  # one time constant: 63.2 % of the step
     assert model.process_value() == pytest.approx(25.0 + 100.0 * (1 - math.exp(-1)))
@@ -33,16 +33,29 @@ def test_pv_follows_setpoint_with_the_time_constant():
     assert model.process_value(2) == 25.0  # the other loop is untouched
 
 
+def test_factory_defaults():
+    model = ControllerModel(1, ambient_c=25.0)
+    assert model.setpoint() == pytest.approx((75.0 - 32.0) / 1.8)  # 75 °F
+    assert model.read(1001, 1)[0] == 28
+    assert model.read(1009, 1)[0] == "PM3R1CA-AAAAAAA"
+    assert model.read(1011, 1)[0] == "EZ-ZONE PM"
+    assert model.read(17043, 1)[0] == 1331  # Modbus Word Order: Low_High
+    assert model.read(17050, 1)[0] == 30  # Display Units: °F
+    assert model.read(8002, 1)[0] == 10  # Control Mode Active: Auto
+
+
 def test_refusals():
     model = ControllerModel(1, instances=1)
     with pytest.raises(Refusal, match="out of range"):
-        model.set_setpoint(5000.0)
+        model.set_setpoint(6000.0)
     with pytest.raises(Refusal, match="read-only"):
         model.write(4001, 1, 10.0)
     with pytest.raises(Refusal, match="instance"):
         model.read(7001, 2)
-    with pytest.raises(Refusal, match="parameter"):
-        model.read(9999, 1)
+    with pytest.raises(Refusal, match="object"):
+        model.read(99001, 1)  # class 99: no such object
+    with pytest.raises(Refusal, match="attribute"):
+        model.read(1099, 1)  # class 1 exists, member 99 does not
 
 
 def one_reply(bus: SimBus, request: bytes) -> bytes:
@@ -52,7 +65,7 @@ def one_reply(bus: SimBus, request: bytes) -> bytes:
 
 
 def test_stdbus_read_in_wire_unit():
-    bus = SimBus([ControllerModel(1, ambient_c=25.0)], wire_unit="degF")
+    bus = SimBus([ControllerModel(1, ambient_c=25.0, setpoint_c=25.0)], wire_unit="degF")
     raw = one_reply(bus, stdbus.build_request(1, stdbus.ReadRequest(4001, 1)))
     [frame] = stdbus.FrameAssembler().feed(raw)
     assert stdbus.decode_payload(frame.data) == stdbus.Reply(0x03, 4001, 1, 77.0, ParamKind.FLOAT)
@@ -60,18 +73,19 @@ def test_stdbus_read_in_wire_unit():
 
 def test_modbus_read_in_both_word_orders():
     for order in ("low_high", "high_low"):
-        bus = SimBus([ControllerModel(3, ambient_c=25.0)], wire_unit="degC", word_order=order)
+        model = ControllerModel(3, ambient_c=25.0, setpoint_c=25.0)
+        bus = SimBus([model], wire_unit="degC", word_order=order)
         raw = one_reply(bus, modbus.encode_request(modbus.ReadHolding(3, 360, 2)))
         reply = modbus.decode_response(raw)
         assert modbus.registers_to_float(reply.values, order) == 25.0
 
 
 def test_modbus_write_then_read_setpoint_of_loop_two():
-    model = ControllerModel(1)
+    model = ControllerModel(1, setpoint_c=25.0)
     bus = SimBus([model], wire_unit="degC")
     words = tuple(modbus.float_to_registers(150.0))
-    raw = one_reply(bus, modbus.encode_request(modbus.WriteMultiple(1, 2230, words)))
-    assert modbus.decode_response(raw) == modbus.WriteMultipleReply(1, 2230, 2)
+    raw = one_reply(bus, modbus.encode_request(modbus.WriteMultiple(1, 2240, words)))
+    assert modbus.decode_response(raw) == modbus.WriteMultipleReply(1, 2240, 2)
     assert model.setpoint(2) == 150.0
     assert model.setpoint(1) == 25.0
 
@@ -127,7 +141,9 @@ def test_each_fault_applies_once(kind):
         [out] = outs
         items = stdbus.FrameAssembler().feed(out.data)
         if kind is FaultKind.BAD_CRC:
-            assert isinstance(items[0], stdbus.FrameError)
+            assert isinstance(items[0], stdbus.FrameChecksumError)
+        elif kind is FaultKind.GARBAGE:
+            assert items == []  # not even a preamble
         elif kind is FaultKind.ERROR_REPLY:
             assert isinstance(stdbus.decode_payload(items[0].data), stdbus.ErrorReply)
         else:

@@ -55,7 +55,7 @@ def test_write_request_is_byte_exact():
     [
         (READ_PV_REPLY_1, stdbus.Reply(0x03, 4001, 1, pytest.approx(2531.8), ParamKind.FLOAT)),
         (WRITE_SP_REPLY_1, stdbus.Reply(0x04, 7001, 1, 392.0, ParamKind.FLOAT)),
-        (READ_INT_REPLY_1, stdbus.Reply(0x03, 8003, 1, 71, ParamKind.UINT)),
+        (READ_INT_REPLY_1, stdbus.Reply(0x03, 8003, 1, 71, ParamKind.ENUM)),
         (ERROR_REPLY_2, stdbus.ErrorReply(0x80)),
     ],
 )  # fmt: skip
@@ -73,21 +73,24 @@ def test_replies_encode_back_to_the_captured_bytes():
         == WRITE_SP_REPLY_1
     )
     assert (
-        stdbus.build_reply(1, stdbus.Reply(0x03, 8003, 1, 71, ParamKind.UINT)) == READ_INT_REPLY_1
+        stdbus.build_reply(1, stdbus.Reply(0x03, 8003, 1, 71, ParamKind.ENUM)) == READ_INT_REPLY_1
     )
     assert stdbus.build_reply(2, stdbus.ErrorReply(0x80)) == ERROR_REPLY_2
 
 
 def test_request_payloads_round_trip():
     for message in (stdbus.ReadRequest(7001, 2), stdbus.WriteRequest(7001, 2, -12.5),
-                    stdbus.WriteRequest(8003, 1, 1234, ParamKind.UINT)):  # fmt: skip
+                    stdbus.WriteRequest(8003, 1, 1234, ParamKind.ENUM)):  # fmt: skip
         [frame] = stdbus.FrameAssembler().feed(stdbus.build_request(3, message))
         assert frame.destination == stdbus.device_mac(3) == 0x12
         assert stdbus.decode_request(frame.data) == message
 
 
-def test_error_reply_reason_names_read_only():
-    assert "read-only" in stdbus.ErrorReply(0x80).reason
+def test_error_reply_reasons_name_the_pm3_codes_and_number_the_rest():
+    assert "no such object" in stdbus.ErrorReply(0x81).reason
+    assert "no such attribute" in stdbus.ErrorReply(0x83).reason
+    assert "no such instance" in stdbus.ErrorReply(0x84).reason
+    assert "0x80" in stdbus.ErrorReply(0x80).reason.lower()  # meaning not established
     assert "0x99" in stdbus.ErrorReply(0x99).reason.lower()
 
 
@@ -113,7 +116,7 @@ def test_garbage_before_a_frame_is_skipped():
 def test_bad_data_crc_is_reported_not_decoded():
     bad = READ_PV_REPLY_1[:-1] + bytes([READ_PV_REPLY_1[-1] ^ 1])
     [item] = stdbus.FrameAssembler().feed(bad)
-    assert isinstance(item, stdbus.FrameError)
+    assert isinstance(item, stdbus.FrameChecksumError)
     assert "data check" in str(item)
 
 

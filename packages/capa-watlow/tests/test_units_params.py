@@ -24,11 +24,15 @@ def test_documented_parameter_numbers():
     assert by_id(7001) is sp
 
 
-def test_instances_use_the_stride():
-    assert by_name("setpoint").register_for(2) == 2160 + 70
-    assert by_name("process_value").register_for(2) == 360 + 90
+def test_loop_two_registers_follow_the_pm_map():
+    # PM register map: loop 2 PV 440, set point 2240, heat power 1974 (not 450 / 2230).
+    assert by_name("process_value").register_for(2) == 440
+    assert by_name("setpoint").register_for(2) == 2240
+    assert by_name("output_power").register_for(2) == 1974
     with pytest.raises(ValueError, match="instance"):
         by_name("hardware_id").register_for(2)
+    with pytest.raises(ValueError, match="instance 3"):  # a PM has two loops
+        by_name("process_value").register_for(3)
 
 
 def test_unknown_name_lists_known_ones():

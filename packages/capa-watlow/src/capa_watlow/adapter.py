@@ -9,13 +9,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import capa
 from capa_watlow.config import EzZonePMParams, field_suffix
-from capa_watlow.errors import CommError, DeviceRefused
-from capa_watlow.params import IDENTITY, LOOP_PARAMETERS, ParamKind, ParamSpec, by_id, by_name
+from capa_watlow.errors import CommError, DeviceRefused, WordOrderMismatch
+from capa_watlow.params import (
+    ENUM_HIGH_LOW,
+    ENUM_LOW_HIGH,
+    IDENTITY,
+    LOOP_PARAMETERS,
+    WORD_ORDER,
+    ParamKind,
+    ParamSpec,
+    by_id,
+    by_name,
+)
 from capa_watlow.sim import url as sim_url
 from capa_watlow.units import convert_temperature
 
 if TYPE_CHECKING:
-    from capa_watlow.client import ParameterClient
+    from capa_watlow.client import ModbusRtuClient, StdBusClient
+    from capa_watlow.stdbus import Value
     from capa_watlow.transport import SharedPort
 
 __all__ = ["EzZonePM"]
@@ -55,7 +66,7 @@ class EzZonePM(capa.Adapter):
         super().__init__(name, params)
         self.cfg = cast("EzZonePMParams", params)
         self._port: SharedPort | None = None
-        self._client: ParameterClient | None = None
+        self._client: StdBusClient | ModbusRtuClient | None = None
         self._sim: bool = False
         self._clock: capa.RunClock | None = None
         self._failed = False
@@ -88,16 +99,60 @@ class EzZonePM(capa.Adapter):
 
     # ---------------------------------------------------------------- connection
     async def open(self) -> None:
-        """Open (or join) the shared port and check the controller answers."""
+        """Open (or join) the shared port and check the controller answers.
+
+        On Modbus the controller's word order is checked too: a mismatch with
+        ``params.word_order`` is refused (:class:`WordOrderMismatch`) instead of reading
+        every float as nonsense.
+        """
         if self._client is not None:
             return
         self._connect()
         try:
             self._read_with_retries(IDENTITY[0], 1)
+            if self.cfg.protocol == "modbus_rtu":
+                self._check_word_order()
         except (CommError, DeviceRefused) as exc:
             await self.close()
             raise CommError(f"{self.name}: controller at {self.cfg.port} address "
                             f"{self.cfg.address} does not answer: {exc}") from None  # fmt: skip
+        except WordOrderMismatch:
+            await self.close()
+            raise
+
+    def _check_word_order(self) -> None:
+        from capa_watlow import modbus
+        from capa_watlow.client import ModbusRtuClient
+
+        client = self._client
+        assert isinstance(client, ModbusRtuClient)
+        actual: str | None = None
+        source = "its Modbus Word Order, parameter 17043"
+        try:
+            # An enumeration takes one register (PM map; what a PM3 answers watlowlib).
+            (setting,) = client.read_registers(WORD_ORDER.register_for(1), 1)
+        except DeviceRefused:
+            setting = -1  # no such register on this firmware: fall back to a known value
+        actual = {ENUM_HIGH_LOW: "high_low", ENUM_LOW_HIGH: "low_high"}.get(setting)
+        if actual is None:
+            # Hardware ID (1001, register 0) is 0-38 by the PM map (19 or 28 in practice);
+            # read in the wrong order it becomes n x 65536.
+            words = client.read_registers(IDENTITY[0].register_for(1), 2)
+            plausible = [
+                order
+                for order in ("low_high", "high_low")
+                if 0 <= modbus.registers_to_int32(words, order) <= 38
+            ]
+            if len(plausible) == 1:
+                actual, source = plausible[0], "its Hardware ID, parameter 1001"
+        if actual is not None and actual != self.cfg.word_order:
+            raise WordOrderMismatch(
+                f"{self.name}: Modbus word order mismatch on {self.cfg.port} unit "
+                f"{self.cfg.address}: the controller sends 32-bit values {actual} ({source})"
+                f' but params word_order = "{self.cfg.word_order}"; set word_order = '
+                f'"{actual}" in the device params (or the controller\'s Modbus Word Order '
+                f"to match)"
+            )
 
     def _connect(self) -> None:
         from capa_watlow.client import make_client
@@ -117,8 +172,9 @@ class EzZonePM(capa.Adapter):
 
         try:
             port = acquire_port(
-                _resource_key(cfg), resolve, cfg.protocol, cfg.line_speed, cfg.timeout_s
-            )
+                _resource_key(cfg), resolve, cfg.protocol, cfg.line_speed, cfg.timeout_s,
+                parity=cfg.parity,
+            )  # fmt: skip
         except capa.CapaError:
             self._release_sim()
             raise
@@ -160,30 +216,37 @@ class EzZonePM(capa.Adapter):
         return self._clock.now_ns() if self._clock is not None else time.monotonic_ns()
 
     # ---------------------------------------------------------------- I/O helpers
-    def _read_with_retries(self, spec: ParamSpec, instance: int) -> float:
+    def _read_with_retries(self, spec: ParamSpec, instance: int) -> Value:
         return self._with_retries(lambda c: c.read(spec, instance))
 
-    def _with_retries(self, op: Any) -> float:
+    def _read_number(self, spec: ParamSpec, instance: int) -> float:
+        value = self._read_with_retries(spec, instance)
+        if isinstance(value, str):
+            raise CommError(f"{self.name}: {spec.name} answered text {value!r}, not a number")
+        return float(value)
+
+    def _with_retries(self, op: Any) -> Value:
         if self._client is None:
             raise CommError(f"{self.name}: not open")
         last: CommError | None = None
         for _ in range(self.cfg.retries + 1):
             try:
-                return float(op(self._client))
+                value: Value = op(self._client)
+                return value
             except CommError as exc:
                 last = exc
         assert last is not None
         raise last
 
-    def _to_channel(self, spec: ParamSpec, wire: float) -> float:
-        if not spec.temperature:
+    def _to_channel(self, spec: ParamSpec, wire: Value) -> Value:
+        if not spec.temperature or isinstance(wire, str):
             return wire
-        return convert_temperature(wire, self.cfg.wire_unit, self.cfg.unit)
+        return convert_temperature(float(wire), self.cfg.wire_unit, self.cfg.unit)
 
-    def _to_wire(self, spec: ParamSpec, value: float) -> float:
-        if not spec.temperature:
+    def _to_wire(self, spec: ParamSpec, value: Value) -> Value:
+        if not spec.temperature or isinstance(value, str):
             return value
-        return convert_temperature(value, self.cfg.unit, self.cfg.wire_unit)
+        return convert_temperature(float(value), self.cfg.unit, self.cfg.wire_unit)
 
     def _comm_failed(self) -> None:
         # Drop the connection; re-open on the next tick, backing off after repeated failures.
@@ -214,15 +277,27 @@ class EzZonePM(capa.Adapter):
             self._port.ensure_open()
             for instance in self.cfg.instances:
                 rows.append(
-                    {spec.name: self._read_with_retries(spec, instance) for spec in LOOP_PARAMETERS}
+                    {spec.name: self._read_number(spec, instance) for spec in LOOP_PARAMETERS}
                 )
                 receipts.append(self._now_ns())
         except CommError as exc:
             self._comm_failed()
-            return [self._error_event("comm_error", exc, t_request), self._error_batch()]
+            return [self._error_event(exc.kind, exc, t_request), self._error_batch()]
         except DeviceRefused as exc:
-            return [self._error_event("read_refused", exc, t_request), self._error_batch()]
+            return [self._error_event(exc.kind, exc, t_request), self._error_batch()]
         events: list[capa.Emission] = []
+        late = self._port.take_late_bytes()
+        if late:
+            events.append(
+                capa.DeviceEvent(
+                    "comm_error.late_reply",
+                    f"{self.name}: discarded {late} bytes of a reply that came after its "
+                    f"request had timed out on {self.cfg.port}",
+                    capa.EventSeverity.WARNING,
+                    {"port": self.cfg.port, "bytes": late},
+                    t_request,
+                )
+            )
         if recovering:
             events.append(
                 capa.DeviceEvent(
@@ -238,7 +313,7 @@ class EzZonePM(capa.Adapter):
         for instance, row in zip(self.cfg.instances, rows, strict=True):
             sfx = field_suffix(instance)
             for spec in LOOP_PARAMETERS:
-                value = self._to_channel(spec, row[spec.name])
+                value = float(self._to_channel(spec, row[spec.name]))
                 values[f"{spec.name}{sfx}"] = [value]
                 self._last[f"{spec.name}{sfx}"] = value
         t_sample = (t_request + receipts[-1]) // 2
@@ -268,11 +343,12 @@ class EzZonePM(capa.Adapter):
             "wire_unit": [self.cfg.wire_unit] * n,
         }
 
-    def _error_event(self, kind: str, exc: Exception, t: int) -> capa.DeviceEvent:
+    def _error_event(self, kind: str, exc: CommError | DeviceRefused, t: int) -> capa.DeviceEvent:
+        code = getattr(exc, "code", None)
         return capa.DeviceEvent(
             kind, f"{self.name}: {exc}", capa.EventSeverity.WARNING,
             {"port": self.cfg.port, "address": self.cfg.address, "protocol": self.cfg.protocol,
-             "error": type(exc).__name__}, t,
+             "error": type(exc).__name__, **({"code": code} if code is not None else {})}, t,
         )  # fmt: skip
 
     async def snapshot(self) -> Mapping[str, Any]:
@@ -302,12 +378,13 @@ class EzZonePM(capa.Adapter):
             return capa.CommandResult(False, f"no valid reply: {exc}", self._now_ns())
         readback = self._to_channel(spec, echoed)
         unit = self.cfg.unit if spec.temperature else spec.unit
+        shown = f"{readback:g}" if isinstance(readback, float) else str(readback)
         return capa.CommandResult(
-            True, f"{spec.name} loop {instance} = {readback:g} {unit}".rstrip(), self._now_ns(),
+            True, f"{spec.name} loop {instance} = {shown} {unit}".rstrip(), self._now_ns(),
             readback,
         )  # fmt: skip
 
-    def _parse_command(self, command: capa.Command) -> tuple[ParamSpec, int, float]:
+    def _parse_command(self, command: capa.Command) -> tuple[ParamSpec, int, Value]:
         args = dict(command.args)
         if command.name == capa.Command.WRITE:
             # capa's uniform verb for writable fields (what method steps send): the only
@@ -328,7 +405,9 @@ class EzZonePM(capa.Adapter):
         if command.name == "write_parameter":
             parameter = args["parameter"]
             spec = self._spec_for(parameter, args)
-            return spec, int(args.get("instance", 1)), float(args["value"])
+            if not spec.writable:
+                raise ValueError(f"{spec.name} ({spec.param_id}) is read-only")
+            return spec, int(args.get("instance", 1)), _typed(spec.kind, args["value"])
         raise ValueError("unknown command; use write, set_setpoint or write_parameter")
 
     def _instance_of_field(self, field: str) -> int:
@@ -344,13 +423,16 @@ class EzZonePM(capa.Adapter):
         known = by_id(param_id)
         if known is not None:
             return known
-        # A parameter this package has no table entry for: float, register needed on Modbus.
+        # A parameter this package has no table entry for: its type ("kind", default
+        # float) and, on Modbus, its register must be given.
         if self.cfg.protocol == "modbus_rtu" and "register" not in args:
             raise ValueError(f"parameter {param_id} is not in the table: give its 'register'")
+        kind = ParamKind(str(args.get("kind", "float")))
+        register = int(args["register"]) if "register" in args else None
         return ParamSpec(
-            f"parameter_{param_id}", param_id, ParamKind.FLOAT,
-            int(args.get("register", -1)), temperature=bool(args.get("temperature", False)),
-            writable=True,
+            f"parameter_{param_id}", param_id, kind, register, stride=0,
+            instances=255 if register is None else 1,
+            temperature=bool(args.get("temperature", False)), writable=True,
         )  # fmt: skip
 
     # ---------------------------------------------------------------- discovery
@@ -363,11 +445,17 @@ class EzZonePM(capa.Adapter):
 
     @classmethod
     async def handshake(cls, params: capa.ConfigModel) -> capa.HandshakeResult:
-        """Open, read the Device Info parameters, close. Read-only."""
+        """Open, read the Device Info parameters, close. Read-only.
+
+        On Modbus the word order is checked first; a mismatch is a failed handshake
+        naming the setting.
+        """
         adapter = cls("handshake", params)
         try:
             adapter._connect()
-            identity = {s.name: int(adapter._read_with_retries(s, 1)) for s in IDENTITY}
+            if adapter.cfg.protocol == "modbus_rtu":
+                adapter._check_word_order()  # else the identity below would be nonsense
+            identity = {s.name: int(adapter._read_number(s, 1)) for s in IDENTITY}
         except capa.CapaError as exc:  # no reply, refusal, port conflict: all a failed check
             return capa.HandshakeResult(False, str(exc))
         finally:
@@ -376,3 +464,15 @@ class EzZonePM(capa.Adapter):
                   f"{identity['firmware_id']}.{identity['software_version']} "
                   f"build {identity['software_build']}")  # fmt: skip
         return capa.HandshakeResult(True, detail, identity)
+
+
+def _typed(kind: ParamKind, raw: object) -> Value:
+    """A command argument as a value of ``kind`` (``ValueError`` if it is not one)."""
+    if kind is ParamKind.STRING:
+        return str(raw)
+    if kind is ParamKind.FLOAT:
+        return float(str(raw)) if isinstance(raw, str) else float(raw)  # type: ignore[arg-type]
+    number = float(str(raw)) if isinstance(raw, str) else float(raw)  # type: ignore[arg-type]
+    if not number.is_integer():
+        raise ValueError(f"a {kind} parameter needs a whole number, got {raw!r}")
+    return int(number)

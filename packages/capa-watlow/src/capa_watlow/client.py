@@ -1,8 +1,10 @@
 """Read and write EZ-Zone PM parameters over either protocol (values as on the wire).
 
-Both clients raise :class:`~capa_watlow.errors.CommError` when the bus fails and
-:class:`~capa_watlow.errors.DeviceRefused` when the controller answers with an error.
-Temperatures are in the controller's communications unit; the adapter converts them.
+Both clients raise a :class:`~capa_watlow.errors.CommError` subclass when the bus fails
+and a :class:`~capa_watlow.errors.DeviceRefused` subclass when the controller answers
+with an error (:class:`~capa_watlow.errors.ParameterUnsupported` for a parameter the
+controller does not have). Temperatures are in the controller's communications unit;
+the adapter converts them.
 """
 
 from __future__ import annotations
@@ -10,23 +12,59 @@ from __future__ import annotations
 from typing import Protocol
 
 from capa_watlow import modbus, stdbus
-from capa_watlow.errors import CommError, CommTimeout, DeviceRefused
+from capa_watlow.errors import (
+    CommGarbled,
+    DeviceRefused,
+    IllegalFunction,
+    ModbusExceptionReply,
+    NoSuchAttribute,
+    NoSuchInstance,
+    NoSuchObject,
+    ParameterUnsupported,
+)
 from capa_watlow.params import ParamKind, ParamSpec
+from capa_watlow.stdbus import Value
 from capa_watlow.transport import SharedPort
 
-__all__ = ["ModbusRtuClient", "ParameterClient", "StdBusClient", "make_client"]
+__all__ = ["ModbusRtuClient", "ParameterClient", "StdBusClient", "make_client", "refusal"]
 
 
 class ParameterClient(Protocol):
     """What the adapter needs from a protocol."""
 
-    def read(self, spec: ParamSpec, instance: int) -> float:
+    def read(self, spec: ParamSpec, instance: int) -> Value:
         """Current value of ``spec`` on loop ``instance``."""
         ...
 
-    def write(self, spec: ParamSpec, instance: int, value: float) -> float:
+    def write(self, spec: ParamSpec, instance: int, value: Value) -> Value:
         """Write ``value``; return the value the controller reports back."""
         ...
+
+
+_STDBUS_REFUSALS: dict[int, type[DeviceRefused]] = {
+    stdbus.ERR_NO_SUCH_OBJECT: NoSuchObject,
+    stdbus.ERR_NO_SUCH_ATTRIBUTE: NoSuchAttribute,
+    stdbus.ERR_NO_SUCH_INSTANCE: NoSuchInstance,
+}
+
+
+def refusal(code: int, where: str) -> DeviceRefused:
+    """The exception for Standard Bus error reply ``code`` (``where`` names the request)."""
+    cls = _STDBUS_REFUSALS.get(code, DeviceRefused)
+    reason = stdbus.ERROR_CODES.get(code, "meaning not established")
+    return cls(f"{where}: error reply 0x{code:02X} ({reason})", code)
+
+
+def modbus_refusal(code: int, where: str) -> DeviceRefused:
+    """The exception for Modbus exception ``code``."""
+    reason = modbus.EXCEPTION_CODES.get(code, "unknown exception code")
+    message = f"{where}: Modbus exception 0x{code:02X} ({reason})"
+    if code == modbus.ILLEGAL_FUNCTION:
+        return IllegalFunction(message, code)
+    if code == modbus.ILLEGAL_DATA_ADDRESS:
+        # The register does not exist on this controller: the parameter is unsupported.
+        return ParameterUnsupported(message, code)
+    return ModbusExceptionReply(message, code)
 
 
 class StdBusClient:
@@ -38,7 +76,7 @@ class StdBusClient:
         self.timeout_s = timeout_s
         self._mac = stdbus.device_mac(address)
 
-    def _exchange(self, message: stdbus.ReadRequest | stdbus.WriteRequest, service: int) -> float:
+    def _exchange(self, message: stdbus.ReadRequest | stdbus.WriteRequest, service: int) -> Value:
         def accept(frame: stdbus.Frame) -> bool:
             # A reply from our controller to this very request (not a late earlier one).
             if frame.frame_type != stdbus.REPLY or frame.source != self._mac:
@@ -56,71 +94,109 @@ class StdBusClient:
         frame = self.port.stdbus_exchange(
             stdbus.build_request(self.address, message), self.timeout_s, accept
         )
+        where = f"address {self.address} parameter {message.param_id} instance {message.instance}"
         try:
             reply = stdbus.decode_payload(frame.data)
         except stdbus.FrameError as exc:
-            raise CommError(f"{self.port.key}: address {self.address}: {exc}") from None
+            raise CommGarbled(f"{self.port.key}: {where}: {exc}") from None
         if isinstance(reply, stdbus.ErrorReply):
-            raise DeviceRefused(reply.reason)
-        return float(reply.value)
+            raise refusal(reply.code, where)
+        return reply.value
 
-    def read(self, spec: ParamSpec, instance: int) -> float:
-        """Read one parameter."""
+    def read(self, spec: ParamSpec, instance: int) -> Value:
+        """Read one parameter (any value type the controller sends)."""
         return self._exchange(stdbus.ReadRequest(spec.param_id, instance), 0x03)
 
-    def write(self, spec: ParamSpec, instance: int, value: float) -> float:
-        """Write one parameter; returns the echoed value."""
+    def write(self, spec: ParamSpec, instance: int, value: Value) -> Value:
+        """Write one parameter in its type; returns the echoed value."""
         request = stdbus.WriteRequest(spec.param_id, instance, value, spec.kind)
         return self._exchange(request, 0x04)
 
 
 class ModbusRtuClient:
-    """Modbus RTU requests (via pymodbus) to unit ``address`` on ``port``."""
+    """Modbus RTU requests to unit ``address`` on ``port`` (this package's own codec)."""
 
-    def __init__(self, port: SharedPort, address: int, word_order: modbus.WordOrder) -> None:
+    def __init__(
+        self, port: SharedPort, address: int, word_order: modbus.WordOrder, timeout_s: float
+    ) -> None:
         self.port = port
         self.address = address
         self.word_order = word_order
+        self.timeout_s = timeout_s
 
-    def _call(self, method: str, *args: object, **kwargs: object) -> object:
-        from pymodbus.exceptions import ConnectionException, ModbusException
-
-        with self.port.lock:
-            client = self.port.modbus_client()
-            try:
-                response = getattr(client, method)(*args, device_id=self.address, **kwargs)
-            except ConnectionException as exc:
-                self.port.reset()
-                raise CommError(f"{self.port.key}: unit {self.address}: {exc}") from None
-            except ModbusException as exc:
-                raise CommTimeout(f"{self.port.key}: unit {self.address}: {exc}") from None
-            except OSError as exc:
-                self.port.reset()
-                raise CommError(f"{self.port.key}: port lost: {exc}") from None
-        if response.isError():
-            code = getattr(response, "exception_code", 0)
-            reason = modbus.EXCEPTION_CODES.get(code, f"exception code {code}")
-            raise DeviceRefused(f"Modbus exception: {reason}")
+    def _call(self, request: modbus.ReadHolding | modbus.WriteMultiple) -> modbus.Response:
+        response = self.port.modbus_exchange(modbus.encode_request(request), self.timeout_s)
+        if isinstance(response, modbus.ExceptionReply):
+            raise modbus_refusal(response.code, f"unit {self.address} register {request.address}")
         return response
 
-    def read(self, spec: ParamSpec, instance: int) -> float:
-        """Read the two registers of one parameter."""
-        response = self._call("read_holding_registers", spec.register_for(instance), count=2)
-        registers = list(response.registers)  # type: ignore[attr-defined]
-        if len(registers) != 2:
-            raise CommError(f"{self.port.key}: unit {self.address}: short reply {registers}")
-        if spec.kind is ParamKind.FLOAT:
-            return modbus.registers_to_float(registers, self.word_order)
-        return float(modbus.registers_to_uint32(registers, self.word_order))
+    def read_registers(self, register: int, count: int) -> tuple[int, ...]:
+        """Read ``count`` holding registers from ``register`` (function 0x03)."""
+        response = self._call(modbus.ReadHolding(self.address, register, count))
+        if not isinstance(response, modbus.ReadHoldingReply) or len(response.values) != count:
+            raise CommGarbled(
+                f"{self.port.key}: unit {self.address}: reply {response} to a read of "
+                f"{count} registers at {register}"
+            )
+        return response.values
 
-    def write(self, spec: ParamSpec, instance: int, value: float) -> float:
+    def read(self, spec: ParamSpec, instance: int) -> Value:
+        """Read the register(s) of one parameter and decode them in the word order."""
+        if not spec.kind.numeric:
+            raise ParameterUnsupported(f"{spec.name} ({spec.param_id}) is not on Modbus")
+        words = self.read_registers(spec.register_for(instance), spec.kind.registers)
+        return decode_words(words, spec.kind, self.word_order)
+
+    def write(self, spec: ParamSpec, instance: int, value: Value) -> Value:
         """Write one parameter (function 0x10) and read it back."""
-        if spec.kind is ParamKind.FLOAT:
-            words = modbus.float_to_registers(value, self.word_order)
-        else:
-            words = modbus.uint32_to_registers(int(value), self.word_order)
-        self._call("write_registers", spec.register_for(instance), words)
+        if isinstance(value, str) or not spec.kind.numeric:
+            raise ParameterUnsupported(f"{spec.name} ({spec.param_id}) is not on Modbus")
+        register = spec.register_for(instance)
+        words = encode_words(value, spec.kind, self.word_order)
+        response = self._call(modbus.WriteMultiple(self.address, register, tuple(words)))
+        if not isinstance(response, modbus.WriteMultipleReply) or (
+            response.address,
+            response.count,
+        ) != (register, len(words)):
+            raise CommGarbled(
+                f"{self.port.key}: unit {self.address}: reply {response} to a write of "
+                f"{len(words)} registers at {register}"
+            )
         return self.read(spec, instance)
+
+
+def decode_words(
+    words: tuple[int, ...] | list[int], kind: ParamKind, order: modbus.WordOrder
+) -> Value:
+    """The value of ``kind`` held by ``words`` (one or two registers)."""
+    if kind is ParamKind.FLOAT:
+        return modbus.registers_to_float(words, order)
+    if kind is ParamKind.S32:
+        return modbus.registers_to_int32(words, order)
+    if kind is ParamKind.U32:
+        return modbus.registers_to_uint32(words, order)
+    if kind is ParamKind.U8:
+        return int(words[0]) & 0xFF  # the low byte carries the value
+    return int(words[0])
+
+
+def encode_words(value: float | int, kind: ParamKind, order: modbus.WordOrder) -> list[int]:
+    """Registers holding ``value`` as ``kind``."""
+    if kind is ParamKind.FLOAT:
+        return modbus.float_to_registers(float(value), order)
+    number = int(value)
+    if number != value:
+        raise ValueError(f"{kind} parameter needs a whole number, got {value!r}")
+    limits = {ParamKind.S32: (-(2**31), 2**31 - 1), ParamKind.U32: (0, 2**32 - 1),
+              ParamKind.U8: (0, 0xFF)}  # fmt: skip
+    low, high = limits.get(kind, (0, 0xFFFF))
+    if not low <= number <= high:
+        raise ValueError(f"{number} does not fit a {kind} parameter")
+    if kind is ParamKind.S32:
+        return modbus.int32_to_registers(number, order)
+    if kind is ParamKind.U32:
+        return modbus.uint32_to_registers(number, order)
+    return [number]
 
 
 def make_client(
@@ -130,8 +206,8 @@ def make_client(
     *,
     timeout_s: float,
     word_order: modbus.WordOrder,
-) -> ParameterClient:
+) -> StdBusClient | ModbusRtuClient:
     """The client for ``protocol``."""
     if protocol == "stdbus":
         return StdBusClient(port, address, timeout_s)
-    return ModbusRtuClient(port, address, word_order)
+    return ModbusRtuClient(port, address, word_order, timeout_s)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 import capa
+from capa_watlow.params import MAX_LOOPS
 from capa_watlow.sim.url import is_sim_url, parse_sim_url
 
 __all__ = ["DEFAULT_BAUD", "EzZonePMParams", "field_suffix"]
@@ -28,7 +29,8 @@ class EzZonePMParams(capa.ConfigModel):
         address: Standard Bus address (1-16) or Modbus unit id (1-247).
         protocol: ``stdbus`` (factory default) or ``modbus_rtu``.
         baudrate: line speed; default 38400 for Standard Bus, 9600 for Modbus RTU.
-        instances: loop numbers to sample (``[1]``; ``[1, 2]`` for a two-loop PM).
+        instances: loop numbers to sample (``[1]``; ``[1, 2]`` for a two-loop PM). The PM
+            register map defines two loops; 3 and 4 are refused, never guessed.
         poll_rate_hz: reads per second.
         timeout_s: reply timeout per request.
         retries: extra attempts per request before the tick is a comm error.
@@ -38,8 +40,11 @@ class EzZonePMParams(capa.ConfigModel):
         wire_unit: temperature unit the controller uses on the bus (its communications
             unit, which may differ from its display).
         unit: unit in which temperature fields are reported and set points are given.
-        word_order: Modbus order of the two words of 32-bit values (Watlow default
-            ``low_high``: low word first).
+        word_order: Modbus order of the two words of 32-bit values, as the controller's
+            Modbus Word Order (17043) is set (factory default ``low_high``: low word
+            first). Checked when the device opens; a mismatch is refused.
+        parity: Modbus RTU parity, as the controller's Parity (Modbus) 17003 is set
+            (factory default ``none``; 8 data bits, 1 stop bit). Standard Bus is 8N1.
     """
 
     port: str
@@ -55,6 +60,7 @@ class EzZonePMParams(capa.ConfigModel):
     wire_unit: Literal["degC", "degF", "K"] = "degF"
     unit: Literal["degC", "degF", "K"] = "degC"
     word_order: Literal["low_high", "high_low"] = "low_high"
+    parity: Literal["none", "even", "odd"] = "none"
 
     @field_validator("port")
     @classmethod
@@ -68,14 +74,21 @@ class EzZonePMParams(capa.ConfigModel):
     @field_validator("instances")
     @classmethod
     def _instances(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or len(set(value)) != len(value) or not all(1 <= i <= 4 for i in value):
-            raise ValueError("instances must be distinct loop numbers 1-4, at least one")
+        if not value or len(set(value)) != len(value):
+            raise ValueError("instances must be distinct loop numbers, at least one")
+        if not all(1 <= i <= MAX_LOOPS for i in value):
+            raise ValueError(
+                f"instances must be loops 1-{MAX_LOOPS}: the EZ-Zone PM register map defines "
+                f"{MAX_LOOPS} loops (got {list(value)})"
+            )
         return value
 
     @model_validator(mode="after")
     def _address_fits_protocol(self) -> EzZonePMParams:
         if self.protocol == "stdbus" and self.address > 16:
             raise ValueError(f"Standard Bus addresses are 1-16, got {self.address}")
+        if self.protocol == "stdbus" and self.parity != "none":
+            raise ValueError("parity applies to Modbus RTU only (Standard Bus runs 8N1)")
         return self
 
     @property

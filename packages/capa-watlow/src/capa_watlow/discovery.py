@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import capa
-from capa_watlow.client import make_client
+from capa_watlow.client import ModbusRtuClient, make_client
 from capa_watlow.errors import CommError, DeviceRefused
-from capa_watlow.params import IDENTITY
+from capa_watlow.params import ENUM_HIGH_LOW, IDENTITY, WORD_ORDER
 from capa_watlow.transport import SharedPort
 
 __all__ = ["SCAN_PLAN", "discover_ports", "list_serial_ports"]
@@ -63,7 +63,12 @@ def _scan_protocol(
                 client = make_client(
                     port, protocol, address, timeout_s=timeout_s, word_order="low_high"
                 )
+                params: dict[str, object] = {
+                    "port": path, "address": address, "protocol": protocol, "baudrate": baud,
+                }  # fmt: skip
                 try:
+                    if isinstance(client, ModbusRtuClient):
+                        _propose_word_order(client, params)
                     hw = int(client.read(hardware_id, 1))
                 except (CommError, DeviceRefused):
                     continue
@@ -73,7 +78,7 @@ def _scan_protocol(
                         f"serial:{path}",
                         f"EZ-Zone PM (hardware id {hw}) at address {address}, "
                         f"{protocol} {baud} baud",
-                        {"port": path, "address": address, "protocol": protocol, "baudrate": baud},
+                        params,
                     )
                 )
         except CommError:
@@ -83,3 +88,15 @@ def _scan_protocol(
         if hits:
             return hits
     return []
+
+
+def _propose_word_order(client: ModbusRtuClient, params: dict[str, object]) -> None:
+    # Propose the word order the controller itself is set to (its Modbus Word Order,
+    # 17043). A controller without that register keeps the default; open() checks again.
+    try:
+        (setting,) = client.read_registers(WORD_ORDER.register_for(1), 1)
+    except DeviceRefused:
+        return
+    if setting == ENUM_HIGH_LOW:
+        client.word_order = "high_low"
+        params["word_order"] = "high_low"

@@ -1,9 +1,12 @@
 """Modbus RTU codec for the EZ-Zone PM: frames, CRC and 32-bit word order (pure, no I/O).
 
-The adapter talks Modbus through pymodbus; this module is what the simulator speaks and
-what golden-frame tests pin down. A PM exposes every parameter as holding registers; a
-32-bit value spans two registers whose order is configurable on the controller (Watlow's
-default sends the **low** word first, ``word_order = "low_high"``).
+Both sides use it: the driver's client (:mod:`capa_watlow.client`, requests out and
+replies reassembled by :class:`ResponseAssembler`) and the simulator. A PM exposes every
+parameter as holding registers; a 32-bit value spans two registers whose order is the
+controller's Modbus Word Order setting (parameter 17043, register 2488: 1331 Low_High,
+the factory default, or 1330 High_Low -- PM register map), ``word_order`` here.
+
+Exception codes are those of the Modbus application protocol specification v1.1b3.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from capa_watlow.crc import modbus_crc
 __all__ = [
     "EXCEPTION_CODES",
     "ExceptionReply",
+    "ModbusChecksumError",
     "ModbusFrameError",
     "ReadHolding",
     "ReadHoldingReply",
     "RequestAssembler",
+    "ResponseAssembler",
+    "UnknownRequest",
     "WordOrder",
     "WriteMultiple",
     "WriteMultipleReply",
@@ -29,7 +35,9 @@ __all__ = [
     "encode_request",
     "encode_response",
     "float_to_registers",
+    "int32_to_registers",
     "registers_to_float",
+    "registers_to_int32",
     "registers_to_uint32",
     "uint32_to_registers",
 ]
@@ -40,16 +48,35 @@ WordOrder = Literal["low_high", "high_low"]
 READ_HOLDING = 0x03
 WRITE_MULTIPLE = 0x10
 
+ILLEGAL_FUNCTION = 0x01
+ILLEGAL_DATA_ADDRESS = 0x02
+ILLEGAL_DATA_VALUE = 0x03
+SERVER_DEVICE_FAILURE = 0x04
+
 EXCEPTION_CODES: dict[int, str] = {
-    0x01: "illegal function",
-    0x02: "illegal data address",
-    0x03: "illegal data value",
-    0x04: "server device failure",
+    ILLEGAL_FUNCTION: "illegal function",
+    ILLEGAL_DATA_ADDRESS: "illegal data address",
+    ILLEGAL_DATA_VALUE: "illegal data value",
+    SERVER_DEVICE_FAILURE: "server device failure",
+    0x05: "acknowledge",
+    0x06: "server device busy",
+    0x08: "memory parity error",
+    0x0A: "gateway path unavailable",
+    0x0B: "gateway target device failed to respond",
 }
+
+# Request length by function code (Modbus over serial line): fixed 8-byte requests, and
+# those whose length is 9 + the byte count at offset 6 (offset 10 for 0x17).
+_FIXED_REQUEST = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06}
+_COUNTED_REQUEST = {0x0F: 6, 0x10: 6}
 
 
 class ModbusFrameError(ValueError):
     """Bytes that are not a valid Modbus RTU frame (bad CRC, bad length)."""
+
+
+class ModbusChecksumError(ModbusFrameError):
+    """A complete frame whose CRC does not match its contents."""
 
 
 # ---------------------------------------------------------------- 32-bit values
@@ -83,6 +110,18 @@ def uint32_to_registers(value: int, order: WordOrder = "low_high") -> list[int]:
     return _words(struct.pack(">I", value), order)
 
 
+def int32_to_registers(value: int, order: WordOrder = "low_high") -> list[int]:
+    """Two registers holding signed ``value`` in ``order``."""
+    return _words(struct.pack(">i", value), order)
+
+
+def registers_to_int32(
+    registers: list[int] | tuple[int, ...], order: WordOrder = "low_high"
+) -> int:
+    """The signed 32-bit integer held by two registers in ``order``."""
+    return int(struct.unpack(">i", _raw(registers, order))[0])
+
+
 def registers_to_uint32(
     registers: list[int] | tuple[int, ...], order: WordOrder = "low_high"
 ) -> int:
@@ -107,6 +146,14 @@ class WriteMultiple:
     unit: int
     address: int
     values: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownRequest:
+    """A well-formed request with a function this codec does not implement."""
+
+    unit: int
+    function: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +187,7 @@ class ExceptionReply:
         return EXCEPTION_CODES.get(self.code, f"exception code 0x{self.code:02X}")
 
 
-Request = ReadHolding | WriteMultiple
+Request = ReadHolding | WriteMultiple | UnknownRequest
 Response = ReadHoldingReply | WriteMultipleReply | ExceptionReply
 
 
@@ -149,8 +196,10 @@ def _seal(body: bytes) -> bytes:
 
 
 def _check(frame: bytes) -> bytes:
-    if len(frame) < 4 or modbus_crc(frame[:-2]) != frame[-2:]:
-        raise ModbusFrameError(f"bad CRC in {frame.hex(' ')}")
+    if len(frame) < 4:
+        raise ModbusFrameError(f"frame too short: {frame.hex(' ')}")
+    if modbus_crc(frame[:-2]) != frame[-2:]:
+        raise ModbusChecksumError(f"bad CRC in {frame.hex(' ')}")
     return frame[:-2]
 
 
@@ -160,6 +209,8 @@ def encode_request(request: Request) -> bytes:
         return _seal(
             struct.pack(">BBHH", request.unit, READ_HOLDING, request.address, request.count)
         )
+    if isinstance(request, UnknownRequest):
+        raise ValueError(f"cannot encode function 0x{request.function:02X}")
     values = request.values
     return _seal(
         struct.pack(
@@ -196,7 +247,9 @@ def decode_request(frame: bytes) -> Request:
         if nbytes != 2 * count or len(body) != 7 + nbytes:
             raise ModbusFrameError(f"inconsistent write length in {frame.hex(' ')}")
         return WriteMultiple(unit, address, struct.unpack(f">{count}H", body[7:]))
-    raise ModbusFrameError(f"unsupported request {frame.hex(' ')}")
+    if function in (READ_HOLDING, WRITE_MULTIPLE):
+        raise ModbusFrameError(f"malformed request {frame.hex(' ')}")
+    return UnknownRequest(unit, function)
 
 
 def decode_response(frame: bytes) -> Response:
@@ -214,13 +267,32 @@ def decode_response(frame: bytes) -> Response:
     raise ModbusFrameError(f"unsupported response {frame.hex(' ')}")
 
 
-class RequestAssembler:
-    """Reassembles request frames from read chunks by the function's length rule.
+def request_length(buf: bytes | bytearray) -> int | None:
+    """Length of the request frame at the start of ``buf``; ``None`` until it is known.
 
-    RTU frames are delimited by line silence on a real bus; over a byte stream the
-    simulator instead computes each frame's length from its function code (0x03: 8
-    bytes; 0x10: 9 + byte count). An unknown function discards the buffer, as a slave
-    would after the inter-frame gap.
+    Known function codes have a length rule; for any other code the frame is taken to be
+    everything buffered (on a real line, the silence after the frame ends it; the
+    simulator reads each host write as one chunk). ``-1`` means "all of ``buf``".
+    """
+    if len(buf) < 2:
+        return None
+    function = buf[1]
+    if function in _FIXED_REQUEST:
+        return 8
+    if function in _COUNTED_REQUEST:
+        at = _COUNTED_REQUEST[function]
+        return None if len(buf) <= at else 9 + buf[at]
+    if function == 0x17:  # read/write multiple registers
+        return None if len(buf) <= 10 else 13 + buf[10]
+    return -1
+
+
+class RequestAssembler:
+    """Cuts request frames out of read chunks by the function's length rule.
+
+    Over a byte stream there is no line silence to end a frame, so a frame's length
+    comes from its function code (:func:`request_length`); a frame of an unknown
+    function is everything buffered.
     """
 
     def __init__(self) -> None:
@@ -234,19 +306,67 @@ class RequestAssembler:
         """Add bytes; return every complete request frame they finish."""
         self._buf += chunk
         out: list[bytes] = []
-        while len(self._buf) >= 2:
-            function = self._buf[1]
-            if function == READ_HOLDING:
-                total = 8
-            elif function == WRITE_MULTIPLE:
-                if len(self._buf) < 7:
-                    break
-                total = 9 + self._buf[6]
-            else:
-                self._buf.clear()
-                break
+        while (total := request_length(self._buf)) is not None:
+            if total < 0:
+                total = len(self._buf)
             if len(self._buf) < total:
                 break
             out.append(bytes(self._buf[:total]))
             del self._buf[:total]
         return out
+
+
+class ResponseAssembler:
+    """Reassembles one response frame from read chunks (the host's side).
+
+    The frame's length follows from its function code: an exception response is 5
+    bytes, a read reply 5 + its byte count, a write echo 8. :meth:`needed` says how
+    many more bytes to read; :meth:`frame` returns the complete frame once it is in.
+    Bytes that cannot start a response for ``function`` raise :class:`ModbusFrameError`.
+    """
+
+    def __init__(self, unit: int, function: int) -> None:
+        self.unit = unit
+        self.function = function
+        self._buf = bytearray()
+
+    @property
+    def received(self) -> int:
+        """Bytes fed so far."""
+        return len(self._buf)
+
+    def _total(self) -> int | None:
+        buf = self._buf
+        if len(buf) < 2:
+            return None
+        if buf[0] != self.unit:
+            raise ModbusFrameError(
+                f"reply from unit {buf[0]} to a request for unit {self.unit}: {buf.hex(' ')}"
+            )
+        if buf[1] == self.function | 0x80:
+            return 5
+        if buf[1] != self.function:
+            raise ModbusFrameError(
+                f"reply with function 0x{buf[1]:02X} to function 0x{self.function:02X}: "
+                f"{buf.hex(' ')}"
+            )
+        if self.function in (0x01, 0x02, 0x03, 0x04, 0x17):
+            return None if len(buf) < 3 else 5 + buf[2]
+        return 8
+
+    def needed(self) -> int:
+        """Bytes still missing (at least 1 while the frame is incomplete, else 0)."""
+        total = self._total()
+        if total is None:
+            return 3 - len(self._buf) if len(self._buf) < 3 else 1
+        return max(0, total - len(self._buf))
+
+    def feed(self, chunk: bytes) -> bytes | None:
+        """Add bytes; return the complete frame when it is in (extra bytes are an error)."""
+        self._buf += chunk
+        total = self._total()
+        if total is None or len(self._buf) < total:
+            return None
+        if len(self._buf) > total:
+            raise ModbusFrameError(f"{len(self._buf) - total} stray bytes after the reply")
+        return bytes(self._buf)

@@ -1,6 +1,6 @@
 """Entry point of the ``watlow`` capa plugin (``[project.entry-points.capa] watlow``).
 
-Kept cheap to import: the adapter (and through it pyserial and pymodbus, which load only
+Kept cheap to import: the adapter (and through it pyserial, which loads only
 when a port is opened) and the CLI are imported inside the hooks.
 """
 

@@ -19,7 +19,23 @@ write reply     ``02 04 cls mem inst <value>``
 error reply     ``02 <code>`` with ``code >= 0x80``
 ==============  =====================================================
 
-``<value>`` is ``08`` + big-endian float32, or ``0F 01`` + big-endian uint16.
+``<value>`` is a type tag and the value, big-endian (tags as a PM3 sends them, each
+seen in captured traffic published with watlowlib 0.8.1):
+
+=====  =====================  ==========================================
+tag    type                   layout after the tag
+=====  =====================  ==========================================
+0x01   unsigned 8-bit         1 byte
+0x03   unsigned 16-bit        2 bytes
+0x05   unsigned 32-bit        4 bytes
+0x06   signed 32-bit          4 bytes (Hardware ID 1001: ``06 00 00 00 1c``)
+0x08   IEEE-754 float32       4 bytes
+0x09   string                 length byte + ASCII (NUL-padded within it)
+0x0F   (wide) enumeration     word count byte (1 on every capture) + words
+=====  =====================  ==========================================
+
+Error replies (``02 <code>``) seen from a PM3: 0x81 no such object (class), 0x83 no
+such attribute (member), 0x84 no such instance.
 """
 
 from __future__ import annotations
@@ -32,24 +48,32 @@ from capa_watlow.params import ParamKind
 
 __all__ = [
     "ERROR_CODES",
+    "ERR_NO_SUCH_ATTRIBUTE",
+    "ERR_NO_SUCH_INSTANCE",
+    "ERR_NO_SUCH_OBJECT",
     "HOST_ADDRESS",
     "PREAMBLE",
     "REPLY",
     "REQUEST",
+    "TAGS",
     "ErrorReply",
     "Frame",
     "FrameAssembler",
+    "FrameChecksumError",
     "FrameError",
     "ReadRequest",
     "Reply",
+    "Value",
     "WriteRequest",
     "build_reply",
     "build_request",
     "decode_payload",
     "decode_request",
+    "decode_value",
     "device_mac",
     "encode_frame",
     "encode_payload",
+    "encode_value",
     "mac_to_address",
 ]
 
@@ -62,21 +86,46 @@ HOST_ADDRESS = 0x00
 HEADER_LEN = 8  # preamble (2) + type, dst, src, len (2) + header CRC
 MAX_DATA = 64  # Watlow payloads are short; a longer length field means a garbled header
 
-_FLOAT_TAG = b"\x08"
-_UINT_TAG = b"\x0f\x01"
+TAG_U8 = 0x01
+TAG_U16 = 0x03
+TAG_U32 = 0x05
+TAG_S32 = 0x06
+TAG_FLOAT = 0x08
+TAG_STRING = 0x09
+TAG_ENUM = 0x0F
+
+TAGS: dict[ParamKind, int] = {
+    ParamKind.U8: TAG_U8, ParamKind.U16: TAG_U16, ParamKind.U32: TAG_U32,
+    ParamKind.S32: TAG_S32, ParamKind.FLOAT: TAG_FLOAT, ParamKind.STRING: TAG_STRING,
+    ParamKind.ENUM: TAG_ENUM,
+}  # fmt: skip
+"""Standard Bus type tag of each wire encoding."""
+_KINDS = {tag: kind for kind, tag in TAGS.items()}
+
+_FIXED = {TAG_U8: ">B", TAG_U16: ">H", TAG_U32: ">I", TAG_S32: ">i", TAG_FLOAT: ">f"}
+
+ERR_NO_SUCH_OBJECT = 0x81
+ERR_NO_SUCH_ATTRIBUTE = 0x83
+ERR_NO_SUCH_INSTANCE = 0x84
 
 ERROR_CODES: dict[int, str] = {
-    0x80: "access denied (parameter is read-only)",
-    0x81: "no such parameter",
-    0x82: "no such instance",
-    0x83: "value out of range",
+    ERR_NO_SUCH_OBJECT: "no such object (the controller has no parameter class of this id)",
+    ERR_NO_SUCH_ATTRIBUTE: "no such attribute (the controller has no parameter of this id)",
+    ERR_NO_SUCH_INSTANCE: "no such instance (the parameter exists, this loop or channel does not)",
 }
-"""Error reply codes. 0x80 is observed from a PM refusing a write to a read-only parameter;
-the others are the meanings this package's simulator gives them."""
+"""Error reply codes, as a PM3 sends them (watlowlib's captures). Other codes are
+reported by number: their meaning is not established."""
+
+Value = float | int | str
+"""A decoded parameter value: float for 0x08, int for integer tags, str for strings."""
 
 
 class FrameError(ValueError):
     """Bytes that are not a valid frame or payload (bad CRC, bad length, unknown service)."""
+
+
+class FrameChecksumError(FrameError):
+    """A frame whose header CRC-8 or data CRC-16 does not match its contents."""
 
 
 def device_mac(address: int) -> int:
@@ -147,7 +196,7 @@ class FrameAssembler:
                 return out
             out.append(item)
 
-    def _next(self) -> Frame | FrameError | None:
+    def _next(self) -> Frame | FrameError | None:  # noqa: PLR0911 - one exit per framing case
         buf = self._buf
         start = buf.find(PREAMBLE)
         if start < 0:
@@ -159,9 +208,14 @@ class FrameAssembler:
             return None
         header = bytes(buf[2:7])
         (length,) = struct.unpack(">H", header[3:5])
-        if bacnet_header_crc(header) != buf[7] or length > MAX_DATA:
+        if bacnet_header_crc(header) != buf[7]:
+            bad = bytes(buf[:8])
             del buf[:1]  # resynchronise on the next preamble
-            return FrameError(f"bad header check in {bytes(buf[:7]).hex(' ')}")
+            return FrameChecksumError(f"bad header check in {bad.hex(' ')}")
+        if length > MAX_DATA:
+            bad = bytes(buf[:8])
+            del buf[:1]
+            return FrameError(f"implausible frame length {length} in {bad.hex(' ')}")
         total = HEADER_LEN + (length + 2 if length else 0)
         if len(buf) < total:
             return None
@@ -169,7 +223,7 @@ class FrameAssembler:
         del buf[:total]
         data = raw[HEADER_LEN : HEADER_LEN + length]
         if length and bacnet_data_crc(data) != raw[-2:]:
-            return FrameError(f"bad data check in {raw.hex(' ')}")
+            return FrameChecksumError(f"bad data check in {raw.hex(' ')}")
         return Frame(raw[2], raw[3], raw[4], data)
 
 
@@ -188,7 +242,7 @@ class WriteRequest:
 
     param_id: int
     instance: int
-    value: float
+    value: Value
     kind: ParamKind = ParamKind.FLOAT
 
 
@@ -199,7 +253,7 @@ class Reply:
     service: int  # 0x03 read, 0x04 write
     param_id: int
     instance: int
-    value: float
+    value: Value
     kind: ParamKind
 
 
@@ -225,21 +279,66 @@ def _split_id(param_id: int, instance: int) -> bytes:
     return bytes((cls, member, instance))
 
 
-def _encode_value(value: float, kind: ParamKind) -> bytes:
+def encode_value(value: Value, kind: ParamKind, *, terminate: bool = False) -> bytes:
+    """Tag and bytes of ``value`` encoded as ``kind``.
+
+    ``terminate`` appends a NUL inside a string's length, as a PM does in its replies
+    (captured: Device Name ``09 0B`` + "EZ-ZONE PM" + ``00``).
+
+    Raises:
+        ValueError: the value does not fit the encoding (range, type, length).
+    """
+    tag = TAGS[kind]
+    if kind is ParamKind.STRING:
+        if not isinstance(value, str):
+            raise ValueError(f"a string parameter needs a str value, got {value!r}")
+        raw = value.encode("ascii") + (b"\x00" if terminate else b"")
+        if len(raw) > 0xFF:
+            raise ValueError(f"string of {len(raw)} bytes is too long for the wire (max 255)")
+        return bytes((tag, len(raw))) + raw
+    if isinstance(value, str):
+        raise ValueError(f"a {kind} parameter needs a number, got {value!r}")
     if kind is ParamKind.FLOAT:
-        return _FLOAT_TAG + struct.pack(">f", value)
+        return bytes((tag,)) + struct.pack(">f", float(value))
     number = int(value)
-    if not 0 <= number <= 0xFFFF:
-        raise ValueError(f"integer {number} does not fit the 16-bit wire encoding")
-    return _UINT_TAG + struct.pack(">H", number)
+    if number != value:
+        raise ValueError(f"{kind} parameter needs a whole number, got {value!r}")
+    if kind is ParamKind.ENUM:
+        fmt = ">H"
+        prefix = bytes((tag, 0x01))  # one 16-bit word, as every captured enumeration
+    else:
+        fmt = _FIXED[tag]
+        prefix = bytes((tag,))
+    try:
+        return prefix + struct.pack(fmt, number)
+    except struct.error:
+        raise ValueError(f"{number} does not fit a {kind} parameter") from None
 
 
-def _decode_value(raw: bytes) -> tuple[float, ParamKind]:
-    if raw[:1] == _FLOAT_TAG and len(raw) == 5:
-        return struct.unpack(">f", raw[1:])[0], ParamKind.FLOAT
-    if raw[:2] == _UINT_TAG and len(raw) == 4:
-        return struct.unpack(">H", raw[2:])[0], ParamKind.UINT
-    raise FrameError(f"unknown value encoding {raw.hex(' ')}")
+def decode_value(raw: bytes) -> tuple[Value, ParamKind]:
+    """Decode one tagged value that fills ``raw`` exactly.
+
+    Raises:
+        FrameError: unknown tag, or a length that does not match the tag.
+    """
+    if not raw:
+        raise FrameError("reply carries no value")
+    tag = raw[0]
+    kind = _KINDS.get(tag)
+    if tag in _FIXED:
+        fmt = _FIXED[tag]
+        if len(raw) == 1 + struct.calcsize(fmt):
+            (number,) = struct.unpack(fmt, raw[1:])
+            return (float(number) if tag == TAG_FLOAT else int(number)), _KINDS[tag]
+    elif tag == TAG_STRING and len(raw) >= 2 and len(raw) == 2 + raw[1]:
+        text = raw[2:].split(b"\x00", 1)[0]
+        return text.decode("ascii", errors="replace"), ParamKind.STRING
+    elif tag == TAG_ENUM and len(raw) >= 2 and raw[1] >= 1 and len(raw) == 2 + 2 * raw[1]:
+        number = int.from_bytes(raw[2:], "big")  # one word on every capture; more: high first
+        return number, ParamKind.ENUM
+    if kind is None:
+        raise FrameError(f"unknown value encoding (type 0x{tag:02X}) {raw.hex(' ')}")
+    raise FrameError(f"malformed {kind} value {raw.hex(' ')}")
 
 
 def encode_payload(message: Message) -> bytes:
@@ -250,14 +349,14 @@ def encode_payload(message: Message) -> bytes:
         return (
             b"\x01\x04"
             + _split_id(message.param_id, message.instance)
-            + _encode_value(message.value, message.kind)
+            + encode_value(message.value, message.kind)
         )
     if isinstance(message, Reply):
         service = b"\x02\x03\x01" if message.service == 0x03 else b"\x02\x04"
         return (
             service
             + _split_id(message.param_id, message.instance)
-            + _encode_value(message.value, message.kind)
+            + encode_value(message.value, message.kind, terminate=True)
         )
     return bytes((0x02, message.code))
 
@@ -267,7 +366,7 @@ def decode_request(data: bytes) -> ReadRequest | WriteRequest:
     if data[:3] == b"\x01\x03\x01" and len(data) == 6:
         return ReadRequest(data[3] * 1000 + data[4], data[5])
     if data[:2] == b"\x01\x04" and len(data) >= 6:
-        value, kind = _decode_value(data[5:])
+        value, kind = decode_value(data[5:])
         return WriteRequest(data[2] * 1000 + data[3], data[4], value, kind)
     raise FrameError(f"unknown request payload {data.hex(' ')}")
 
@@ -277,10 +376,10 @@ def decode_payload(data: bytes) -> Reply | ErrorReply:
     if len(data) == 2 and data[0] == 0x02 and data[1] >= 0x80:
         return ErrorReply(data[1])
     if data[:3] == b"\x02\x03\x01" and len(data) >= 7:
-        value, kind = _decode_value(data[6:])
+        value, kind = decode_value(data[6:])
         return Reply(0x03, data[3] * 1000 + data[4], data[5], value, kind)
     if data[:2] == b"\x02\x04" and len(data) >= 6:
-        value, kind = _decode_value(data[5:])
+        value, kind = decode_value(data[5:])
         return Reply(0x04, data[2] * 1000 + data[3], data[4], value, kind)
     raise FrameError(f"unknown reply payload {data.hex(' ')}")
 

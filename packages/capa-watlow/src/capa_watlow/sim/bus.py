@@ -15,29 +15,44 @@ from dataclasses import dataclass
 from typing import Literal
 
 from capa_watlow import modbus, stdbus
-from capa_watlow.params import PARAMETERS, ParamKind, ParamSpec
+from capa_watlow.client import decode_words, encode_words
+from capa_watlow.params import LOOP_PARAMETERS, PARAMETERS, ParamSpec
 from capa_watlow.sim.faults import FaultKind, FaultPlan
-from capa_watlow.sim.model import ControllerModel, Refusal, RefusalReason
+from capa_watlow.sim.model import (
+    UNITS_ENUM,
+    WORD_ORDER_ENUM,
+    ControllerModel,
+    Refusal,
+    RefusalReason,
+)
+from capa_watlow.stdbus import Value
 from capa_watlow.units import TemperatureUnit, convert_temperature
 
 __all__ = ["Disconnect", "Reply", "SimBus", "SimProtocol"]
 
 SimProtocol = Literal["auto", "stdbus", "modbus_rtu"]
 
+# 0x81 / 0x83 / 0x84 are what a PM3 sends (watlowlib's captures). No capture shows the
+# answer to a write of a read-only parameter or of an out-of-range value: the simulator
+# sends 0x80 for both, an assumption the package README lists as unverified.
 _STDBUS_CODES = {
+    RefusalReason.NO_OBJECT: stdbus.ERR_NO_SUCH_OBJECT,
+    RefusalReason.NO_ATTRIBUTE: stdbus.ERR_NO_SUCH_ATTRIBUTE,
+    RefusalReason.NO_INSTANCE: stdbus.ERR_NO_SUCH_INSTANCE,
     RefusalReason.READ_ONLY: 0x80,
-    RefusalReason.NO_PARAMETER: 0x81,
-    RefusalReason.NO_INSTANCE: 0x82,
-    RefusalReason.OUT_OF_RANGE: 0x83,
+    RefusalReason.OUT_OF_RANGE: 0x80,
 }
 _MODBUS_CODES = {
-    RefusalReason.READ_ONLY: 0x02,
-    RefusalReason.NO_PARAMETER: 0x02,
-    RefusalReason.NO_INSTANCE: 0x02,
-    RefusalReason.OUT_OF_RANGE: 0x03,
+    RefusalReason.NO_OBJECT: modbus.ILLEGAL_DATA_ADDRESS,
+    RefusalReason.NO_ATTRIBUTE: modbus.ILLEGAL_DATA_ADDRESS,
+    RefusalReason.NO_INSTANCE: modbus.ILLEGAL_DATA_ADDRESS,
+    RefusalReason.READ_ONLY: modbus.ILLEGAL_DATA_ADDRESS,
+    RefusalReason.OUT_OF_RANGE: modbus.ILLEGAL_DATA_VALUE,
 }
+# The injected "error_reply" fault: a failure code no request provokes by itself.
 _DEVICE_FAILURE_STDBUS = 0x86
-_DEVICE_FAILURE_MODBUS = 0x04
+_DEVICE_FAILURE_MODBUS = modbus.SERVER_DEVICE_FAILURE
+_GARBAGE = bytes.fromhex("00 13 37 de ad be ef 42")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +72,16 @@ Outgoing = Reply | Disconnect
 
 
 def _register_map(instances: int) -> dict[int, tuple[ParamSpec, int, int]]:
-    # register -> (parameter, instance, word index within the 32-bit value)
+    # register -> (parameter, instance, word index within the value)
     table: dict[int, tuple[ParamSpec, int, int]] = {}
     for spec in PARAMETERS:
-        for instance in range(1, (instances if spec.stride else 1) + 1):
+        if spec.register is None:
+            continue  # strings: Standard Bus only on a PM
+        count = min(instances, spec.instances) if spec in LOOP_PARAMETERS else spec.instances
+        for instance in range(1, count + 1):
             base = spec.register_for(instance)
-            table[base] = (spec, instance, 0)
-            table[base + 1] = (spec, instance, 1)
+            for index in range(spec.kind.registers):
+                table[base + index] = (spec, instance, index)
     return table
 
 
@@ -92,6 +110,12 @@ class SimBus:
         self.wire_unit = wire_unit
         self.word_order = word_order
         self.faults = faults or FaultPlan()
+        for controller in self.controllers.values():
+            # The controllers' own communication settings say what the bus speaks.
+            controller.settings[17043] = WORD_ORDER_ENUM[word_order]
+            controller.settings[17009] = 1057 if protocol == "modbus_rtu" else 1286
+            if wire_unit in UNITS_ENUM:
+                controller.settings[17050] = UNITS_ENUM[wire_unit]
         self._buf = bytearray()
         self._maps = {a: _register_map(c.instances) for a, c in self.controllers.items()}
         self.requests_seen = 0
@@ -115,7 +139,7 @@ class SimBus:
                 out.append(answer)
         return out
 
-    def _cut(self) -> tuple[str, bytes] | None:  # noqa: PLR0911 - one exit per framing case
+    def _cut(self) -> tuple[str, bytes] | None:
         buf = self._buf
         if buf[:1] == b"\x55" and (len(buf) < 2 or buf[1] == 0xFF):
             if len(buf) < 8:
@@ -129,16 +153,10 @@ class SimBus:
         else:
             if len(buf) < 2:
                 return None
-            function = buf[1]
-            if function == modbus.READ_HOLDING:
-                total = 8
-            elif function == modbus.WRITE_MULTIPLE:
-                if len(buf) < 7:
-                    return None
-                total = 9 + buf[6]
-            else:
-                del buf[:1]  # not the start of any frame we know: resynchronise
-                return self._cut() if buf else None
+            length = modbus.request_length(buf)
+            if length is None:
+                return None
+            total = len(buf) if length < 0 else length
             kind = "modbus"
         if len(buf) < total:
             return None
@@ -146,7 +164,9 @@ class SimBus:
         del buf[:total]
         return kind, raw
 
-    def _apply_fault(self, address: int, reply: bytes, error: bytes) -> Outgoing | None:
+    def _apply_fault(  # noqa: PLR0911 - one exit per fault kind
+        self, address: int, reply: bytes, error: bytes
+    ) -> Outgoing | None:
         fault = self.faults.take(address)
         if fault is None:
             return Reply(reply)
@@ -158,14 +178,20 @@ class SimBus:
             return Reply(error)
         if fault.kind is FaultKind.SLOW_REPLY:
             return Reply(reply, fault.delay_s)
+        if fault.kind is FaultKind.GARBAGE:
+            return Reply(_GARBAGE)
         return Disconnect()
 
     # ---------------------------------------------------------------- temperatures
-    def _to_wire(self, spec: ParamSpec, value: float) -> float:
-        return convert_temperature(value, "degC", self.wire_unit) if spec.temperature else value
+    def _to_wire(self, spec: ParamSpec, value: Value) -> Value:
+        if not spec.temperature or isinstance(value, str):
+            return value
+        return convert_temperature(float(value), "degC", self.wire_unit)
 
-    def _from_wire(self, spec: ParamSpec, value: float) -> float:
-        return convert_temperature(value, self.wire_unit, "degC") if spec.temperature else value
+    def _from_wire(self, spec: ParamSpec, value: Value) -> Value:
+        if not spec.temperature or isinstance(value, str):
+            return value
+        return convert_temperature(float(value), self.wire_unit, "degC")
 
     # ---------------------------------------------------------------- Standard Bus
     def _answer_stdbus(self, raw: bytes) -> Outgoing | None:
@@ -190,10 +216,11 @@ class SimBus:
                 value, spec = controller.read(request.param_id, request.instance)
                 service = 0x03
             else:
-                spec_value = request.value
                 _, spec = controller.read(request.param_id, request.instance)
+                if request.kind is not spec.kind:
+                    raise Refusal(RefusalReason.OUT_OF_RANGE)  # wrong type for the parameter
                 value, spec = controller.write(
-                    request.param_id, request.instance, self._from_wire(spec, spec_value)
+                    request.param_id, request.instance, self._from_wire(spec, request.value)
                 )
                 service = 0x04
             answer = stdbus.Reply(
@@ -216,6 +243,12 @@ class SimBus:
         if controller is None:
             return None
         self.requests_seen += 1
+        if isinstance(request, modbus.UnknownRequest):
+            # A function the PM simulator does not implement: answer at once, as a slave
+            # must, so the host fails fast instead of waiting for its timeout.
+            unknown = modbus.ExceptionReply(request.unit, request.function, modbus.ILLEGAL_FUNCTION)
+            raw_reply = modbus.encode_response(unknown)
+            return self._apply_fault(request.unit, raw_reply, raw_reply)
         function = modbus.READ_HOLDING if isinstance(request, modbus.ReadHolding) else 0x10
         try:
             if isinstance(request, modbus.ReadHolding):
@@ -234,10 +267,10 @@ class SimBus:
         )
         return self._apply_fault(request.unit, modbus.encode_response(response), error)
 
-    def _words(self, spec: ParamSpec, value: float) -> list[int]:
-        if spec.kind is ParamKind.FLOAT:
-            return modbus.float_to_registers(value, self.word_order)
-        return modbus.uint32_to_registers(int(value), self.word_order)
+    def _words(self, spec: ParamSpec, value: Value) -> list[int]:
+        if isinstance(value, str):  # pragma: no cover - strings have no register
+            raise Refusal(RefusalReason.NO_ATTRIBUTE)
+        return encode_words(value, spec.kind, self.word_order)
 
     def _read_registers(
         self, controller: ControllerModel, start: int, count: int
@@ -248,7 +281,7 @@ class SimBus:
         for register in range(start, start + count):
             entry = table.get(register)
             if entry is None:
-                raise Refusal(RefusalReason.NO_PARAMETER)
+                raise Refusal(RefusalReason.NO_ATTRIBUTE)
             spec, instance, index = entry
             key = (spec.param_id, instance)
             if key not in cache:
@@ -261,11 +294,10 @@ class SimBus:
         self, controller: ControllerModel, start: int, values: tuple[int, ...]
     ) -> None:
         entry = self._maps[controller.address].get(start)
-        if entry is None or entry[2] != 0 or len(values) != 2:
-            raise Refusal(RefusalReason.NO_PARAMETER)  # writes must cover one whole value
+        if entry is None or entry[2] != 0:
+            raise Refusal(RefusalReason.NO_ATTRIBUTE)  # writes must start at a value
         spec, instance, _ = entry
-        if spec.kind is ParamKind.FLOAT:
-            value = modbus.registers_to_float(values, self.word_order)
-        else:
-            value = float(modbus.registers_to_uint32(values, self.word_order))
+        if len(values) != spec.kind.registers:
+            raise Refusal(RefusalReason.OUT_OF_RANGE)  # and cover exactly one value
+        value = decode_words(values, spec.kind, self.word_order)
         controller.write(spec.param_id, instance, self._from_wire(spec, value))

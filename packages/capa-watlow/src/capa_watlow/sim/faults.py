@@ -18,6 +18,8 @@ class FaultKind(enum.StrEnum):
     """Answer with a corrupted check (the host sees a garbled reply)."""
     ERROR_REPLY = "error_reply"
     """Answer with the protocol's error reply (device failure)."""
+    GARBAGE = "garbage"
+    """Answer with bytes that are no frame at all (line noise)."""
     SLOW_REPLY = "slow_reply"
     """Answer correctly after ``delay_s`` (longer than the host timeout: a late reply)."""
     DISCONNECT = "disconnect"

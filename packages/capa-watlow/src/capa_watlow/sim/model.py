@@ -14,18 +14,56 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from capa_watlow.params import IDENTITY, LOOP_PARAMETERS, ParamKind, ParamSpec, by_id
+from capa_watlow.params import (
+    ENUM_HIGH_LOW,
+    ENUM_LOW_HIGH,
+    LOOP_PARAMETERS,
+    PARAMETERS,
+    ParamSpec,
+    by_id,
+)
+from capa_watlow.stdbus import Value
 
-__all__ = ["ControllerModel", "Refusal", "RefusalReason"]
+__all__ = ["FACTORY", "ControllerModel", "Refusal", "RefusalReason"]
 
-SETPOINT_RANGE_C = (-200.0, 1500.0)
-"""Set points the simulated controller accepts (its Minimum/Maximum Set Point)."""
+SETPOINT_RANGE_C = (-1128.0, 5537.0)
+"""Set points the PM accepts by its factory Minimum/Maximum Set Point (PM map: -1,128 to
+5,537 degC, i.e. -1,999 to 9,999 degF)."""
+
+FACTORY_SETPOINT_C = (75.0 - 32.0) * 5.0 / 9.0
+"""Factory Closed Loop Set Point: 75.0 degF (PM map, 7001 default)."""
+
+FACTORY: dict[int, Value] = {
+    1001: 28,  # Hardware ID: ARM CPU (28), as the captured PM3 answers
+    1002: 9,  # Firmware ID
+    1003: 12,  # Software Revision
+    1005: 100,  # Software Build Number (+ the controller's serial, to tell units apart)
+    1007: 0,  # Serial Number (replaced per controller)
+    1009: "PM3R1CA-AAAAAAA",  # Part Number, as the captured PM3 answers
+    1011: "EZ-ZONE PM",  # Device Name: factory default (PM map)
+    1032: "",  # Serial Number as text (replaced per controller)
+    8002: 10,  # Control Mode Active: Auto (10)
+    17001: 1,  # Standard Bus Address (replaced by the controller's address)
+    17002: 188,  # Baud Rate (Modbus): 9600 (188), factory default
+    17003: 61,  # Parity (Modbus): None (61), factory default; Even 191, Odd 192
+    17007: 1,  # Modbus Address (replaced by the controller's address)
+    17009: 1286,  # Protocol: Standard Bus (1286), factory default; Modbus is 1057
+    17043: ENUM_LOW_HIGH,  # Modbus Word Order: Low_High (1331), factory default
+    17050: 30,  # Display Units: degF (30), factory default; degC is 15
+}
+"""The simulator's answers for the non-loop parameters (PM map factory defaults)."""
+
+WORD_ORDER_ENUM = {"low_high": ENUM_LOW_HIGH, "high_low": ENUM_HIGH_LOW}
+UNITS_ENUM = {"degF": 30, "degC": 15}
+
+_CLASSES = {spec.param_class for spec in PARAMETERS}
 
 
 class RefusalReason(enum.Enum):
     """Why the simulated controller declined a request (mapped to each protocol's codes)."""
 
-    NO_PARAMETER = "no such parameter"
+    NO_OBJECT = "no such object (parameter class)"
+    NO_ATTRIBUTE = "no such attribute (parameter member)"
     NO_INSTANCE = "no such instance"
     READ_ONLY = "parameter is read-only"
     OUT_OF_RANGE = "value out of range"
@@ -62,7 +100,8 @@ class ControllerModel:
         seed: seeds the measurement noise, so a run is reproducible.
         noise_c: standard deviation of the process value noise.
         clock: monotonic time source in seconds (injectable for tests).
-        serial: reported as part of the identity, for telling controllers apart.
+        serial: the controller's serial number (identity), for telling controllers apart.
+        setpoint_c: initial closed-loop set point (factory default 75 degF).
     """
 
     def __init__(
@@ -76,6 +115,7 @@ class ControllerModel:
         noise_c: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         serial: int = 0,
+        setpoint_c: float = FACTORY_SETPOINT_C,
     ) -> None:
         self.address = address
         self.instances = instances
@@ -86,13 +126,16 @@ class ControllerModel:
         self._rng = random.Random(seed * 1009 + address)
         self._lock = threading.Lock()
         now = clock()
-        self._loops = [_Loop(ambient_c, ambient_c, now) for _ in range(instances)]
-        self._identity: dict[int, int] = {
-            1001: 5,  # hardware id of the simulated PM
-            1002: 1,
-            1003: 12,
+        self._loops = [_Loop(setpoint_c, ambient_c, now) for _ in range(instances)]
+        self.settings: dict[int, Value] = {
+            **FACTORY,
             1005: 100 + serial,
+            1007: 1_000_000 + serial,
+            1032: f"{1_000_000 + serial}",
+            17001: min(address, 16),
+            17007: address,
         }
+        """Values of the non-loop parameters (identity, mode, communications)."""
 
     # ---------------------------------------------------------------- physics
     def _pv(self, loop: _Loop, now: float) -> float:
@@ -137,31 +180,47 @@ class ControllerModel:
             return value_c
 
     # ---------------------------------------------------------------- parameter table
-    def read(self, param_id: int, instance: int) -> tuple[float, ParamSpec]:
-        """Value of a parameter (temperatures in °C) and its spec; raises :class:`Refusal`."""
+    def _spec(self, param_id: int, instance: int) -> ParamSpec:
         spec = by_id(param_id)
         if spec is None:
-            raise Refusal(RefusalReason.NO_PARAMETER)
-        if spec in IDENTITY:
-            if instance != 1:
-                raise Refusal(RefusalReason.NO_INSTANCE)
-            return float(self._identity[param_id]), spec
-        readers = {
-            "process_value": self.process_value,
-            "setpoint": self.setpoint,
-            "output_power": self.output_power,
-        }
-        return readers[spec.name](instance), spec
+            cls = param_id // 1000
+            raise Refusal(
+                RefusalReason.NO_ATTRIBUTE if cls in _CLASSES else RefusalReason.NO_OBJECT
+            )
+        limit = self.instances if spec in LOOP_PARAMETERS else spec.instances
+        if not 1 <= instance <= limit:
+            raise Refusal(RefusalReason.NO_INSTANCE)
+        return spec
 
-    def write(self, param_id: int, instance: int, value: float) -> tuple[float, ParamSpec]:
-        """Write a parameter (temperatures in °C); returns the stored value and the spec."""
-        spec = by_id(param_id)
-        if spec is None:
-            raise Refusal(RefusalReason.NO_PARAMETER)
+    def read(self, param_id: int, instance: int) -> tuple[Value, ParamSpec]:
+        """Value of a parameter (temperatures in degC) and its spec; raises :class:`Refusal`.
+
+        A class the PM does not have is *no such object*, a member of a known class
+        *no such attribute*, an instance past the parameter's last *no such instance*
+        -- the three refusals a PM3 sends.
+        """
+        spec = self._spec(param_id, instance)
         if spec in LOOP_PARAMETERS:
-            self._loop(instance)  # refuse a missing instance before a read-only write
+            readers = {
+                "process_value": self.process_value,
+                "setpoint": self.setpoint,
+                "output_power": self.output_power,
+            }
+            return readers[spec.name](instance), spec
+        with self._lock:
+            return self.settings[param_id], spec
+
+    def write(self, param_id: int, instance: int, value: Value) -> tuple[Value, ParamSpec]:
+        """Write a parameter (temperatures in degC); returns the stored value and the spec."""
+        spec = self._spec(param_id, instance)
         if not spec.writable:
             raise Refusal(RefusalReason.READ_ONLY)
-        if spec.kind is not ParamKind.FLOAT:  # pragma: no cover - every writable one is float
-            raise Refusal(RefusalReason.READ_ONLY)
-        return self.set_setpoint(value, instance), spec
+        if spec.name == "setpoint":
+            if isinstance(value, str):
+                raise Refusal(RefusalReason.OUT_OF_RANGE)
+            return self.set_setpoint(float(value), instance), spec
+        if not isinstance(value, str) or len(value) > 32:  # Device Name: a short string
+            raise Refusal(RefusalReason.OUT_OF_RANGE)
+        with self._lock:
+            self.settings[param_id] = value
+        return value, spec

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
 from capa_watlow.sim.bus import SimBus, SimProtocol
-from capa_watlow.sim.model import ControllerModel
+from capa_watlow.sim.model import FACTORY_SETPOINT_C, ControllerModel
 from capa_watlow.sim.pty import PtySimulator
 
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ class SimConfig:
         tau: plant time constant in seconds.
         noise: process value noise (standard deviation, °C).
         wire_unit: temperature unit on the wire.
-        word_order: Modbus 32-bit word order.
+        word_order: Modbus 32-bit word order (the controllers' Modbus Word Order
+            setting; factory default ``low_high``).
+        setpoint: initial closed-loop set point, degC (``None``: the factory 75 degF).
     """
 
     seed: int = 0
@@ -58,6 +60,7 @@ class SimConfig:
     noise: float = 0.0
     wire_unit: str = "degF"
     word_order: str = "low_high"
+    setpoint: float | None = None
 
     def canonical(self) -> str:
         """A normalised URL: equal configurations give equal strings (the resource id)."""
@@ -66,6 +69,7 @@ class SimConfig:
             f"&addresses={','.join(map(str, self.addresses))}&protocol={self.protocol}"
             f"&instances={self.instances}&tau={self.tau:g}&noise={self.noise:g}"
             f"&wire_unit={self.wire_unit}&word_order={self.word_order}"
+            + ("" if self.setpoint is None else f"&setpoint={self.setpoint:g}")
         )
 
     def build(self, *, link: str | None = None) -> PtySimulator:
@@ -79,6 +83,7 @@ class SimConfig:
                 seed=self.seed,
                 noise_c=self.noise,
                 serial=a,
+                setpoint_c=FACTORY_SETPOINT_C if self.setpoint is None else self.setpoint,
             )
             for a in self.addresses
         ]
@@ -112,6 +117,7 @@ def parse_sim_url(url: str) -> SimConfig:
         "protocol": str,
         "wire_unit": str,
         "word_order": str,
+        "setpoint": float,
     }
     for key, raw in query.items():
         try:
@@ -135,7 +141,7 @@ def _validate(url: str, config: SimConfig) -> None:
         (config.wire_unit in ("degC", "degF", "K"), "wire_unit must be degC|degF|K"),
         (config.word_order in ("low_high", "high_low"), "word_order: low_high|high_low"),
         (addresses_ok, "addresses must be 1-16"),
-        (1 <= config.instances <= 4, "instances must be 1-4"),
+        (1 <= config.instances <= 2, "instances must be 1-2 (loops of a PM)"),
         (config.tau >= 0, "tau must be >= 0"),
     ]
     for ok, message in checks:
