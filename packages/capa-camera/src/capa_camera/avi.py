@@ -18,7 +18,7 @@ import struct
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["MjpegAviWriter"]
+__all__ = ["MjpegAviWriter", "read_jpeg_chunks"]
 
 _AVIF_HASINDEX: Final = 0x10
 _AVIIF_KEYFRAME: Final = 0x10
@@ -63,7 +63,10 @@ class MjpegAviWriter:
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise ValueError(f"{self.path.name}: JPEG encoding failed")
-        data = buf.tobytes()
+        self.write_jpeg(buf.tobytes())
+
+    def write_jpeg(self, data: bytes) -> None:
+        """Append one already encoded JPEG frame as it is."""
         chunk = b"00dc" + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
         self._put(chunk)
         self._index.append((self._movi_bytes, len(data)))
@@ -117,3 +120,30 @@ class MjpegAviWriter:
         riff_size = 4 + len(hdrl) + 8 + self._movi_bytes + (idx1 if frames else 0)
         movi = b"LIST" + struct.pack("<I", self._movi_bytes) + b"movi"
         return b"RIFF" + struct.pack("<I", riff_size) + b"AVI " + hdrl + movi
+
+
+def read_jpeg_chunks(path: Path) -> list[bytes]:
+    """The JPEG frames of an MJPEG AVI, in file order, as stored (no decoding).
+
+    Raises:
+        ValueError: not a RIFF AVI, or a video chunk that is not a JPEG image.
+    """
+    data = path.read_bytes()
+    if data[:4] != b"RIFF" or data[8:12] != b"AVI ":
+        raise ValueError(f"{path.name} is not an AVI file")
+    frames: list[bytes] = []
+    pos, end = 12, min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
+    while pos + 8 <= end:
+        cid, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if cid == b"LIST" and data[pos + 8 : pos + 12] == b"movi":
+            sub, sub_end = pos + 12, min(end, pos + 8 + size)
+            while sub + 8 <= sub_end:
+                sid, ssize = data[sub : sub + 4], struct.unpack_from("<I", data, sub + 4)[0]
+                if sid[2:] in (b"dc", b"db"):
+                    jpeg = data[sub + 8 : sub + 8 + ssize]
+                    if jpeg[:2] != b"\xff\xd8":
+                        raise ValueError(f"{path.name}: a video chunk is not a JPEG image")
+                    frames.append(jpeg)
+                sub += 8 + ssize + (ssize & 1)
+        pos += 8 + size + (size & 1)
+    return frames
