@@ -106,6 +106,7 @@ def test_frames_the_encoder_cannot_take_are_dropped_and_counted(tmp_path, monkey
     summary = ctx.events("camera.summary")[0].metadata
     assert summary["dropped"] > 0
     assert summary["captured"] == summary["frames"] + summary["dropped"]
+    assert summary["lost_uncommitted"] == 0
     assert summary["health"] == "degraded"
     assert ctx.events("camera.frames_dropped")
     assert numbers == sorted(numbers)
@@ -287,6 +288,9 @@ def test_a_full_disk_ends_the_recording_as_a_device_error(tmp_path, monkeypatch,
     files = sorted(p.name for p in (tmp_path / "video" / "cam").iterdir())
     committed = [f for f in files if ".in-flight." not in f]
     assert len(rows) == sum(len(decode_video(tmp_path / "video" / "cam" / f)) for f in committed)
+    assert summary["frames"] == len(rows)
+    assert summary["lost_uncommitted"] > 0  # the frames of the segment that failed
+    assert summary["captured"] == len(rows) + summary["lost_uncommitted"] + summary["dropped"]
     assert [f for f in files if ".in-flight." in f]
 
 

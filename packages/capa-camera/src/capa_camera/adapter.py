@@ -227,6 +227,9 @@ class OpenCvCamera(Adapter):
         health = s.health()
         folder = self.video_folder() if recorder is not None else None
         segments = recorder.segments if recorder is not None else []
+        # Frames that reached a segment the failure kept from being committed are not in
+        # the bundle: they are counted apart, never as recorded.
+        frames = sum(g.frames for g in segments) if recorder is not None else s.written
         meta = {
             "camera": self.name,
             "folder": folder,
@@ -235,9 +238,10 @@ class OpenCvCamera(Adapter):
             "segment_s": self.p.segment_s,
             "codec": self.p.codec,
             "container": self.p.container,
-            "frames": s.written,
+            "frames": frames,
             "captured": s.captured,
             "dropped": s.dropped,
+            "lost_uncommitted": s.written - frames + s.discarded,
             "disconnects": s.disconnects,
             "reconnects": s.reconnects,
             "source_kind": self.p.kind,

@@ -39,6 +39,8 @@ class CameraStats:
     captured: int = 0
     written: int = 0
     dropped: int = 0
+    discarded: int = 0
+    """Frames captured but never written because the recording had failed."""
     disconnects: int = 0
     reconnects: int = 0
     errors: int = 0
@@ -178,6 +180,7 @@ class Pipeline:
         recorder = self.recorder
         clock = self.ctx.clock
         ended = False
+        in_hand = False  # a frame taken from the queue and not yet written
         try:
             while True:
                 timeout = recorder.due_in_s(clock.now_ns()) if recorder else None
@@ -191,6 +194,7 @@ class Pipeline:
                     ended = True
                     break
                 t_ns, t_utc, latency, frame = item
+                in_hand = True
                 if recorder is not None:
                     if recorder.due_in_s(clock.now_ns()) == 0.0:
                         recorder.commit()
@@ -200,15 +204,18 @@ class Pipeline:
                     idx = self.stats.written
                     self.ctx.emit(FrameReceipt(idx, t_ns, t_utc, latency))
                 self.stats.written += 1
+                in_hand = False
                 self.latest_idx = idx
             if recorder is not None:
                 recorder.close()
         except Exception as exc:
+            self.stats.discarded += in_hand
             self._fail("recording", exc)
             if recorder is not None:
                 self._cleanup(recorder.abandon)
             while not ended:  # take what capture still queues until it has finished
                 ended = self._queue.get() is _END
+                self.stats.discarded += not ended
         finally:
             self._on_done()
 
