@@ -316,3 +316,16 @@ def test_without_a_bundle_frames_are_receipts(tmp_path):
     assert receipts
     assert [r.frame_idx for r in receipts] == list(range(len(receipts)))
     assert ctx.events("camera.summary")[0].metadata["folder"] is None
+
+
+def test_a_segment_that_reaches_the_avi_size_limit_is_committed_early(tmp_path, monkeypatch):
+    import capa_camera.avi as avi
+
+    monkeypatch.setattr(avi, "MAX_MOVI_BYTES", 8_000)  # a few frames of 160x120
+    ctx = Collector(tmp_path)
+    record(camera("sim://", segment_s=60), ctx, 1.0)
+    numbers = check_recording(ctx, tmp_path)
+    assert numbers == list(range(len(numbers)))
+    files = sorted((tmp_path / "video" / "cam").iterdir())
+    assert len(files) >= 3  # by size, not by time (segment_s is a minute)
+    assert all(p.stat().st_size < 8_000 + 10_000 for p in files)

@@ -18,10 +18,12 @@ import struct
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["MjpegAviWriter", "read_jpeg_chunks"]
+__all__ = ["MAX_MOVI_BYTES", "MjpegAviWriter", "read_jpeg_chunks"]
 
 _AVIF_HASINDEX: Final = 0x10
 _AVIIF_KEYFRAME: Final = 0x10
+MAX_MOVI_BYTES: Final = 1 << 30
+"""Frame data per file before the caller must start another (AVI 1.0 sizes are 32-bit)."""
 _HDRL_BYTES: Final = 4 + (8 + 56) + (8 + 4 + (8 + 56) + (8 + 40))
 """Payload of LIST 'hdrl': its type, avih, and LIST 'strl' with strh and strf."""
 
@@ -55,6 +57,11 @@ class MjpegAviWriter:
     def frames(self) -> int:
         """Frames written so far."""
         return len(self._index)
+
+    @property
+    def full(self) -> bool:
+        """Whether the file holds :data:`MAX_MOVI_BYTES` of frames (close it now)."""
+        return self._movi_bytes >= MAX_MOVI_BYTES
 
     def write(self, frame: Any) -> None:
         """Encode and append one frame (OSError if it cannot be written)."""
