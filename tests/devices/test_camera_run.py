@@ -1,9 +1,15 @@
-"""capa-camera through `capa run`: sim://, a video file and an MJPEG server (killed mid-run)."""
+"""capa-camera through `capa run`: sim://, a video file, an MJPEG server (killed mid-run),
+and `kill -9` of the run itself at random points, then `capa finalize`."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import random
+import signal
+import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -61,34 +67,68 @@ def decode(path: Path) -> list[int]:
     return numbers
 
 
-def check_bundle(bundle: Path) -> tuple[list[int], dict]:
-    """Sidecar rows == frames in the sealed video; monotonic times; the camera summary."""
-    video = bundle / "video" / "cam.avi"
+def check_video_agrees(bundle: Path) -> tuple[list[int], list[dict]]:
+    """Frames-table rows == frames decoded from the segments, row by row; sealed; hashed.
+
+    Returns the decoded frame numbers and the rows.
+    """
     frames = pq.read_table(bundle / "video" / "cam.frames.parquet")
-    assert {"frame_idx", "t_mono_ns", "t_utc", "capture_latency_s"} <= set(frames.column_names)
-    numbers = decode(video)
-    assert frames.num_rows == len(numbers) > 0
-    assert frames.column("frame_idx").to_pylist() == list(range(frames.num_rows))
-    t = frames.column("t_mono_ns").to_numpy()
+    assert {"frame_idx", "t_mono_ns", "t_utc", "capture_latency_s", "segment"} <= set(
+        frames.column_names
+    )
+    rows = frames.to_pylist()
+    segments = sorted((bundle / "video" / "cam").iterdir())
+    assert [p.name for p in segments if ".in-flight." in p.name] == []
+    numbers: list[int] = []
+    for path in segments:
+        decoded = decode(path)
+        mine = [r for r in rows if r["segment"] == f"cam/{path.name}"]
+        assert len(mine) == len(decoded) > 0, path.name  # exactly, per segment
+        assert [r["segment_frame"] for r in mine] == list(range(len(mine)))
+        numbers += decoded
+    assert len(rows) == len(numbers) > 0
+    assert [r["frame_idx"] for r in rows] == list(range(len(rows)))
+    t = np.array([r["t_mono_ns"] for r in rows])
     assert (np.diff(t) > 0).all()
     assert numbers == sorted(numbers)
     assert len(set(numbers)) == len(numbers)
-    # The video is under the seal.
+    # Every segment is under the seal, and the seal checks with plain sha256sum.
     sealed = dict(
         reversed(line.split("  ", 1))
         for line in (bundle / "manifest.sha256").read_text().splitlines()
     )
-    assert sealed["video/cam.avi"] == hashlib.sha256(video.read_bytes()).hexdigest()
+    for path in segments:
+        rel = path.relative_to(bundle).as_posix()
+        assert sealed[rel] == hashlib.sha256(path.read_bytes()).hexdigest()
+    check = subprocess.run(
+        ["sha256sum", "--quiet", "-c", "manifest.sha256"],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert manifest(bundle)["counts"]["frames"] == {"cam": len(rows)}
+    return numbers, rows
+
+
+def check_bundle(bundle: Path) -> tuple[list[int], dict]:
+    """A cleanly stopped recording: the video agrees, and summary and manifest say so."""
+    numbers, rows = check_video_agrees(bundle)
     cams = event_rows(bundle, "camera.summary")
     assert len(cams) == 1
     meta = cams[0]["metadata"]
-    assert meta["frames"] == frames.num_rows
-    assert meta["file"] == "video/cam.avi"
-    (listed,) = manifest(bundle)["cameras"]  # the manifest lists the camera too
+    assert meta["frames"] == len(rows)
+    assert meta["folder"] == "video/cam"
+    (listed,) = manifest(bundle)["cameras"]  # the manifest lists the camera and segments
     assert listed["device"] == "cam"
-    assert listed["frames"] == frames.num_rows
-    assert listed["file"] == "video/cam.avi"
+    assert listed["frames"] == len(rows)
     assert listed["codec"] == meta["codec"]
+    assert listed["segments"] == [
+        {"file": f"video/{name}", "frames": sum(r["segment"] == name for r in rows)}
+        for name in sorted({r["segment"] for r in rows})
+    ]
+    assert meta["segments"] == len(listed["segments"])
     return numbers, meta
 
 
@@ -100,7 +140,9 @@ def test_sim_recording_10s(tmp_path):
     assert numbers == list(range(len(numbers)))  # every frame, in order, none dropped
     assert 95 <= len(numbers) <= 115  # 10 fps while the devices sample (a little over 10 s)
     assert meta["dropped"] == 0
+    assert meta["captured"] == meta["frames"] == len(numbers)  # every captured frame kept
     assert meta["health"] == "ok"
+    assert 10 <= meta["segments"] <= 12  # one a second
     assert manifest(bundle)["bundle_status"] == "sealed"
 
 
@@ -120,12 +162,12 @@ def test_video_file_recording_10s(tmp_path):
 
 
 def wait_for_frames(proc: CapaProcess, popen, timeout: float = 30) -> Path:
-    """Until frame receipts reach the bundle (their Arrow stream is flushed every second)."""
+    """Until the first segment is committed (its rows follow the table's schema)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert popen.poll() is None, popen.communicate()
         for stream in proc.runs.glob("2*/video/cam.frames*.arrows"):
-            if stream.stat().st_size > 1000:
+            if stream.stat().st_size > 1000:  # the first segment's rows are durable
                 return stream
         time.sleep(0.05)
     raise AssertionError("no frames recorded")
@@ -156,3 +198,41 @@ def test_mjpeg_server_killed_mid_run_reconnects_and_the_run_seals(tmp_path):
     kinds = [e["kind"] for e in event_rows(bundle, "camera.")]
     assert kinds.index("camera.disconnected") < kinds.index("camera.reconnected")
     assert max(np.diff(numbers)) >= 10  # frames on both sides of a >1 s outage
+
+
+def test_kill_9_at_random_points_loses_at_most_a_segment_and_video_agrees(tmp_path):
+    """SIGKILL `capa run` mid-recording, `capa finalize`: rows == decodable frames, <= ~1 s lost."""
+    rng = random.Random(int(os.environ.get("CAPA_KILL_SEED", time.time_ns() % 10_000)))
+    delays = [rng.uniform(0.0, 2.5) for _ in range(3)]
+    for i, delay in enumerate(delays):
+        tmp = tmp_path / f"kill{i}"
+        tmp.mkdir()
+        proc = CapaProcess(tmp)
+        exp = write_rig(tmp, RIG.format(source="sim://", fps=15), duration_s=120)
+        popen = proc.start("run", str(exp), "--runs-root", "runs")
+        try:
+            stream = wait_for_frames(proc, popen)
+            time.sleep(delay)
+            killed_at = time.time()
+            os.kill(popen.pid, signal.SIGKILL)
+        finally:
+            popen.kill()
+            popen.communicate(timeout=30)
+        bundle = stream.parents[1]
+        fin = proc.run("finalize", bundle.name, "--runs-root", "runs")
+        assert fin.returncode == 0, f"delay {delay:.3f} s: {fin.stdout}{fin.stderr}"
+        m = manifest(bundle)
+        assert (m["run_status"], m["bundle_status"], m["integrity"]["status"]) == (
+            "crashed",
+            "sealed",
+            "ok",
+        )
+        numbers, rows = check_video_agrees(bundle)
+        assert numbers == list(range(len(numbers)))  # a prefix of the recording, no gaps
+        last = datetime.fromisoformat(rows[-1]["t_utc"]).timestamp()
+        lost_s = killed_at - last
+        print(f"kill after {delay:.3f} s: {len(rows)} frames kept, {lost_s:.3f} s lost")
+        assert 0 <= lost_s <= 1.5, f"delay {delay:.3f} s: {lost_s:.3f} s of video lost"
+        # What finalize removed (the segment being written) is reported, not silent.
+        warnings = m["custom"].get("finalize_warnings", [])
+        assert all("video/cam/" not in w or "unfinished" in w for w in warnings), warnings

@@ -61,6 +61,26 @@ def decode_video(path: Path) -> list[int]:
     return numbers
 
 
+def frame_rows(bundle: Path, name: str = "cam") -> list[dict]:
+    """Rows of the camera's frames table (in flight, as a clean stop leaves it, or sealed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sealed = bundle / "video" / f"{name}.frames.parquet"
+    if sealed.exists():
+        return pq.read_table(sealed).to_pylist()
+    stream = bundle / "video" / f"{name}.frames.in-flight.arrows"
+    with pa.memory_map(str(stream)) as source:
+        return pa.ipc.open_stream(source).read_all().to_pylist()
+
+
+def decode_segments(bundle: Path, name: str = "cam") -> tuple[list[str], list[int]]:
+    """Every segment file of a camera in order, and the frame numbers decoded from them."""
+    segments = sorted((bundle / "video" / name).glob("*"))
+    files = [f"{name}/{p.name}" for p in segments]
+    return files, [n for p in segments for n in decode_video(p)]
+
+
 def record(cam, ctx: Collector, seconds: float, during: Callable[[], None] | None = None) -> dict:
     """open → start → stream for ``seconds`` (or until the source ends) → stop → close."""
 

@@ -13,8 +13,9 @@ from capa import DeviceError, EventSeverity
 from capa_camera.adapter import OpenCvCamera
 from capa_camera.mjpeg_server import MjpegServer
 from capa_camera.pattern import draw_frame
+from capa_camera.recording import SegmentedRecorder
 
-from .conftest import Collector, decode_video, record
+from .conftest import Collector, decode_segments, decode_video, frame_rows, record
 
 
 def camera(source, **kw) -> OpenCvCamera:
@@ -25,14 +26,22 @@ def camera(source, **kw) -> OpenCvCamera:
 
 
 def check_recording(ctx: Collector, bundle) -> list[int]:
-    """Sidecar rows == frames in the file; times monotonic; returns decoded numbers."""
-    receipts = ctx.receipts()
-    numbers = decode_video(bundle / "video" / "cam.avi")
-    assert len(receipts) == len(numbers) > 0
-    assert [r.frame_idx for r in receipts] == list(range(len(receipts)))
-    t = np.array([r.t_mono_ns for r in receipts])
+    """Frames-table rows == frames in the segments, row by row; returns decoded numbers."""
+    rows = frame_rows(bundle)
+    files, numbers = decode_segments(bundle)
+    assert len(rows) == len(numbers) > 0
+    assert [r["frame_idx"] for r in rows] == list(range(len(rows)))
+    # Each row names its segment and its place in it, in file order.
+    assert sorted({r["segment"] for r in rows}) == files
+    for file in files:
+        mine = [r["segment_frame"] for r in rows if r["segment"] == file]
+        assert mine == list(range(len(mine)))
+        assert len(mine) == len(decode_video(bundle / "video" / file))
+    t = np.array([r["t_mono_ns"] for r in rows])
     assert (np.diff(t) > 0).all()
-    assert all(r.capture_latency_s >= 0 for r in receipts)
+    assert all(r["capture_latency_s"] >= 0 for r in rows)
+    assert ctx.receipts() == []  # a bundle recording keeps its own table
+    assert not list(bundle.rglob("*.in-flight.avi"))  # every segment was committed
     return numbers
 
 
@@ -47,22 +56,57 @@ def test_sim_recording_keeps_every_frame_in_order(tmp_path):
     assert jpeg.shape == (120, 160, 3)
     summary = ctx.events("camera.summary")[0]
     assert summary.metadata["frames"] == len(numbers)
-    assert summary.metadata["file"] == "video/cam.avi"
+    assert summary.metadata["folder"] == "video/cam"
     assert summary.metadata["codec"] == "MJPG"
     assert summary.metadata["health"] == "ok"
     assert summary.severity is EventSeverity.INFO
-    assert cam.run_summary() == summary.metadata
+    listed = cam.run_summary()
+    assert listed == {**summary.metadata, "segments": listed["segments"]}
+    assert summary.metadata["segments"] == len(listed["segments"]) >= 1
+    assert sum(g["frames"] for g in listed["segments"]) == len(numbers)
+    assert [g["file"] for g in listed["segments"]] == [
+        f"video/{f}" for f in decode_segments(tmp_path)[0]
+    ]
 
 
-def test_frames_the_encoder_cannot_take_are_dropped_and_counted(tmp_path):
-    # The run's writer is slow (each receipt takes 60 ms): with a 2-frame queue the
-    # capture thread must drop frames rather than fall behind the camera.
-    ctx = Collector(tmp_path, emit_delay_s=0.06)
+def test_segments_rotate_every_segment_s(tmp_path):
+    ctx = Collector(tmp_path)
+    record(camera("sim://", fps=20, segment_s=0.25), ctx, 1.6)
+    numbers = check_recording(ctx, tmp_path)
+    assert numbers == list(range(len(numbers)))
+    rows = frame_rows(tmp_path)
+    per_segment = {}
+    for r in rows:
+        per_segment.setdefault(r["segment"], []).append(r["t_mono_ns"])
+    assert len(per_segment) >= 5
+    # No segment spans much more than segment_s of frames (a frame interval of slack).
+    assert max(t[-1] - t[0] for t in per_segment.values()) <= 0.25e9 + 0.06e9
+
+
+def test_other_codecs_are_written_through_cv2_videowriter(tmp_path):
+    ctx = Collector(tmp_path)
+    record(camera("sim://", codec="XVID", segment_s=0.5), ctx, 1.2)
+    numbers = check_recording(ctx, tmp_path)
+    assert numbers == list(range(len(numbers)))
+
+
+def test_frames_the_encoder_cannot_take_are_dropped_and_counted(tmp_path, monkeypatch):
+    # The encoder is slow (each frame takes 60 ms): with a 2-frame queue the capture
+    # thread must drop frames rather than fall behind the camera.
+    write = SegmentedRecorder.write
+
+    def slow_write(self, *args):
+        time.sleep(0.06)
+        return write(self, *args)
+
+    monkeypatch.setattr(SegmentedRecorder, "write", slow_write)
+    ctx = Collector(tmp_path)
     record(camera("sim://", fps=50, queue_frames=2), ctx, 1.0)
     numbers = check_recording(ctx, tmp_path)
     summary = ctx.events("camera.summary")[0].metadata
     assert summary["dropped"] > 0
     assert summary["captured"] == summary["frames"] + summary["dropped"]
+    assert summary["lost_uncommitted"] == 0
     assert summary["health"] == "degraded"
     assert ctx.events("camera.frames_dropped")
     assert numbers == sorted(numbers)
@@ -94,10 +138,10 @@ def test_a_video_file_is_replayed_at_its_rate_then_ends(tmp_path):
     assert snap["ended_by_itself"]  # the stream ended with the file, not at the timeout
     numbers = check_recording(ctx, bundle)
     assert numbers == list(range(1000, 1012))
-    receipts = ctx.receipts()
+    rows = frame_rows(bundle)
     # Paced at the file's 30 fps: each frame was due 1/30 s after the previous one
     # (due time = arrival - capture latency).
-    due = np.array([r.t_mono_ns - r.capture_latency_s * 1e9 for r in receipts])
+    due = np.array([r["t_mono_ns"] - r["capture_latency_s"] * 1e9 for r in rows])
     assert np.allclose(np.diff(due), 1e9 / 30, atol=1e3)
     assert ctx.events("camera.source_ended")
     summary = ctx.events("camera.summary")[0].metadata
@@ -185,3 +229,103 @@ def test_a_second_run_on_the_same_adapter_starts_a_fresh_recording(tmp_path):
         numbers = check_recording(ctx, ctx.bundle_path)
         assert numbers == list(range(len(numbers)))
         assert len(numbers) <= 12  # 20 fps for 0.4 s, not a burst of catch-up frames
+
+
+def _record_expecting_failure(cam, ctx, seconds: float = 3.0) -> DeviceError:
+    async def body() -> DeviceError:
+        await cam.open()
+        await cam.start(ctx)
+        task = asyncio.ensure_future(cam.stream(ctx))
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        assert done, "a failed recording must end stream() by itself"
+        with pytest.raises(DeviceError) as info:
+            task.result()
+        await cam.close()
+        return info.value
+
+    return asyncio.run(body())
+
+
+@pytest.fixture
+def thread_tracebacks(monkeypatch):
+    """Exceptions that escaped a thread (each would print a traceback)."""
+    import threading
+
+    escaped: list = []
+    monkeypatch.setattr(threading, "excepthook", escaped.append)
+    return escaped
+
+
+def test_a_full_disk_ends_the_recording_as_a_device_error(tmp_path, monkeypatch, thread_tracebacks):
+    import errno
+    import os
+
+    import capa_camera.avi as avi
+
+    calls = {"n": 0}
+    real_write = os.write
+
+    def write(fd, data):
+        calls["n"] += 1
+        if calls["n"] > 25:  # headers and some frames fit; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(avi.os, "write", write)
+    ctx = Collector(tmp_path)
+    error = _record_expecting_failure(camera("sim://", segment_s=0.5), ctx)
+    assert "disk is full" in str(error)
+    assert thread_tracebacks == []
+    errors = ctx.events("camera.error")
+    assert errors
+    assert "No space left on device" in errors[0].message
+    summary = ctx.events("camera.summary")[0].metadata
+    assert summary["health"] == "failed"
+    assert "disk is full" in summary["error"]
+    # What was committed before the disk filled still agrees row for row; the segment
+    # being written stays unfinished for finalize to remove.
+    rows = frame_rows(tmp_path)
+    files = sorted(p.name for p in (tmp_path / "video" / "cam").iterdir())
+    committed = [f for f in files if ".in-flight." not in f]
+    assert len(rows) == sum(len(decode_video(tmp_path / "video" / "cam" / f)) for f in committed)
+    assert summary["frames"] == len(rows)
+    assert summary["lost_uncommitted"] > 0  # the frames of the segment that failed
+    assert summary["captured"] == len(rows) + summary["lost_uncommitted"] + summary["dropped"]
+    assert [f for f in files if ".in-flight." in f]
+
+
+def test_a_run_that_cannot_take_events_gives_a_device_error_not_a_traceback(
+    tmp_path, thread_tracebacks
+):
+    from capa import BundleError
+
+    class Broken(Collector):
+        def emit(self, emission) -> None:
+            raise BundleError("the bundle writer failed: [Errno 28] No space left on device")
+
+    ctx = Broken(None)  # no bundle: every frame is a receipt through emit()
+    error = _record_expecting_failure(camera("sim://"), ctx)
+    assert "No space left on device" in str(error)
+    assert thread_tracebacks == []
+
+
+def test_without_a_bundle_frames_are_receipts(tmp_path):
+    ctx = Collector(None)
+    record(camera("sim://"), ctx, 0.5)
+    receipts = ctx.receipts()
+    assert receipts
+    assert [r.frame_idx for r in receipts] == list(range(len(receipts)))
+    assert ctx.events("camera.summary")[0].metadata["folder"] is None
+
+
+def test_a_segment_that_reaches_the_avi_size_limit_is_committed_early(tmp_path, monkeypatch):
+    import capa_camera.avi as avi
+
+    monkeypatch.setattr(avi, "MAX_MOVI_BYTES", 8_000)  # a few frames of 160x120
+    ctx = Collector(tmp_path)
+    record(camera("sim://", segment_s=60), ctx, 1.0)
+    numbers = check_recording(ctx, tmp_path)
+    assert numbers == list(range(len(numbers)))
+    files = sorted((tmp_path / "video" / "cam").iterdir())
+    assert len(files) >= 3  # by size, not by time (segment_s is a minute)
+    assert all(p.stat().st_size < 8_000 + 10_000 for p in files)

@@ -6,11 +6,14 @@ In order it:
 
 1. reads ``manifest.json`` (missing, malformed or unknown schema version: BundleError, exit
    2); a run still marked ``running`` becomes ``crashed`` (its process is gone);
-2. marks the bundle ``finalizing`` and removes temporary files an interrupted write left;
+2. marks the bundle ``finalizing`` and removes temporary files an interrupted write left,
+   and files other producers never finished (``*.in-flight.*``, see
+   :mod:`capa.bundle.unfinished`), reporting those;
 3. rewrites every ``*.in-flight.arrows`` stream to ``<stem>.parquet`` (zstd, row groups of
    about a million rows, sorted by ``t_mono_ns``) via temp file + fsync + rename, keeping
    every complete batch and reporting a torn tail in ``manifest.custom.finalize_warnings``,
    then deletes the stream;
+   then drops rows of tables that name files (``capa.files_column``) whose file is gone;
 4. folds ``events.sqlite``'s WAL into the file so the bundle has no side files;
 5. records row counts, writes the final manifest (``sealed`` / integrity ``ok``), writes
    ``manifest.sha256`` and verifies it; if the check disagrees the manifest is rewritten as
@@ -51,6 +54,7 @@ from capa.bundle.paths import (
     SCALARS_STEM,
     VIDEO_DIR,
 )
+from capa.bundle.unfinished import drop_rows_without_files, remove_unfinished
 from capa.errors import BundleError, FinalizeError
 
 if TYPE_CHECKING:
@@ -156,6 +160,7 @@ def _finalize(
         manifest = manifest.transition(bundle_status=BundleStatus.FINALIZING, **updates)
         write_manifest(bundle, manifest)
     _remove_temp_files(bundle)
+    result.warnings.extend(remove_unfinished(bundle))
 
     for stream in sorted(bundle.rglob(f"*{IN_FLIGHT_SUFFIX}")):
         _convert_stream(bundle, stream, result)
@@ -164,6 +169,9 @@ def _finalize(
         if rel not in result.rewritten_targets:
             _check_parquet(parquet, rel)
             result.skipped.append(rel)
+    for parquet in sorted(bundle.rglob("*.parquet")):
+        if (dropped := drop_rows_without_files(bundle, parquet)) is not None:
+            result.warnings.append(dropped)
     n_events = _seal_events(bundle, result)
 
     custom = dict(manifest.custom)

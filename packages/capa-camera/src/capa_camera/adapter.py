@@ -2,9 +2,11 @@
 
 The adapter streams: capture and encoding run on two threads of their own (see
 :mod:`capa_camera.pipeline`), the adapter's coroutine only waits for them. The recording
-goes to ``video/<name>.<container>`` in the run bundle, one :class:`~capa.FrameReceipt`
-per recorded frame (the bundle writer makes them ``video/<name>.frames.parquet``), and a
-``camera.summary`` event at the end lists file, codec, frame count and health.
+goes to ``video/<name>/<segment>.<container>`` in the run bundle, with one row per frame in
+``video/<name>.frames`` (see :mod:`capa_camera.recording`: at most one segment,
+``segment_s``, is lost to a hard kill), and a ``camera.summary`` event at the end lists
+folder, codec, frame and segment counts and health. A failure of capture or recording
+(a full disk) is raised from :meth:`OpenCvCamera.stream` as a :class:`~capa.DeviceError`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from capa import (
     Command,
     CommandResult,
     ConfigModel,
+    DeviceError,
     DeviceEvent,
     DiscoveredDevice,
     EventSeverity,
@@ -31,6 +34,7 @@ from capa import (
 )
 from capa_camera.params import CameraParams
 from capa_camera.pipeline import Pipeline
+from capa_camera.recording import SegmentedRecorder
 from capa_camera.sources import Source, make_source
 
 __all__ = ["OpenCvCamera"]
@@ -71,9 +75,9 @@ class OpenCvCamera(Adapter):
         """A camera produces frames, not channel samples."""
         return ()
 
-    def video_name(self) -> str:
-        """File name of the recording inside ``video/``."""
-        return f"{self.name}.{self.p.container}"
+    def video_folder(self) -> str:
+        """Folder of the recording's segments inside the bundle."""
+        return f"video/{self.name}"
 
     # ------------------------------------------------------------ lifecycle
     async def open(self) -> None:
@@ -114,15 +118,23 @@ class OpenCvCamera(Adapter):
         assert self._source is not None, "stream before open"
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
-        video = None
+        recorder = None
         if self.p.record and ctx.bundle_path is not None:
-            video = Path(ctx.bundle_path) / "video" / self.video_name()
+            recorder = SegmentedRecorder(
+                Path(ctx.bundle_path) / "video",
+                self.name,
+                codec=self.p.codec,
+                container=self.p.container,
+                fps=self._source.fps(),
+                segment_s=self.p.segment_s,
+                quality=self.p.jpeg_quality,
+            )
         pipeline = Pipeline(
             self.name,
             self.p,
             self._source,
             ctx=ctx,
-            video=video,
+            recorder=recorder,
             stop=self._stop,
             on_done=lambda: loop.call_soon_threadsafe(done.set),
         )
@@ -133,12 +145,20 @@ class OpenCvCamera(Adapter):
         finally:
             self._stop.set()
             pipeline.join()
-            ctx.emit(self._summary(pipeline, video, ctx))
+            summary = self._summary(pipeline, recorder, ctx)
+        failure = pipeline.failure
+        try:
+            ctx.emit(summary)
+        except Exception as exc:
+            failure = failure or exc
+        if failure is not None:
+            raise DeviceError(f"{self.name}: {_describe(failure)}") from failure
 
     def run_summary(self) -> Mapping[str, Any]:
         """The last recording's entry in the manifest's ``cameras`` list.
 
-        The same facts as the ``camera.summary`` event: file, codec, frame count, health.
+        The facts of the ``camera.summary`` event (folder, codec, frames, health), with
+        ``segments`` the list of committed segment files and their frame counts.
         """
         return dict(self._last_summary)
 
@@ -200,18 +220,28 @@ class OpenCvCamera(Adapter):
     def _now_ns(self) -> int:
         return self._ctx.clock.now_ns() if self._ctx is not None else time.monotonic_ns()
 
-    def _summary(self, pipeline: Pipeline, video: Path | None, ctx: AdapterContext) -> DeviceEvent:
+    def _summary(
+        self, pipeline: Pipeline, recorder: SegmentedRecorder | None, ctx: AdapterContext
+    ) -> DeviceEvent:
         s = pipeline.stats
         health = s.health()
-        file = f"video/{video.name}" if video is not None else None
+        folder = self.video_folder() if recorder is not None else None
+        segments = recorder.segments if recorder is not None else []
+        # Frames that reached a segment the failure kept from being committed are not in
+        # the bundle: they are counted apart, never as recorded.
+        frames = sum(g.frames for g in segments) if recorder is not None else s.written
         meta = {
             "camera": self.name,
-            "file": file,
+            "folder": folder,
+            "frames_table": f"{folder}.frames.parquet" if folder else None,
+            "segments": len(segments),
+            "segment_s": self.p.segment_s,
             "codec": self.p.codec,
             "container": self.p.container,
-            "frames": s.written,
+            "frames": frames,
             "captured": s.captured,
             "dropped": s.dropped,
+            "lost_uncommitted": s.written - frames + s.discarded,
             "disconnects": s.disconnects,
             "reconnects": s.reconnects,
             "source_kind": self.p.kind,
@@ -221,13 +251,29 @@ class OpenCvCamera(Adapter):
             "fps": self._source.fps() if self._source else self.p.fps,
             "health": health,
         }
-        self._last_summary = meta
+        if pipeline.failure is not None:
+            meta["error"] = _describe(pipeline.failure)
+        # The manifest lists every segment; the event carries the count only.
+        self._last_summary = {
+            **meta,
+            "segments": [{"file": g.file, "frames": g.frames} for g in segments],
+        }
         severity = EventSeverity.INFO if health == "ok" else EventSeverity.WARNING
         return DeviceEvent(
             "camera.summary",
-            f"{self.name}: {s.written} frames to {file or '(not recorded)'}, "
+            f"{self.name}: {s.written} frames in {len(segments)} segments to "
+            f"{folder or '(not recorded)'}, "
             f"{s.dropped} dropped, {s.reconnects} reconnects, health {health}",
             severity,
             meta,
             ctx.clock.now_ns(),
         )
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a recording failure; a full disk is named as such."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"recording stopped: the disk is full ({exc.strerror})"
+    return f"recording stopped: {type(exc).__name__}: {exc}"

@@ -69,11 +69,19 @@ class CameraParams(ConfigModel):
     )
     codec: str = Field(default="MJPG", description="FourCC of the recording (MJPG, XVID, mp4v).")
     container: Literal["avi", "mp4", "mkv"] = Field(default="avi", description="File type.")
-    record: bool = Field(default=True, description="Write video/<name>.<container>.")
+    record: bool = Field(default=True, description="Write video/<name>/<segment>.<container>.")
+    segment_s: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=3600,
+        description="Seconds per video segment: what a hard kill can lose at most.",
+    )
     queue_frames: int = Field(
         default=64, ge=1, le=10_000, description="Frames buffered for the encoder before drops."
     )
-    jpeg_quality: int = Field(default=80, ge=10, le=100, description="snapshot() JPEG quality.")
+    jpeg_quality: int = Field(
+        default=80, ge=10, le=100, description="JPEG quality of snapshot() and MJPG recordings."
+    )
     reconnect_interval_s: float = Field(
         default=0.5, gt=0, description="Wait between attempts to reopen a lost source."
     )

@@ -3,22 +3,27 @@
 The capture thread reads frames from the source (paced or live), stamps them on the run
 clock and hands them to the encoder thread through a bounded queue; a full queue drops
 the frame and counts it (capture never waits for the encoder). The encoder thread writes
-each frame to the video file and then emits its :class:`~capa.FrameReceipt`, so the
-frames sidecar has exactly one row per frame in the file, in file order.
+each frame into the open segment of a :class:`~capa_camera.recording.SegmentedRecorder`
+(which commits a segment with its frame rows every ``segment_s``), or, when nothing is
+recorded to a bundle, emits a :class:`~capa.FrameReceipt` per frame.
+
+A failure on either thread (a source that breaks, a full disk) is kept in
+:attr:`Pipeline.failure`, reported as a ``camera.error`` event and ends the recording;
+the adapter raises it from ``stream()``, so it reaches the run through the device's
+failure policy — never as a traceback on a thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from capa import AdapterContext, DeviceEvent, EventSeverity, FrameReceipt, RunClock
 from capa_camera.params import CameraParams
+from capa_camera.recording import SegmentedRecorder
 from capa_camera.sources import Source, SourceError
 
 __all__ = ["CameraStats", "Pipeline"]
@@ -34,6 +39,8 @@ class CameraStats:
     captured: int = 0
     written: int = 0
     dropped: int = 0
+    discarded: int = 0
+    """Frames captured but never written because the recording had failed."""
     disconnects: int = 0
     reconnects: int = 0
     errors: int = 0
@@ -59,7 +66,7 @@ class Pipeline:
         source: Source,
         *,
         ctx: AdapterContext,
-        video: Path | None,
+        recorder: SegmentedRecorder | None,
         stop: threading.Event,
         on_done: Any,
     ) -> None:
@@ -67,7 +74,10 @@ class Pipeline:
         self.p = p
         self.source = source
         self.ctx = ctx
-        self.video = video
+        self.recorder = recorder
+        self.failure: BaseException | None = None
+        """The first failure of capture or recording (``stream()`` raises it)."""
+        self.unreported: list[str] = []
         self.stop = stop
         self.stats = CameraStats()
         self.latest: Any = None
@@ -118,8 +128,7 @@ class Pipeline:
                 except queue.Full:
                     self._dropped()
         except Exception as exc:  # a driver fault must still end the recording cleanly
-            self.stats.errors += 1
-            self._event("camera.error", f"capture failed: {exc}", EventSeverity.ERROR)
+            self._fail("capture", exc)
         finally:
             self._queue.put(_END)
 
@@ -168,53 +177,62 @@ class Pipeline:
 
     # ------------------------------------------------------------------ encoder thread
     def _encode(self) -> None:
-        writer: Any = None
+        recorder = self.recorder
+        clock = self.ctx.clock
+        ended = False
+        in_hand = False  # a frame taken from the queue and not yet written
         try:
             while True:
-                item = self._queue.get()
+                timeout = recorder.due_in_s(clock.now_ns()) if recorder else None
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:  # the open segment's time is up: commit it
+                    assert recorder is not None
+                    recorder.commit()
+                    continue
                 if item is _END:
+                    ended = True
                     break
                 t_ns, t_utc, latency, frame = item
-                if self.video is not None:
-                    writer = writer or self._open_writer(frame)
-                    writer.write(self._fit(frame))
-                idx = self.stats.written
+                in_hand = True
+                if recorder is not None:
+                    if recorder.due_in_s(clock.now_ns()) == 0.0:
+                        recorder.commit()
+                    idx = recorder.write(frame, t_ns, t_utc, latency, clock.now_ns())
+                    self.size = recorder.size
+                else:
+                    idx = self.stats.written
+                    self.ctx.emit(FrameReceipt(idx, t_ns, t_utc, latency))
                 self.stats.written += 1
+                in_hand = False
                 self.latest_idx = idx
-                self.ctx.emit(FrameReceipt(idx, t_ns, t_utc, latency))
+            if recorder is not None:
+                recorder.close()
         except Exception as exc:
-            self.stats.errors += 1
-            self._event("camera.error", f"recording failed: {exc}", EventSeverity.ERROR)
-            self.stop.set()
-            with contextlib.suppress(Exception):  # let the capture thread finish
-                while self._queue.get_nowait() is not _END:
-                    pass
+            self.stats.discarded += in_hand
+            self._fail("recording", exc)
+            if recorder is not None:
+                self._cleanup(recorder.abandon)
+            while not ended:  # take what capture still queues until it has finished
+                ended = self._queue.get() is _END
+                self.stats.discarded += not ended
         finally:
-            if writer is not None:
-                writer.release()
             self._on_done()
 
-    def _open_writer(self, frame: Any) -> Any:
-        import cv2
+    def _fail(self, what: str, exc: BaseException) -> None:
+        """Record a failure of this recording (the adapter raises it from ``stream()``)."""
+        self.stats.errors += 1
+        if self.failure is None:
+            self.failure = exc
+        self.stop.set()
+        self._event("camera.error", f"{what} failed: {exc}", EventSeverity.ERROR)
 
-        assert self.video is not None
-        height, width = frame.shape[:2]
-        self.size = (width, height)
-        self.video.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = cv2.VideoWriter.fourcc(*self.p.codec)
-        writer = cv2.VideoWriter(str(self.video), fourcc, self.source.fps(), (width, height))
-        if not writer.isOpened():
-            raise SourceError(f"cannot write {self.video.name} with codec {self.p.codec!r}")
-        return writer
-
-    def _fit(self, frame: Any) -> Any:
-        """Frames after a reconnect may come at another size; the file keeps the first."""
-        import cv2
-
-        assert self.size is not None
-        if (frame.shape[1], frame.shape[0]) != self.size:
-            return cv2.resize(frame, self.size)
-        return frame
+    def _cleanup(self, action: Any) -> None:
+        try:
+            action()
+        except Exception as exc:  # a second failure is reported, the first one decides
+            self.stats.errors += 1
+            self._event("camera.error", f"cleanup failed: {exc}", EventSeverity.ERROR)
 
     def _event(
         self,
@@ -223,8 +241,15 @@ class Pipeline:
         severity: EventSeverity = EventSeverity.INFO,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self.ctx.emit(
-            DeviceEvent(
-                kind, f"{self.name}: {message}", severity, metadata or {}, self.ctx.clock.now_ns()
-            )
+        event = DeviceEvent(
+            kind, f"{self.name}: {message}", severity, metadata or {}, self.ctx.clock.now_ns()
         )
+        try:
+            self.ctx.emit(event)
+        except Exception as exc:
+            # The run can no longer take events (its writer failed): that failure is the
+            # run's to report; here it must not become a traceback on this thread.
+            self.unreported.append(f"{kind}: {message} (not logged: {exc})")
+            if self.failure is None:
+                self.failure = exc
+            self.stop.set()
