@@ -11,7 +11,7 @@ import anyio
 from capa.errors import DeviceError
 from capa.runtime.conductor import Conductor, ConductorConfig
 from capa.runtime.plan import RunPlan
-from capa.runtime.pool import WorkerPool
+from capa.runtime.pool import PoolState, WorkerPool
 from capa.runtime.results import HeadlessResult
 from capa.runtime.session import RealRunSession
 
@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 __all__ = ["run_headless"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+
+OPERATOR_STOP = "operator_stop"
+"""``exit_reason`` prefix of a run the operator stopped (SIGINT, SIGTERM, Abort)."""
+
+# Closing devices that opened just as the operator stopped the run.
+_CLOSE_AFTER_STOP_S = 1.0
 
 
 async def run_headless(
@@ -52,10 +58,10 @@ async def run_headless(
         host: the plugin host, which procedures that start child runs (batch) need.
     """
     pool = WorkerPool(plan.devices)
-    try:
-        await pool.open()
-    except DeviceError as exc:
-        return HeadlessResult("", None, "aborted", "none", "unknown", f"pool_open: {exc}")
+    stop = external_stop if external_stop is not None else anyio.Event()
+    refusal = await open_pool_or_stop(pool, stop)
+    if refusal is not None:
+        return HeadlessResult("", None, "aborted", "none", "unknown", refusal)
     session = RealRunSession(
         runs_root, config_files=plan.config_files, config_path=plan.source, run_id=run_id
     )
@@ -64,7 +70,7 @@ async def run_headless(
         pool=pool,
         session=session,
         config=conductor_config,
-        external_stop=external_stop,
+        external_stop=stop,
         host=host,
     )
     if on_conductor is not None:
@@ -87,6 +93,39 @@ async def run_headless(
         exit_reason=result.exit_reason,
         notices=(session.stale_message,) if session.stale_message else (),
     )
+
+
+async def open_pool_or_stop(pool: WorkerPool, stop: anyio.Event) -> str | None:
+    """Open ``pool`` unless ``stop`` is set first; ``None`` once open, else the refusal.
+
+    The open runs in a cancel scope that ``stop`` cancels (the SIGINT handler sets it), so
+    Ctrl-C during a slow or hung device open ends the run at once as an operator stop
+    instead of waiting out every open timeout. Workers still blocked in a driver's open
+    are abandoned by the pool (daemon threads), never waited for.
+    """
+    failure: DeviceError | None = None
+    with anyio.CancelScope() as scope:
+
+        async def cancel_on_stop() -> None:
+            await stop.wait()
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_on_stop)
+            try:
+                await pool.open()
+            except DeviceError as exc:
+                failure = exc
+            tg.cancel_scope.cancel()
+    if scope.cancelled_caught or stop.is_set():
+        if pool.state is PoolState.OPEN:
+            # The stop arrived just as the last device opened: honour it before any bundle.
+            with anyio.CancelScope(shield=True):
+                await pool.close(_CLOSE_AFTER_STOP_S)
+        return f"{OPERATOR_STOP}: stopped while opening devices"
+    if failure is not None:
+        return f"pool_open: {failure}"
+    return None
 
 
 async def _report_progress(
