@@ -639,12 +639,19 @@ class Conductor:
             except Exception as exc:
                 self._set_state(ConductorState.FAILED)
                 failure = f"finalize: {describe_failure(exc)}"
+                # Keep the cause (a full disk) in front of the finalize failure it led to.
+                exit_reason = f"{reason}; {failure}" if reason else failure
+                bundle = self.session.bundle_path
+                if self._writer_failure is None and bundle is not None and is_disk_full(exc):
+                    # The disk filled up while sealing: say so in the words the CLI uses.
+                    exit_reason = f"{WRITER_FAILED}: {describe_write_failure(bundle, exc)}; " + (
+                        f"{failure} (run ended: {reason})" if reason else failure
+                    )
                 return RunResult(
                     run_id=self.session.run_id,
                     bundle_path=self.session.bundle_path,
                     outcome=RunOutcome.CRASHED,
-                    # Keep the cause (a full disk) in front of the finalize failure it led to.
-                    exit_reason=f"{reason}; {failure}" if reason else failure,
+                    exit_reason=exit_reason,
                     final_state=self.state,
                     started_mono_ns=0,
                     ended_mono_ns=ended,

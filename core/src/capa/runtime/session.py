@@ -181,10 +181,15 @@ class RealRunSession:
         writer = self.writer
         while not self._abandoned.is_set():
             if writer.failed is not None:
-                # The disk is full (or failing): the record cannot be stored. Count it
-                # as dropped; the conductor sees the failure and stops the run, so the
-                # producer must not die of it first.
-                writer.note_dropped(record, "writer_failed")
+                # The disk is full (or failing): the record cannot be stored. Events are
+                # kept for the close (few, and they explain what happened); data is
+                # counted as dropped. The conductor sees the failure and stops the run,
+                # so the producer must not die of it first.
+                if isinstance(record, EventRecord):
+                    with self._dropped_lock:
+                        self._late_events.append(record)
+                else:
+                    writer.note_dropped(record, "writer_failed")
                 return
             try:
                 writer.submit(record, timeout=self._SUBMIT_SLICE_S)
