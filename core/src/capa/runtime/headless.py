@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,4 +136,11 @@ async def _report_progress(
     while True:
         await anyio.sleep(period_s)
         if conductor.state.value == "running":
-            callback(conductor.progress())
+            try:
+                callback(conductor.progress())
+            except Exception as exc:
+                # A display that fails (a closed terminal) must not end the measurement
+                # it displays: report it once and stop displaying.
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(f"capa: progress display stopped: {exc}\n")
+                return
