@@ -365,6 +365,39 @@ def test_ctrl_c_during_a_blocking_open_stops_at_once(tmp_path: Path, capa_site: 
     assert not runs.exists() or [p for p in runs.iterdir() if p.is_dir()] == []
 
 
+def test_kill_9_during_a_blocking_open_leaves_nothing_to_recover(
+    tmp_path: Path, capa_site: Path
+) -> None:
+    make_distribution(
+        capa_site,
+        "faulty-capa",
+        files={"faulty_plugin.py": FAULTY},
+        entry_points={"capa": {"faulty": "faulty_plugin"}},
+    )
+    capa = CapaProcess(tmp_path, site=capa_site)
+    marker = tmp_path / "opening"
+    exp = write_experiment(
+        tmp_path,
+        config={"duration_s": 5},
+        extra_devices=faulty_device(open_blocks_s=60, open_marker=str(marker)),
+    )
+    proc = capa.start("run", str(exp), "--runs-root", "runs")
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the adapter's open never started"
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate(timeout=20)
+    runs = capa.runs
+    assert not runs.exists() or sorted(p.name for p in runs.iterdir()) == []
+    # The next run in this runs root is not disturbed by the killed one.
+    quick = write_experiment(tmp_path, config={"duration_s": 0})
+    nxt = capa.run("run", str(quick), "--runs-root", "runs", timeout=60)
+    assert nxt.returncode == 0, nxt.stdout + nxt.stderr
+    assert "crashed" not in nxt.stderr
+
+
 def test_an_adapter_whose_start_raises_crashes_but_seals(tmp_path: Path, capa_site: Path) -> None:
     make_distribution(
         capa_site,

@@ -171,3 +171,16 @@ def test_finalizing_a_copied_runs_root_never_touches_the_original(tmp_path, caps
     assert not (writer.bundle / "manifest.sha256").exists()
     sealed = read_manifest(copy / writer.run_id)
     assert (sealed.run_status.value, sealed.bundle_status.value) == ("crashed", "sealed")
+
+
+def test_staging_left_by_a_killed_open_is_removed_by_the_next_open(runs_root: Path):
+    old = runs_root / ".capa-tmp-20250101T000000-dead"
+    (old / "config").mkdir(parents=True)
+    past = time.time() - writer_mod.STALE_STAGING_S - 60
+    os.utime(old, (past, past))
+    young = runs_root / ".capa-tmp-20250101T000001-live"  # maybe another process opening
+    young.mkdir()
+    writer = BundleWriter.open(runs_root, run_id="20260101T000000-aaaa")
+    writer.close("completed")
+    assert not old.exists()
+    assert young.exists()

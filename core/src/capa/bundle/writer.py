@@ -181,6 +181,8 @@ class BundleWriter:
         root = Path(runs_root)
         root.mkdir(parents=True, exist_ok=True)
         stale = None if nested else recover_stale(root)
+        if not nested:
+            _remove_stale_staging(root)
         clock = clock or RunClock()
         rid = check_run_id(run_id) if run_id else new_run_id(clock.started_utc)
         bundle = root / rid
@@ -620,6 +622,29 @@ class BundleWriter:
             self.close(RunStatus.COMPLETED)
         else:
             self.close(RunStatus.CRASHED, f"{type(exc).__name__}: {exc}")
+
+
+# A staging directory older than this was left by a process killed while opening its
+# bundle; a younger one may belong to another process opening right now.
+STALE_STAGING_S: Final = 600.0
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Delete staging directories of bundles whose opening was interrupted (a kill)."""
+    now = time.time()
+    for path in root.glob(f"{TEMP_PREFIX}*"):
+        try:
+            if path.is_dir() and now - path.stat().st_mtime > STALE_STAGING_S:
+                shutil.rmtree(path)
+        except OSError as exc:  # someone else's, or already gone: never fail a run on it
+            _warn(f"could not remove stale staging directory {path}: {exc}")
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):  # no stderr left: nowhere to say it
+        sys.stderr.write(f"capa: warning: {text}\n")
 
 
 def _stage_bundle(
