@@ -505,3 +505,21 @@ def test_a_huge_grace_reaching_the_runtime_does_not_overflow(tmp_path: Path, gra
     result = headless(exp, tmp_path / "runs", ConductorConfig(shutdown_grace_s=grace))
     assert result.exit_code() == 0, result
     assert result.bundle_status == "sealed"
+
+
+def test_an_exception_group_escaping_the_conductor_still_ends_crashed_and_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from capa.runtime.conductor import Conductor
+
+    async def broken_drain(self: Conductor) -> list[str]:
+        raise ExceptionGroup("unhandled errors in a TaskGroup", [RuntimeError("drain bug")])
+
+    monkeypatch.setattr(Conductor, "_drain", broken_drain)
+    exp = write_experiment(tmp_path, config={"duration_s": 0.5})
+    result = headless(exp, tmp_path / "runs")
+    assert result.exit_code() == 2, result
+    assert result.exit_reason == "conductor: RuntimeError: drain bug"
+    assert result.bundle_path is not None
+    assert result.bundle_status == "sealed"
+    sha256_check(result.bundle_path)

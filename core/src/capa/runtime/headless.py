@@ -12,10 +12,12 @@ import anyio
 
 from capa.errors import DeviceError
 from capa.runtime.conductor import Conductor, ConductorConfig
+from capa.runtime.failures import describe_failure
 from capa.runtime.plan import RunPlan
 from capa.runtime.pool import PoolState, WorkerPool
 from capa.runtime.results import HeadlessResult
 from capa.runtime.session import RealRunSession
+from capa.runtime.state import RunOutcome
 
 if TYPE_CHECKING:
     from capa.plugins.host import PluginHost
@@ -83,6 +85,9 @@ async def run_headless(
                 tg.start_soon(_report_progress, conductor, progress, progress_period_s)
             result = await conductor.run()
             tg.cancel_scope.cancel()
+    except Exception as exc:  # ExceptionGroup included; cancellation is not caught
+        with anyio.CancelScope(shield=True):
+            return await _seal_after_escape(pool, session, conductor, exc)
     finally:
         with anyio.CancelScope(shield=True):
             await pool.close(conductor.config.shutdown_grace_s)
@@ -95,6 +100,46 @@ async def run_headless(
         exit_reason=result.exit_reason,
         notices=(session.stale_message,) if session.stale_message else (),
     )
+
+
+async def _seal_after_escape(
+    pool: WorkerPool, session: RealRunSession, conductor: Conductor, exc: BaseException
+) -> HeadlessResult:
+    """Last line of defence: the conductor itself raised. Stop, seal if possible, report.
+
+    The conductor turns every failure it knows of into a sealed outcome; this catches what
+    it does not (a bug in draining or finalizing), so ``capa run`` still ends ``crashed``
+    (exit 2) with the unwrapped cause rather than an ExceptionGroup and exit 5.
+    """
+    reason = f"conductor: {describe_failure(exc)}"
+    _say(f"capa: error: the run failed unexpectedly: {reason}")
+    grace = conductor.config.shutdown_grace_s
+    try:
+        await pool.stop_sampling_all(grace)
+    except Exception as stop_exc:  # keep going: the bundle matters more than the devices
+        _say(f"capa: error: stopping the devices failed: {describe_failure(stop_exc)}")
+    bundle_status, integrity = "none", "unknown"
+    if session.bundle_path is not None:
+        bundle_status = "open"
+        try:
+            sealed = await anyio.to_thread.run_sync(session.close, RunOutcome.CRASHED, reason, {})
+        except Exception as close_exc:
+            reason = f"{reason}; finalize: {describe_failure(close_exc)}"
+        else:
+            bundle_status, integrity = sealed.bundle_status, sealed.integrity_status
+    return HeadlessResult(
+        run_id=session.run_id,
+        bundle_path=session.bundle_path,
+        run_status="crashed",
+        bundle_status=bundle_status,
+        integrity_status=integrity,
+        exit_reason=reason,
+    )
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr gone: nowhere left to say it
+        sys.stderr.write(text + "\n")
 
 
 async def open_pool_or_stop(pool: WorkerPool, stop: anyio.Event) -> str | None:
