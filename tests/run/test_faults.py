@@ -523,3 +523,25 @@ def test_an_exception_group_escaping_the_conductor_still_ends_crashed_and_sealed
     assert result.bundle_path is not None
     assert result.bundle_status == "sealed"
     sha256_check(result.bundle_path)
+
+
+def test_an_io_error_on_fsync_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from capa.bundle import inflight
+
+    def eio() -> OSError:
+        return OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(
+        inflight.InflightStream, "flush", _after(0, inflight.InflightStream.flush, eio)
+    )
+    exp = write_experiment(tmp_path, config={"duration_s": 60}, daq_rate=2000, block=100)
+    result = headless(exp, tmp_path / "runs")
+    assert result.exit_code() == 2, result
+    assert result.bundle_path is not None
+    line = storage_failure_line(result)
+    assert line.startswith(f"I/O error writing {result.bundle_path}"), line
+    assert "Input/output error" in line
+    monkeypatch.undo()
+    assert_recoverable(result.bundle_path)
