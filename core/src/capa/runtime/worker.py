@@ -38,7 +38,7 @@ MAX_WAIT_S = 7 * 24 * 3600.0
 # Rollback of a failed open: long enough for adapters to close their handles.
 _UNDO_FAILED_S = 2.0
 # Rollback of a cancelled open (operator stop): the stop must feel immediate.
-_UNDO_CANCELLED_S = 0.3
+_UNDO_CANCELLED_S = 0.1
 
 
 def _is_cancellation(exc: BaseException) -> bool:
