@@ -21,12 +21,13 @@ from pathlib import Path
 
 from capa.bundle.atomic import atomic_write_bytes
 from capa.bundle.manifest import BundleStatus, RunStatus, read_manifest, write_manifest
-from capa.bundle.paths import ACTIVE_CHECKPOINT
+from capa.bundle.paths import ACTIVE_CHECKPOINT, check_run_id
 from capa.errors import BundleError
 
 __all__ = [
     "ActiveRun",
     "StaleRun",
+    "bundle_in_root",
     "clear_active",
     "process_start_ticks",
     "read_active",
@@ -143,6 +144,24 @@ class StaleRun:
     bundle: Path
     marked_crashed: bool
     message: str
+    foreign_path: str | None = None
+    """The checkpoint's recorded bundle path when it lay outside the runs root (ignored)."""
+
+
+def bundle_in_root(runs_root: Path, active: ActiveRun) -> tuple[Path, bool]:
+    """The checkpointed run's bundle inside ``runs_root``, and whether it was moved.
+
+    "Moved": the checkpoint's recorded absolute path points elsewhere (the runs root was
+    copied or moved). Only ``runs_root / run_id`` is ever used: following a foreign
+    absolute path would let recovery of a copy write into the original bundle.
+    """
+    local = runs_root / check_run_id(active.run_id)  # a plain name, never a path
+    try:
+        recorded = Path(active.bundle_path).resolve()
+        moved = recorded != local.resolve()
+    except (OSError, RuntimeError, ValueError):  # unresolvable (loop, NUL): not ours
+        moved = True
+    return local, moved
 
 
 def recover_stale(runs_root: Path) -> StaleRun | None:
@@ -160,23 +179,37 @@ def recover_stale(runs_root: Path) -> StaleRun | None:
             f"run {active.run_id} is still recording in {runs_root} "
             f"(pid {active.pid} on {active.host})"
         )
-    bundle = Path(active.bundle_path)
+    bundle, moved = bundle_in_root(runs_root, active)
     marked = False
+    note = ""
+    if moved:
+        # A copied (or moved) runs root: the checkpoint's absolute path leads back to the
+        # original. Recovery touches only the bundle of this runs root.
+        note = (
+            f" (the checkpoint names {active.bundle_path}, outside this runs root; "
+            f"used {bundle} instead)"
+        )
     try:
         manifest = read_manifest(bundle)
     except BundleError as exc:
         message = (
             f"run {active.run_id} (pid {active.pid}) ended without finalizing and its "
-            f"manifest cannot be read ({exc})"
+            f"manifest cannot be read ({exc}){note}"
         )
     else:
         if manifest.run_status is RunStatus.RUNNING:
-            manifest = manifest.transition(
+            crashed = manifest.transition(
                 run_status=RunStatus.CRASHED,
                 exit_reason=f"process {active.pid} ended without closing the bundle",
             )
-            write_manifest(bundle, manifest)
-            marked = True
+            try:
+                write_manifest(bundle, crashed)
+            except OSError as exc:
+                # A full disk: finalize marks the run crashed itself when it seals it.
+                note += f" (could not mark it crashed yet: {exc})"
+            else:
+                manifest = crashed
+                marked = True
         from capa.bundle.catalog import Catalog
 
         with contextlib.suppress(BundleError):
@@ -185,11 +218,15 @@ def recover_stale(runs_root: Path) -> StaleRun | None:
             BundleStatus.SEALED,
             BundleStatus.VERIFICATION_FAILED,
         )
-        message = f"run {active.run_id} crashed (pid {active.pid} ended without closing it); " + (
-            f"run `capa finalize {active.run_id}` to recover its data"
-            if needs_finalize
-            else "its bundle is sealed"
+        message = (
+            f"run {active.run_id} crashed (pid {active.pid} ended without closing it); "
+            + (
+                f"run `capa finalize {active.run_id}` to recover its data"
+                if needs_finalize
+                else "its bundle is sealed"
+            )
+            + note
         )
     with contextlib.suppress(FileNotFoundError):
         (runs_root / ACTIVE_CHECKPOINT).unlink()
-    return StaleRun(active.run_id, bundle, marked, message)
+    return StaleRun(active.run_id, bundle, marked, message, active.bundle_path if moved else None)

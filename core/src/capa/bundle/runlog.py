@@ -10,6 +10,7 @@ structlog's global configuration, so the application's own logging is left alone
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import IO, Any, TextIO, cast
@@ -26,27 +27,52 @@ def _upper_level(_logger: Any, method_name: str, event_dict: dict[str, Any]) -> 
 class _LineFile:
     """A line-buffered text file whose writes after :meth:`close` are dropped, not errors.
 
-    A late log call from a component still shutting down must never raise into it.
+    A late log call from a component still shutting down must never raise into it, and
+    neither may a log call on a full disk: a logging call is not the place a run should
+    fail. The first write error is reported once on stderr (the run's outcome reports the
+    disk itself) and later lines are counted in :attr:`lost_lines`.
     """
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
+        self._path = path
         self._file: IO[str] | None = path.open("a", encoding="utf-8", buffering=1)
+        self.error: OSError | None = None
+        self.lost_lines = 0
+
+    def _failed(self, exc: OSError) -> None:
+        if self.error is None:
+            self.error = exc
+            sys.stderr.write(f"capa: warning: cannot write {self._path}: {exc}\n")
+        self.lost_lines += 1
 
     def write(self, text: str) -> None:
         with self._lock:
-            if self._file is not None:
+            if self._file is None:
+                return
+            if self.error is not None:
+                self.lost_lines += 1
+                return
+            try:
                 self._file.write(text)
+            except OSError as exc:
+                self._failed(exc)
 
     def flush(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.flush()
+            if self._file is not None and self.error is None:
+                try:
+                    self._file.flush()
+                except OSError as exc:
+                    self._failed(exc)
 
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.close()
+                try:
+                    self._file.close()
+                except OSError as exc:
+                    self._failed(exc)
                 self._file = None
 
 

@@ -39,7 +39,9 @@ as dropped, and ``close`` still records what reached disk.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import shutil
 import sqlite3
 import threading
 import time
@@ -48,17 +50,25 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from capa.bundle.atomic import TEMP_PREFIX, fsync_dir
 from capa.bundle.catalog import Catalog
 from capa.bundle.configdir import load_config_files, write_config_files
 from capa.bundle.events import append_events, check_severity, create_events_db
 from capa.bundle.files import BundleFiles
 from capa.bundle.finalize import FinalizeResult, finalize_bundle
-from capa.bundle.manifest import RunStatus, new_manifest, read_manifest, write_manifest
+from capa.bundle.manifest import (
+    Manifest,
+    RunStatus,
+    new_manifest,
+    read_manifest,
+    write_manifest,
+)
 from capa.bundle.metrics import WriterMetrics
 from capa.bundle.paths import EVENTS_FILE, RUN_LOG_FILE, check_run_id, new_run_id
 from capa.bundle.records import to_record_batch
 from capa.bundle.recovery import ActiveRun, StaleRun, clear_active, recover_stale, write_active
 from capa.bundle.runlog import RunLog
+from capa.bundle.space import describe_write_failure, make_reserve, release_reserve
 from capa.clock import RunClock
 from capa.components.emissions import (
     DeviceRecords,
@@ -108,6 +118,7 @@ class BundleWriter:
         self._files = BundleFiles(bundle)
         self._rejected_kinds: set[str] = set()
         self._hw_lock = threading.Lock()
+        self._drop_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._high_water = 0
         self._records = 0
@@ -170,6 +181,8 @@ class BundleWriter:
         root = Path(runs_root)
         root.mkdir(parents=True, exist_ok=True)
         stale = None if nested else recover_stale(root)
+        if not nested:
+            _remove_stale_staging(root)
         clock = clock or RunClock()
         rid = check_run_id(run_id) if run_id else new_run_id(clock.started_utc)
         bundle = root / rid
@@ -182,20 +195,33 @@ class BundleWriter:
             clock.started_utc.isoformat(timespec="microseconds"),
             dict(manifest_fields or {}),
         )
-        bundle.mkdir(exist_ok=True)
-        write_config_files(bundle, configs)
-        write_manifest(bundle, manifest)
-        create_events_db(bundle / EVENTS_FILE)
+        _stage_bundle(root, bundle, configs, manifest)
+        # From here the bundle exists with its manifest (``capa finalize`` can seal it);
+        # if recording cannot start after all, remove it again: it holds no data yet.
+        writer: BundleWriter | None = None
+        try:
+            writer = cls(
+                runs_root=root,
+                bundle=bundle,
+                clock=clock,
+                flush_interval_s=flush_interval_s,
+                queue_size=queue_size,
+                catalog=None,
+                stale=stale,
+            )
+            if not nested:
+                write_active(root, ActiveRun.for_this_process(rid, bundle, config_path))
+        except BaseException as exc:
+            if writer is not None:
+                writer._files.abort()
+                writer._runlog.close()
+            shutil.rmtree(bundle, ignore_errors=True)
+            if isinstance(exc, OSError | sqlite3.Error):
+                raise BundleError(
+                    f"cannot start recording: {describe_write_failure(bundle, exc)}"
+                ) from exc
+            raise
         catalog: Catalog | None = None
-        writer = cls(
-            runs_root=root,
-            bundle=bundle,
-            clock=clock,
-            flush_interval_s=flush_interval_s,
-            queue_size=queue_size,
-            catalog=None,
-            stale=stale,
-        )
         if use_catalog:
             try:
                 catalog = Catalog(root)
@@ -205,8 +231,6 @@ class BundleWriter:
                 writer.log.warning("bundle.catalog_unavailable", error=str(exc))
                 catalog = None
         writer._catalog = catalog
-        if not nested:
-            write_active(root, ActiveRun.for_this_process(rid, bundle, config_path))
         if stale is not None:
             writer.log.warning(
                 "bundle.stale_run_found", stale_run_id=stale.run_id, detail=stale.message
@@ -370,8 +394,21 @@ class BundleWriter:
 
     def _drop(self, record: object, reason: str) -> None:
         rows = self._record_rows(record)
-        self._dropped_rows += rows
-        self._dropped_by[reason] = self._dropped_by.get(reason, 0) + rows
+        with self._drop_lock:  # producers count refused records too (note_dropped)
+            self._dropped_rows += rows
+            self._dropped_by[reason] = self._dropped_by.get(reason, 0) + rows
+
+    def note_dropped(self, record: RunRecord, reason: str) -> None:
+        """Count a record a producer could not hand over (e.g. after the writer failed).
+
+        Safe from any thread; the rows go into ``counts.dropped`` under ``reason``.
+        """
+        self._drop(record, reason)
+
+    @property
+    def failed(self) -> str | None:
+        """Why the writer stopped writing (an I/O error, e.g. a full disk), or ``None``."""
+        return self._error
 
     def _reject(self, record: object, why: str) -> None:
         self._drop(record, "rejected")
@@ -399,8 +436,11 @@ class BundleWriter:
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
+            # Free the space reserve first: the manifest, the events explaining the
+            # failure and finalize need that room on a full disk.
+            released = release_reserve(self.bundle)
             self._error = f"{type(exc).__name__}: {exc}"
-            self.log.error("bundle.writer_failed", error=self._error)
+            self.log.error("bundle.writer_failed", error=self._error, reserve_released=released)
 
     def _safe_flush(self) -> None:
         if self._error is not None or self._abandoned.is_set():
@@ -453,13 +493,23 @@ class BundleWriter:
                 except queue.Full:
                     continue
             self._thread.join()
+            # The reserve has done its job once the data files are closed; finalize
+            # would remove it anyway, and an unfinalized bundle should not keep it.
+            release_reserve(self.bundle)
             metrics = self.metrics()
             self.log.info("bundle.closing", run_status=status.value, **_short(metrics))
             self._runlog.close()
             manifest = read_manifest(self.bundle)
             counts = dict(manifest.counts)
             counts["dropped"] = {"rows": self._dropped_rows, "by_reason": dict(self._dropped_by)}
-            reason = exit_reason or (f"bundle writer failed: {self._error}" if self._error else "")
+            reason = exit_reason
+            if self._error is not None:
+                # Data stopped reaching disk: whatever the caller thought, the run did not
+                # complete, and the reason says so.
+                status = RunStatus.CRASHED
+                failure = f"bundle writer failed: {self._error}"
+                if "writer" not in reason:
+                    reason = f"{reason}; {failure}" if reason else failure
             manifest = manifest.transition(
                 run_status=status,
                 exit_reason=reason,
@@ -517,6 +567,7 @@ class BundleWriter:
                 self._queue.put_nowait(_STOP)  # wakes a thread that is merely waiting
             self._thread.join(join_timeout_s)
             stuck = self._thread.is_alive()
+            release_reserve(self.bundle)  # room for the events and manifest written below
             metrics = self.metrics()
             notice = EventRecord(
                 t_mono_ns=self.clock.now_ns(),
@@ -571,6 +622,62 @@ class BundleWriter:
             self.close(RunStatus.COMPLETED)
         else:
             self.close(RunStatus.CRASHED, f"{type(exc).__name__}: {exc}")
+
+
+# A staging directory older than this was left by a process killed while opening its
+# bundle; a younger one may belong to another process opening right now.
+STALE_STAGING_S: Final = 600.0
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Delete staging directories of bundles whose opening was interrupted (a kill)."""
+    now = time.time()
+    for path in root.glob(f"{TEMP_PREFIX}*"):
+        try:
+            if path.is_dir() and now - path.stat().st_mtime > STALE_STAGING_S:
+                shutil.rmtree(path)
+        except OSError as exc:  # someone else's, or already gone: never fail a run on it
+            _warn(f"could not remove stale staging directory {path}: {exc}")
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):  # no stderr left: nowhere to say it
+        sys.stderr.write(f"capa: warning: {text}\n")
+
+
+def _stage_bundle(
+    root: Path, bundle: Path, configs: Mapping[tuple[str, ...], bytes], manifest: Manifest
+) -> None:
+    """Create ``bundle`` complete with config, manifest, event log and space reserve.
+
+    Everything is built in a hidden staging directory and renamed into place, so a bundle
+    directory never exists without its manifest: a failure here (a disk that is already
+    full, a config that cannot be serialised) leaves nothing behind in the runs root.
+
+    Raises:
+        BundleError: the files could not be written (the message says when the disk is full).
+    """
+    staging = root / f"{TEMP_PREFIX}{bundle.name}"
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)  # left by a process killed while opening this run id
+        staging.mkdir()
+        make_reserve(staging)  # first: no room for the reserve, no run
+        write_config_files(staging, configs)
+        write_manifest(staging, manifest)
+        create_events_db(staging / EVENTS_FILE)
+        fsync_dir(staging)
+        os.replace(staging, bundle)  # an empty directory at ``bundle`` is replaced
+        fsync_dir(root)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError | sqlite3.Error):
+            raise BundleError(
+                f"cannot create the run bundle: {describe_write_failure(bundle, exc)}"
+            ) from exc
+        raise
 
 
 def _event_dict(event: EventRecord) -> dict[str, Any]:

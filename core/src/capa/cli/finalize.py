@@ -32,24 +32,30 @@ def finalize(ctx: click.Context, run_id: str, runs_root: Path | None) -> None:
     """
     from capa.bundle.catalog import Catalog
     from capa.bundle.finalize import finalize_bundle
-    from capa.bundle.paths import bundle_dir, resolve_runs_root
-    from capa.bundle.recovery import read_active, recover_stale
-    from capa.errors import BundleError
+    from capa.bundle.paths import MANIFEST_FILE, bundle_dir, resolve_runs_root
+    from capa.bundle.space import is_disk_full
+    from capa.errors import BundleError, FinalizeError
 
     root = resolve_runs_root(runs_root)
     bundle = bundle_dir(root, run_id)
     if not bundle.is_dir():
         raise BundleError(f"no bundle directory {bundle}")
-    active = read_active(root)
-    if active is not None and active.run_id == run_id:
-        stale = recover_stale(root)  # refuses while the recording process is alive
-        if stale is not None and stale.marked_crashed:
-            click.echo(
-                f"note: the process recording {run_id} (pid {active.pid}) ended without "
-                "closing the bundle; run marked crashed"
-            )
+    if not (bundle / MANIFEST_FILE).is_file():
+        raise BundleError(
+            f"{bundle / MANIFEST_FILE}: manifest missing: not a run bundle, nothing to "
+            "finalize (a run that never started recording leaves no bundle)"
+        )
+    _recover_checkpoint(root, run_id, bundle)
 
-    result = finalize_bundle(bundle)
+    try:
+        result = finalize_bundle(bundle)
+    except FinalizeError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise FinalizeError(
+            f"disk full: cannot finalize {bundle} (no space left on its device); the bundle "
+            f"was left as it is: free space, then run `capa finalize {run_id}` again"
+        ) from exc
     try:
         Catalog(root).upsert(result.manifest, bundle)
     except BundleError as exc:
@@ -71,3 +77,24 @@ def finalize(ctx: click.Context, run_id: str, runs_root: Path | None) -> None:
     click.echo(f"integrity_status: {result.integrity.describe()}")
     if not result.ok:
         ctx.exit(EXIT_FINALIZE_ERROR)
+
+
+def _recover_checkpoint(root: Path, run_id: str, bundle: Path) -> None:
+    """Handle a crash checkpoint of ``run_id`` left in ``root`` (refuses a live run)."""
+    from capa.bundle.recovery import read_active, recover_stale
+
+    active = read_active(root)
+    if active is None or active.run_id != run_id:
+        return
+    stale = recover_stale(root)  # refuses while the recording process is alive
+    if stale is not None and stale.foreign_path is not None:
+        click.echo(
+            f"warning: the run checkpoint names {stale.foreign_path}, outside {root}; "
+            f"ignored it and finalized {bundle} only",
+            err=True,
+        )
+    if stale is not None and stale.marked_crashed:
+        click.echo(
+            f"note: the process recording {run_id} (pid {active.pid}) ended without "
+            "closing the bundle; run marked crashed"
+        )

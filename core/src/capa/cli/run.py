@@ -123,7 +123,33 @@ def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
     for notice in result.notices:
         click.echo(f"capa: warning: {notice}", err=True)
     click.echo(result.summary())
+    line = storage_failure_line(result)
+    if line:
+        click.echo(f"capa: error: {line}", err=True)
     return int(result.exit_code())
+
+
+def storage_failure_line(result: Any) -> str:
+    """The one line telling the operator the bundle could not be written (disk full).
+
+    Empty unless the run stopped because storage failed. Says whether what reached disk
+    was sealed, or how to seal it once there is room again.
+    """
+    from capa.runtime.conductor import WRITER_FAILED
+
+    reason = result.exit_reason or ""
+    if not reason.startswith(f"{WRITER_FAILED}: "):
+        return ""
+    cause = reason[len(WRITER_FAILED) + 2 :].split("; finalize: ", 1)[0]
+    if result.bundle_path is None:
+        return f"{cause}; nothing was recorded"
+    if result.bundle_status == "sealed":
+        return f"{cause}; acquisition stopped, what reached disk was sealed"
+    root = result.bundle_path.parent
+    return (
+        f"{cause}; acquisition stopped, bundle left unsealed: free space, then run "
+        f"`capa finalize {result.run_id} --runs-root {root}`"
+    )
 
 
 def _refused(reason: str) -> int:

@@ -17,13 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from capa.bundle.space import describe_write_failure, is_disk_full
 from capa.clock import RunClock
 from capa.components.adapter import Command, CommandResult
 from capa.errors import ConductorStateError
 from capa.problems import Problem
 from capa.runtime.channels import ChannelRegistry
 from capa.runtime.context import ConductorRunContext
-from capa.runtime.monitors import LoopLagMeter, SaturationTrip, watch_saturation
+from capa.runtime.failures import describe_failure
+from capa.runtime.monitors import (
+    LoopLagMeter,
+    SaturationTrip,
+    watch_saturation,
+    watch_writer_failure,
+)
 from capa.runtime.pipeline import ChannelPipeline, RecordingPlan
 from capa.runtime.plan import RunPlan, RuntimeOptions
 from capa.runtime.pool import WorkerPool
@@ -34,7 +41,10 @@ from capa.runtime.state import ConductorState, RunOutcome
 if TYPE_CHECKING:
     from capa.plugins.host import PluginHost
 
-__all__ = ["Conductor", "ConductorConfig"]
+__all__ = ["WRITER_FAILED", "Conductor", "ConductorConfig"]
+
+WRITER_FAILED = "writer_failed"
+"""``exit_reason`` prefix of a run stopped because its bundle could not be written."""
 
 # Device errors are events; a device failing on every 10 Hz tick must not bury the log.
 _ERROR_EVENTS_IN_FULL = 5
@@ -103,6 +113,7 @@ class Conductor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lag = LoopLagMeter(self.config.loop_lag_warn_ms)
         self._device_errors: dict[str, int] = {}
+        self._writer_failure: str | None = None
 
     # ------------------------------------------------------------------ control
     @property
@@ -287,6 +298,12 @@ class Conductor:
             self.session.open(self.clock, fields)
         except Exception as exc:
             self._set_state(ConductorState.FAILED)
+            if is_disk_full(exc):
+                # Nothing was recorded and nothing is left behind, but this is a storage
+                # failure, not a refusal: crashed (exit 2), one line naming the disk.
+                return dataclasses.replace(
+                    self._refused(f"{WRITER_FAILED}: {exc}"), outcome=RunOutcome.CRASHED
+                )
             return self._refused(f"bundle_open: {exc}")
         self.context.bind_log(self.session.log.bind(procedure_id=self.plan.procedure.id))
         for p in problems:
@@ -316,9 +333,44 @@ class Conductor:
 
         try:
             await self._running(procedure)
+        except Exception as exc:  # ExceptionGroup included; cancellation is not caught
+            # Whatever escaped (a device whose start() raised inside the workers' task
+            # group, a watcher that failed) ends the run crashed — drained and sealed,
+            # with the real cause as exit_reason, never an ExceptionGroup out of run().
+            self._run_failed(exc)
         finally:
             abandoned = await self._drain()
         return await self._finalize(abandoned)
+
+    def _run_failed(self, exc: BaseException) -> None:
+        summary = describe_failure(exc)
+        self._crash = self._crash or f"run: {summary}"
+        self._emit_safely(
+            "conductor.crashed",
+            summary,
+            severity="error",
+            source="conductor",
+            metadata={"traceback": traceback.format_exception(exc)[-8:]},
+        )
+        self._log_safely("error", "conductor.run_failed", error=summary)
+        self.stop("crashed")
+
+    def _emit_safely(self, kind: str, message: str, **fields: Any) -> None:
+        """Record an event; if storage refuses it, say so on stderr rather than raise.
+
+        Used on failure paths: the handler of one failure must not raise a second one
+        (the writer may be the very thing that failed).
+        """
+        try:
+            self.session.emit(kind, message, **fields)
+        except Exception as exc:
+            _stderr(f"capa: could not record event {kind} ({message}): {exc}")
+
+    def _log_safely(self, level: str, event: str, **fields: Any) -> None:
+        try:
+            getattr(self.session.log, level)(event, **fields)
+        except Exception as exc:
+            _stderr(f"capa: could not log {event}: {exc}")
 
     async def _preflight(self, procedure: Any) -> list[Problem]:
         try:
@@ -363,6 +415,7 @@ class Conductor:
             watchers.start_soon(self._lag.run, self._lag_warning)
             watchers.start_soon(self._watch_saturation)
             watchers.start_soon(self._watch_external_stop)
+            watchers.start_soon(self._watch_writer)
             await self._run_procedure(procedure)
             watchers.cancel_scope.cancel()
 
@@ -405,16 +458,16 @@ class Conductor:
                 waiter.start_soon(on_stop)
 
     def _procedure_crashed(self, exc: BaseException) -> None:
-        summary = f"{type(exc).__name__}: {exc}"
+        summary = describe_failure(exc)
         self._crash = self._crash or f"procedure: {summary}"
-        self.session.emit(
+        self._emit_safely(
             "procedure.crashed",
             summary,
             severity="error",
             source=f"procedure:{self.plan.procedure.id}",
             metadata={"traceback": traceback.format_exception(exc)[-8:]},
         )
-        self.session.log.error("conductor.procedure_crashed", error=summary)
+        self._log_safely("error", "conductor.procedure_crashed", error=summary)
 
     async def _watch_saturation(self) -> None:
         trip = await watch_saturation(
@@ -429,6 +482,26 @@ class Conductor:
         # and is recorded in run.log and the manifest's exit_reason regardless.
         self.session.abandon_writer()
         self.stop("saturation_deadline")
+
+    async def _watch_writer(self) -> None:
+        error = await watch_writer_failure(self.session, self.config.saturation_poll_period_s)
+        self._writer_failed(error)
+
+    def _writer_failed(self, error: str) -> None:
+        """Storage stopped working (disk full, I/O error): stop acquiring at once."""
+        if self._writer_failure is not None:
+            return
+        bundle = self.session.bundle_path
+        self._writer_failure = describe_write_failure(bundle, error) if bundle else error
+        self._emit_safely(
+            "bundle.writer_failed",
+            f"{self._writer_failure}; acquisition stopped",
+            severity="error",
+            source="capa.bundle",
+            metadata={"error": error, "disk_full": is_disk_full(error)},
+        )
+        self._log_safely("error", "conductor.writer_failed", error=error)
+        self.stop(WRITER_FAILED)
 
     async def _watch_external_stop(self) -> None:
         await self.external_stop.wait()
@@ -510,6 +583,12 @@ class Conductor:
         return devices, cameras
 
     def _outcome(self) -> tuple[RunOutcome, str]:
+        if self._writer_failure is None:
+            error = self._final_writer_error()
+            if error is not None:  # failed after the watchers stopped (while draining)
+                self._writer_failed(error)
+        if self._writer_failure is not None:
+            return RunOutcome.CRASHED, f"{WRITER_FAILED}: {self._writer_failure}"
         if self._saturation is not None:
             trip = self._saturation
             return RunOutcome.CRASHED_BUT_SEALED, (
@@ -521,6 +600,13 @@ class Conductor:
         if self._stop_reason is not None:
             return RunOutcome.ABORTED, self._stop_reason
         return RunOutcome.COMPLETED, ""
+
+    def _final_writer_error(self) -> str | None:
+        try:
+            error: str | None = getattr(self.session.progress(), "error", None)
+            return error
+        except Exception as exc:  # a session that cannot even report: that is the error
+            return f"{type(exc).__name__}: {exc}"
 
     async def _finalize(self, abandoned: list[str]) -> RunResult:
         self._set_state(ConductorState.FINALIZING)
@@ -559,17 +645,30 @@ class Conductor:
                 sealed = await anyio.to_thread.run_sync(self.session.close, outcome, reason, extra)
             except Exception as exc:
                 self._set_state(ConductorState.FAILED)
+                failure = f"finalize: {describe_failure(exc)}"
+                # Keep the cause (a full disk) in front of the finalize failure it led to.
+                exit_reason = f"{reason}; {failure}" if reason else failure
+                bundle = self.session.bundle_path
+                if self._writer_failure is None and bundle is not None and is_disk_full(exc):
+                    # The disk filled up while sealing: say so in the words the CLI uses.
+                    exit_reason = f"{WRITER_FAILED}: {describe_write_failure(bundle, exc)}; " + (
+                        f"{failure} (run ended: {reason})" if reason else failure
+                    )
                 return RunResult(
                     run_id=self.session.run_id,
                     bundle_path=self.session.bundle_path,
                     outcome=RunOutcome.CRASHED,
-                    exit_reason=f"finalize: {exc}",
+                    exit_reason=exit_reason,
                     final_state=self.state,
                     started_mono_ns=0,
                     ended_mono_ns=ended,
                     bundle_status="open",
                     integrity_status="unknown",
                 )
+        if sealed.run_status is not None and sealed.run_status != outcome.run_status:
+            # Storage recorded a different ending (the writer failed while closing).
+            outcome = RunOutcome(sealed.run_status)
+            reason = sealed.exit_reason or reason
         self._set_state(ConductorState.SEALED)
         return RunResult(
             run_id=self.session.run_id,
@@ -594,6 +693,16 @@ def _draining_delay_s() -> float:
         return max(0.0, float(os.environ.get("CAPA_DRAINING_DELAY_S", "0")))
     except ValueError:
         return 0.0
+
+
+def _stderr(text: str) -> None:
+    import sys
+
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: there is nowhere left to say it
+        return
 
 
 def _null_log() -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,10 +12,12 @@ import anyio
 
 from capa.errors import DeviceError
 from capa.runtime.conductor import Conductor, ConductorConfig
+from capa.runtime.failures import describe_failure
 from capa.runtime.plan import RunPlan
-from capa.runtime.pool import WorkerPool
+from capa.runtime.pool import PoolState, WorkerPool
 from capa.runtime.results import HeadlessResult
 from capa.runtime.session import RealRunSession
+from capa.runtime.state import RunOutcome
 
 if TYPE_CHECKING:
     from capa.plugins.host import PluginHost
@@ -21,6 +25,12 @@ if TYPE_CHECKING:
 __all__ = ["run_headless"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+
+OPERATOR_STOP = "operator_stop"
+"""``exit_reason`` prefix of a run the operator stopped (SIGINT, SIGTERM, Abort)."""
+
+# Closing devices that opened just as the operator stopped the run.
+_CLOSE_AFTER_STOP_S = 1.0
 
 
 async def run_headless(
@@ -52,10 +62,10 @@ async def run_headless(
         host: the plugin host, which procedures that start child runs (batch) need.
     """
     pool = WorkerPool(plan.devices)
-    try:
-        await pool.open()
-    except DeviceError as exc:
-        return HeadlessResult("", None, "aborted", "none", "unknown", f"pool_open: {exc}")
+    stop = external_stop if external_stop is not None else anyio.Event()
+    refusal = await open_pool_or_stop(pool, stop)
+    if refusal is not None:
+        return HeadlessResult("", None, "aborted", "none", "unknown", refusal)
     session = RealRunSession(
         runs_root, config_files=plan.config_files, config_path=plan.source, run_id=run_id
     )
@@ -64,7 +74,7 @@ async def run_headless(
         pool=pool,
         session=session,
         config=conductor_config,
-        external_stop=external_stop,
+        external_stop=stop,
         host=host,
     )
     if on_conductor is not None:
@@ -75,6 +85,9 @@ async def run_headless(
                 tg.start_soon(_report_progress, conductor, progress, progress_period_s)
             result = await conductor.run()
             tg.cancel_scope.cancel()
+    except Exception as exc:  # ExceptionGroup included; cancellation is not caught
+        with anyio.CancelScope(shield=True):
+            return await _seal_after_escape(pool, session, conductor, exc)
     finally:
         with anyio.CancelScope(shield=True):
             await pool.close(conductor.config.shutdown_grace_s)
@@ -89,10 +102,90 @@ async def run_headless(
     )
 
 
+async def _seal_after_escape(
+    pool: WorkerPool, session: RealRunSession, conductor: Conductor, exc: BaseException
+) -> HeadlessResult:
+    """Last line of defence: the conductor itself raised. Stop, seal if possible, report.
+
+    The conductor turns every failure it knows of into a sealed outcome; this catches what
+    it does not (a bug in draining or finalizing), so ``capa run`` still ends ``crashed``
+    (exit 2) with the unwrapped cause rather than an ExceptionGroup and exit 5.
+    """
+    reason = f"conductor: {describe_failure(exc)}"
+    _say(f"capa: error: the run failed unexpectedly: {reason}")
+    grace = conductor.config.shutdown_grace_s
+    try:
+        await pool.stop_sampling_all(grace)
+    except Exception as stop_exc:  # keep going: the bundle matters more than the devices
+        _say(f"capa: error: stopping the devices failed: {describe_failure(stop_exc)}")
+    bundle_status, integrity = "none", "unknown"
+    if session.bundle_path is not None:
+        bundle_status = "open"
+        try:
+            sealed = await anyio.to_thread.run_sync(session.close, RunOutcome.CRASHED, reason, {})
+        except Exception as close_exc:
+            reason = f"{reason}; finalize: {describe_failure(close_exc)}"
+        else:
+            bundle_status, integrity = sealed.bundle_status, sealed.integrity_status
+    return HeadlessResult(
+        run_id=session.run_id,
+        bundle_path=session.bundle_path,
+        run_status="crashed",
+        bundle_status=bundle_status,
+        integrity_status=integrity,
+        exit_reason=reason,
+    )
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr gone: nowhere left to say it
+        sys.stderr.write(text + "\n")
+
+
+async def open_pool_or_stop(pool: WorkerPool, stop: anyio.Event) -> str | None:
+    """Open ``pool`` unless ``stop`` is set first; ``None`` once open, else the refusal.
+
+    The open runs in a cancel scope that ``stop`` cancels (the SIGINT handler sets it), so
+    Ctrl-C during a slow or hung device open ends the run at once as an operator stop
+    instead of waiting out every open timeout. Workers still blocked in a driver's open
+    are abandoned by the pool (daemon threads), never waited for.
+    """
+    failure: DeviceError | None = None
+    with anyio.CancelScope() as scope:
+
+        async def cancel_on_stop() -> None:
+            await stop.wait()
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_on_stop)
+            try:
+                await pool.open()
+            except DeviceError as exc:
+                failure = exc
+            tg.cancel_scope.cancel()
+    if scope.cancelled_caught or stop.is_set():
+        if pool.state is PoolState.OPEN:
+            # The stop arrived just as the last device opened: honour it before any bundle.
+            with anyio.CancelScope(shield=True):
+                await pool.close(_CLOSE_AFTER_STOP_S)
+        return f"{OPERATOR_STOP}: stopped while opening devices"
+    if failure is not None:
+        return f"pool_open: {failure}"
+    return None
+
+
 async def _report_progress(
     conductor: Conductor, callback: ProgressCallback, period_s: float
 ) -> None:
     while True:
         await anyio.sleep(period_s)
         if conductor.state.value == "running":
-            callback(conductor.progress())
+            try:
+                callback(conductor.progress())
+            except Exception as exc:
+                # A display that fails (a closed terminal) must not end the measurement
+                # it displays: report it once and stop displaying.
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write(f"capa: progress display stopped: {exc}\n")
+                return

@@ -11,7 +11,7 @@ import anyio
 
 from capa.runtime.session import RunSession
 
-__all__ = ["LoopLagMeter", "SaturationTrip", "watch_saturation"]
+__all__ = ["LoopLagMeter", "SaturationTrip", "watch_saturation", "watch_writer_failure"]
 
 
 class LoopLagMeter:
@@ -102,3 +102,15 @@ async def watch_saturation(
             stalled_since = now
         elif now - stalled_since >= deadline_s:
             return SaturationTrip(now - stalled_since, progress.queue_depth, progress.rows)
+
+
+async def watch_writer_failure(session: RunSession, poll_s: float = 0.25) -> str:
+    """Return the writer's error as soon as it reports one (disk full, I/O error).
+
+    A session whose progress does not carry an error (a custom test session) never trips.
+    """
+    while True:
+        error = getattr(session.progress(), "error", None)
+        if error is not None:
+            return str(error)
+        await anyio.sleep(poll_s)

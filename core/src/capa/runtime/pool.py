@@ -21,6 +21,10 @@ from capa.runtime.worker import EmissionHandler, ErrorHandler, Worker
 
 __all__ = ["PoolState", "WorkerPool"]
 
+# Closing devices that did open when the open was cancelled: short, the operator is
+# waiting for the stop.
+_CANCELLED_CLOSE_S = 1.0
+
 
 class PoolState(enum.StrEnum):
     """CLOSED until :meth:`WorkerPool.open` succeeds; OPEN until closed again."""
@@ -77,9 +81,17 @@ class WorkerPool:
             except Exception as exc:
                 failures[index] = exc
 
-        async with anyio.create_task_group() as tg:
-            for index, worker in enumerate(self.workers):
-                tg.start_soon(open_one, index, worker)
+        try:
+            async with anyio.create_task_group() as tg:
+                for index, worker in enumerate(self.workers):
+                    tg.start_soon(open_one, index, worker)
+        except BaseException:
+            # Cancelled (an operator stop during open): release what did open, briefly;
+            # workers still inside a blocking open abandoned themselves.
+            with anyio.CancelScope(shield=True):
+                for index in sorted(opened, reverse=True):
+                    await self.workers[index].close(_CANCELLED_CLOSE_S)
+            raise
         if failures:
             # Undo in reverse order of declaration so shared buses are released the
             # way they were acquired; then report the first failure as declared.
@@ -122,10 +134,26 @@ class WorkerPool:
                 worker.disarm()
 
     async def begin_sampling_all(self) -> None:
-        """Start sampling on every worker (in parallel)."""
+        """Start sampling on every worker (in parallel).
+
+        Raises:
+            DeviceError: (inside the task group's exception group) naming the devices of
+                each worker whose adapters failed to start.
+        """
+
+        async def begin(worker: Worker) -> None:
+            try:
+                await worker.begin_sampling()
+            except Exception as exc:
+                names = ", ".join(worker.adapters)
+                raise DeviceError(
+                    f"{names} ({worker.resource_id}): could not start sampling: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
         async with anyio.create_task_group() as tg:
             for worker in self.workers:
-                tg.start_soon(worker.begin_sampling)
+                tg.start_soon(begin, worker)
 
     async def stop_sampling_all(self, grace_s: float) -> list[str]:
         """Stop every worker in parallel; returns the resources abandoned after ``grace_s``."""

@@ -26,11 +26,13 @@ __all__ = ["RealRunSession", "RunSession", "SealResult", "WriterProgress"]
 
 @dataclass(frozen=True, slots=True)
 class WriterProgress:
-    """What the saturation monitor watches."""
+    """What the saturation and writer-failure monitors watch."""
 
     queue_depth: int
     last_accept_mono_ns: int | None
     rows: int
+    error: str | None = None
+    """Why the writer stopped writing (disk full, I/O error); ``None`` while it works."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,11 @@ class SealResult:
     bundle_status: str
     integrity_status: str
     warnings: tuple[str, ...] = ()
+    run_status: str | None = None
+    """The run status recorded, when storage changed it (a writer that failed while
+    closing turns ``completed`` into ``crashed``); ``None`` when as requested."""
+    exit_reason: str | None = None
+    """The exit reason recorded, when ``run_status`` is set."""
 
 
 class RunSession(Protocol):
@@ -173,13 +180,26 @@ class RealRunSession:
         """Queue a record, blocking while the writer is behind — unless abandoned."""
         writer = self.writer
         while not self._abandoned.is_set():
+            if writer.failed is not None:
+                # The disk is full (or failing): the record cannot be stored. Events are
+                # kept for the close (few, and they explain what happened); data is
+                # counted as dropped. The conductor sees the failure and stops the run,
+                # so the producer must not die of it first.
+                if isinstance(record, EventRecord):
+                    with self._dropped_lock:
+                        self._late_events.append(record)
+                else:
+                    writer.note_dropped(record, "writer_failed")
+                return
             try:
                 writer.submit(record, timeout=self._SUBMIT_SLICE_S)
                 return
             except BundleError:
                 metrics = writer.metrics()
-                if metrics.error is not None or metrics.queue_depth < metrics.queue_capacity:
-                    raise  # closed or failed, not merely full
+                if metrics.error is not None:
+                    continue  # counted as writer_failed above
+                if metrics.queue_depth < metrics.queue_capacity:
+                    raise  # closed, not merely full
         with self._dropped_lock:
             self._dropped += 1
 
@@ -197,26 +217,33 @@ class RealRunSession:
         Once the writer is abandoned, events are kept and written straight into
         ``events.sqlite`` when the session closes.
         """
-        if self._abandoned.is_set():
-            with self._dropped_lock:
-                self._late_events.append(
-                    EventRecord(
-                        t_mono_ns=self.writer.clock.now_ns(),
-                        t_utc=RunClock.utc_now_iso(),
-                        kind=kind,
-                        severity=EventSeverity(severity),
-                        source=source,
-                        message=message,
-                        metadata=metadata,
-                    )
+        writer = self.writer
+        if not self._abandoned.is_set() and writer.failed is None:
+            try:
+                writer.emit(kind, message, severity=severity, source=source, metadata=metadata)
+                return
+            except BundleError:
+                if writer.failed is None:
+                    raise  # closed, or a bad severity: the caller's mistake
+        # The writer cannot take it (abandoned, or failed: a full disk): keep the event
+        # and write it through a connection of its own when the session closes.
+        with self._dropped_lock:
+            self._late_events.append(
+                EventRecord(
+                    t_mono_ns=writer.clock.now_ns(),
+                    t_utc=RunClock.utc_now_iso(),
+                    kind=kind,
+                    severity=EventSeverity(severity),
+                    source=source,
+                    message=message,
+                    metadata=metadata,
                 )
-            return
-        self.writer.emit(kind, message, severity=severity, source=source, metadata=metadata)
+            )
 
     def progress(self) -> WriterProgress:
         """Queue depth and the last time the writer took a record."""
         m = self.writer.metrics()
-        return WriterProgress(m.queue_depth, m.last_accept_mono_ns, m.rows)
+        return WriterProgress(m.queue_depth, m.last_accept_mono_ns, m.rows, m.error)
 
     def abandon_writer(self) -> None:
         """Stop feeding a stalled writer; records submitted from now on are dropped."""
@@ -240,16 +267,20 @@ class RealRunSession:
         from capa.bundle.manifest import read_manifest, write_manifest
 
         writer = self.writer
+        late_kept: list[dict[str, Any]] = []
         if self._abandoned.is_set():
             writer.abandon(outcome.run_status, exit_reason, late_events=self._late_events)
         else:
             writer.close(outcome.run_status, exit_reason, finalize=False)
+            late_kept = _store_late_events(writer.bundle, self._late_events)
         manifest = read_manifest(writer.bundle)
         counts = {**manifest.counts, **extra.get("counts", {})}
         if self._dropped:
             counts["dropped_after_abandon"] = self._dropped
         queue_health = {**manifest.queue_health, **extra.get("queue_health", {})}
         custom = {**manifest.custom, **extra.get("custom", {})}
+        if late_kept:
+            custom["late_events"] = [*custom.get("late_events", []), *late_kept]
         merged = ("counts", "queue_health", "custom")
         updates = {k: v for k, v in extra.items() if k not in merged}
         manifest = manifest.transition(
@@ -259,8 +290,42 @@ class RealRunSession:
         result = finalize_bundle(writer.bundle)
         with contextlib.suppress(BundleError):  # the catalog is an index, rebuildable
             Catalog(self.runs_root).upsert(result.manifest, writer.bundle)
+        recorded = result.manifest.run_status.value
+        changed = recorded != outcome.run_status
         return SealResult(
             result.manifest.bundle_status.value,
             result.manifest.integrity.status.value,
             tuple(result.warnings),
+            run_status=recorded if changed else None,
+            exit_reason=result.manifest.exit_reason if changed else None,
         )
+
+
+def _store_late_events(bundle: Path, events: list[EventRecord]) -> list[dict[str, Any]]:
+    """Append events the writer could not take; those that fail too are returned as dicts.
+
+    Returned events go into ``manifest.custom.late_events``, so none is lost silently.
+    """
+    import sqlite3
+
+    from capa.bundle.events import append_events
+    from capa.bundle.paths import EVENTS_FILE
+
+    if not events:
+        return []
+    try:
+        append_events(bundle / EVENTS_FILE, events)
+    except (sqlite3.Error, OSError):
+        return [
+            {
+                "t_mono_ns": e.t_mono_ns,
+                "t_utc": e.t_utc,
+                "kind": e.kind,
+                "severity": str(e.severity),
+                "source": e.source,
+                "message": e.message,
+                "metadata": dict(e.metadata) if e.metadata is not None else None,
+            }
+            for e in events
+        ]
+    return []

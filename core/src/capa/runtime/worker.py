@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
+
 from capa.clock import RunClock
 from capa.components.adapter import Acquisition, Adapter, Command, CommandResult
 from capa.components.emissions import Emission, SampleBatch
@@ -26,6 +28,30 @@ from capa.runtime.state import WorkerState
 __all__ = ["DeviceContext", "EmissionHandler", "Worker", "WorkerStats"]
 
 T = TypeVar("T")
+
+# Longest wait handed to threading / asyncio timers. A grace period of 2**63 s (or inf)
+# must mean "wait as long as it takes", not OverflowError inside Thread.join or the
+# event loop's timer heap; a week is longer than any stop should ever take.
+MAX_WAIT_S = 7 * 24 * 3600.0
+
+
+# Rollback of a failed open: long enough for adapters to close their handles.
+_UNDO_FAILED_S = 2.0
+# Rollback of a cancelled open (operator stop): the stop must feel immediate.
+_UNDO_CANCELLED_S = 0.1
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    # The runtime runs anyio on the asyncio backend: its cancellation is CancelledError.
+    return isinstance(exc, asyncio.CancelledError)
+
+
+def bounded_wait(seconds: float) -> float:
+    """``seconds`` clamped to ``[0, MAX_WAIT_S]`` (NaN counts as 0): safe for any timer."""
+    if not seconds > 0:  # also catches NaN
+        return 0.0
+    return min(float(seconds), MAX_WAIT_S)
+
 
 EmissionHandler = Callable[[str, Emission], None]
 """Receives ``(device name, emission)`` on the worker's thread (the channel pipeline)."""
@@ -124,6 +150,18 @@ class Worker:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return await asyncio.wrap_future(future)
 
+    async def _on_worker_within(self, coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
+        """Like :meth:`_on_worker`, bounded by ``timeout_s`` (TimeoutError after it).
+
+        The coroutine is handed to the worker's loop *before* the wait starts: wrapping
+        ``_on_worker(coro)`` in ``asyncio.wait_for`` instead would, with a zero timeout,
+        cancel the wrapper before it ran and leave ``coro`` created but never awaited.
+        On timeout the worker-side task is cancelled (a wedged thread ignores that).
+        """
+        assert self._loop is not None, "worker thread not started"
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), bounded_wait(timeout_s))
+
     def _transition(self, target: WorkerState) -> None:
         self.state.check_transition(target, self.resource_id)
         self.state = target
@@ -138,13 +176,41 @@ class Worker:
             for adapter in self.adapters.values():
                 await self._on_worker(adapter.open())
                 opened.append(adapter)
-        except BaseException:
-            for adapter in reversed(opened):
-                with contextlib.suppress(Exception):
-                    await self._on_worker(adapter.close())
-            self._stop_thread(timeout_s=2.0)
+        except BaseException as exc:
+            # A failed open waits a little for the rollback; a cancelled one (Ctrl-C
+            # during open) must not: the thread may be blocked in a driver's open call,
+            # and nothing queued behind it runs until that call returns.
+            bound = _UNDO_CANCELLED_S if _is_cancellation(exc) else _UNDO_FAILED_S
+            with anyio.CancelScope(shield=True):  # the rollback must run even when cancelled
+                await self._undo_open(opened, bound)
             raise
         self._transition(WorkerState.IDLE)
+
+    async def _undo_open(self, opened: Sequence[Adapter], bound_s: float) -> None:
+        """Close what did open and end the thread, waiting at most ``bound_s`` overall.
+
+        A thread that does not end in time (stuck in a blocking open) is abandoned: it is
+        a daemon and holds nothing the run needs.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound_s
+
+        async def close_opened() -> None:
+            for adapter in reversed(opened):
+                with contextlib.suppress(Exception):  # rollback: the open error is reported
+                    await adapter.close()
+
+        if opened:
+            with contextlib.suppress(TimeoutError):
+                await self._on_worker_within(close_opened(), bound_s)
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            # Join from a helper thread: joining here would block the caller's loop.
+            await asyncio.to_thread(self._thread.join, max(0.0, deadline - loop.time()))
+        if self._thread is not None and self._thread.is_alive():
+            self.stats.abandoned = True
 
     async def close(self, grace_s: float = 5.0) -> bool:
         """Close every adapter (reverse order) and end the thread; ``False`` if abandoned."""
@@ -161,7 +227,7 @@ class Worker:
                     await adapter.close()
 
         try:
-            await asyncio.wait_for(self._on_worker(close_all()), grace_s)
+            await self._on_worker_within(close_all(), grace_s)
         except TimeoutError:
             self.stats.abandoned = True
             return False
@@ -172,7 +238,7 @@ class Worker:
         if self._loop is not None and self._loop.is_running():
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._thread.join(bounded_wait(timeout_s))
 
     def arm(
         self,
@@ -256,7 +322,7 @@ class Worker:
         """
         self._transition(WorkerState.DRAINING)
         try:
-            await asyncio.wait_for(self._on_worker(self._end()), grace_s)
+            await self._on_worker_within(self._end(), grace_s)
         except TimeoutError:
             self.stats.abandoned = True
             return False
@@ -288,7 +354,9 @@ class Worker:
         started = time.monotonic()
         future = asyncio.run_coroutine_threadsafe(adapter.command(command), self._require_loop())
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout_s)
+            return await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(future)), bounded_wait(timeout_s)
+            )
         except TimeoutError:
             return CommandResult(
                 False, f"{device}: no result within {timeout_s:g} s (command {command.name!r})"
@@ -304,7 +372,9 @@ class Worker:
         """The adapter's status fields."""
         adapter = self._adapter(device)
         future = asyncio.run_coroutine_threadsafe(adapter.snapshot(), self._require_loop())
-        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout_s)
+        return await asyncio.wait_for(
+            asyncio.shield(asyncio.wrap_future(future)), bounded_wait(timeout_s)
+        )
 
     def _adapter(self, device: str) -> Adapter:
         try:
