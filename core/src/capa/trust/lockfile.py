@@ -5,8 +5,8 @@ The file is TOML with ``version = 1``, an optional top-level ``require_attestati
 ``sha256``) per ``.pth`` file or customize module the interpreter runs at start-up
 (:mod:`capa.trust.hooks`; a lock without any records that there are none). Reading is
 strict — an unknown key, a missing field, a duplicate plugin name or a newer schema
-version is refused with a :class:`~capa.errors.TrustError` naming the file (exit 2) — because a lock that is read
-leniently is a lock that can be misread.
+version is refused with a :class:`~capa.errors.TrustError` naming the file (exit 2) —
+because a lock that is read leniently is a lock that can be misread.
 """
 
 from __future__ import annotations
