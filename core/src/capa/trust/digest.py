@@ -4,14 +4,15 @@ The digest is computed **without importing** anything. It covers every file the
 distribution's ``RECORD`` lists with a hash and that lives under the installation's
 ``site-packages`` directory, re-hashed from disk (sha256), as sorted ``path<TAB>hash``
 lines. Excluded are only files that an installer legitimately adds or rewrites:
-``RECORD`` itself, ``INSTALLER``, ``REQUESTED``, ``direct_url.json``, bytecode caches
-(``__pycache__``: never read in production, see :mod:`capa.trust.guard`) and files
-installed outside site-packages (console scripts, whose shebang names the interpreter, and
-``.data`` files). A covered file listed *without* a hash, and any ``*.pyc`` outside
-``__pycache__``, are reported as problems rather than skipped. Not covered at all: ``.pth`` files of
-other distributions, dependencies, the interpreter and the standard library. A ``.pth``
-file shipped by the distribution itself is reported as editable (it runs or redirects code
-at interpreter start-up).
+``RECORD`` itself, ``INSTALLER``, ``REQUESTED``, ``direct_url.json``, ``uv_cache.json``,
+bytecode caches (``__pycache__``: never read in production, see :mod:`capa.trust.guard`)
+and files installed outside site-packages (console scripts, whose shebang names the
+interpreter, and ``.data`` files). A covered file listed *without* a hash, and any
+``*.pyc`` outside ``__pycache__``, are reported as problems rather than skipped. Not
+covered here: dependencies, the interpreter and the standard library; ``.pth`` files and
+customize modules of the environment are recorded in the lock as a whole
+(:mod:`capa.trust.hooks`). A ``.pth`` file shipped by the distribution itself is reported
+as editable (it runs or redirects code at interpreter start-up).
 
 Besides the digest, :func:`inspect_distribution` finds files that make the digest an
 incomplete picture: files missing from disk, files added inside the package's
@@ -39,7 +40,9 @@ __all__ = ["DIGEST_PREFIX", "Installed", "canonical_digest", "inspect_distributi
 DIGEST_PREFIX = "sha256:"
 _DOMAIN = b"capa-record-digest-v1\n"
 """Prefix hashed first, so a digest can never be confused with any other sha256."""
-_INSTALLER_FILES = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+_INSTALLER_FILES = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json"}
+"""Files installers write or rewrite (uv records its cache key and timestamps in
+``uv_cache.json``): not part of what was built, so not part of the digest."""
 
 
 @dataclass(slots=True)
