@@ -285,3 +285,13 @@ def test_list_shows_a_bad_row_with_a_warning_and_the_rest(root, capsys, column, 
     code, out, _ = run_cli(capsys, "catalog", "list", "--runs-root", str(root), "--json")
     assert code == 0
     assert {r["run_id"] for r in json.loads(out)} == {A, B}
+
+
+def test_finalize_of_a_consistently_tampered_sealed_bundle_is_exit_3(root, capsys):
+    bundle = record(root, A)
+    code, out, _ = run_cli(capsys, "finalize", A, "--runs-root", str(root))
+    assert code == 0, out
+    retamper(bundle, "run.log", b"forged\n")
+    code, out, _ = run_cli(capsys, "finalize", A, "--runs-root", str(root))
+    assert code == 3
+    assert "seal:             manifest.sha256 is not what was sealed" in out
