@@ -59,6 +59,18 @@ VARIANTS = {
 }
 
 
+def test_deleting_a_file_and_its_line_is_a_mismatch(root, capsys):
+    bundle = record(root, A)
+    (bundle / "run.log").unlink()
+    listing = bundle / "manifest.sha256"
+    listing.write_text(
+        "".join(x for x in listing.read_text().splitlines(keepends=True) if "  run.log" not in x)
+    )
+    code, out = verify(capsys, root, A)
+    assert code == 3, out
+    assert "manifest.sha256 is not what was sealed" in out
+
+
 def verify(capsys, root: Path, *args: str) -> tuple[int, str]:
     code, out, err = run_cli(capsys, "catalog", "verify", *args, "--runs-root", str(root))
     return code, out + err
@@ -295,3 +307,17 @@ def test_finalize_of_a_consistently_tampered_sealed_bundle_is_exit_3(root, capsy
     code, out, _ = run_cli(capsys, "finalize", A, "--runs-root", str(root))
     assert code == 3
     assert "seal:             manifest.sha256 is not what was sealed" in out
+
+
+def test_a_garbled_journal_line_still_forbids_resealing(root, capsys):
+    bundle = record(root, A)
+    seals = root / "seals.jsonl"
+    seals.write_text(seals.read_text().replace('"bundle_digest"', '"bundle_digest', 1))
+    (bundle / "manifest.sha256").unlink()
+    conn = sqlite3.connect(root / "runs.sqlite")
+    with conn:
+        conn.execute("UPDATE runs SET bundle_digest = NULL")
+    conn.close()
+    code, _, err = run_cli(capsys, "finalize", A, "--runs-root", str(root))
+    assert code == 3
+    assert f"an unreadable line of {seals} names run {A}" in err

@@ -142,6 +142,13 @@ def _append(runs_root: Path, record: SealRecord) -> None:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def _mentions(runs_root: Path, run_id: str) -> bool:
+    try:
+        return run_id.encode() in journal_path(runs_root).read_bytes()
+    except OSError:
+        return True  # an unreadable journal cannot vouch that the run was never sealed
+
+
 def _catalog_digest(runs_root: Path, run_id: str) -> str | None:
     from capa.bundle.catalog import Catalog
 
@@ -159,7 +166,13 @@ def refuse_resealing(bundle: Path, run_id: str) -> None:
     before it changes anything.
     """
     runs_root = bundle.parent
-    records, _ = read_seals(runs_root)
+    records, problems = read_seals(runs_root)
+    if run_id not in records and problems and _mentions(runs_root, run_id):
+        raise FinalizeError(
+            f"{bundle}: an unreadable line of {journal_path(runs_root)} names run {run_id}; "
+            "a bundle is sealed once — inspect the journal and run `capa catalog verify "
+            f"{run_id}`"
+        )
     earlier = records.get(run_id)
     if earlier:
         first = earlier[0]
