@@ -18,6 +18,7 @@ import pytest
 
 from capa.plugins.host import PluginHost
 from capa.plugins.registry import PluginStatus
+from capa.runtime.build import plugin_provenance
 from capa.trust import hooks as hooks_module
 from capa.trust.drift import check_installed
 from capa.trust.gate import gate_for, load_trusted_host
@@ -212,6 +213,10 @@ def test_name_clash_refusal_names_the_locked_distribution(capa_site, group, cana
     assert "name_clash: plugin name 'clash' is also declared by aa-impostor 1.0" in (
         blocker.reason()
     )
+    provenance = {p["dist"]: p for p in plugin_provenance(host) if p["name"] == "clash"}
+    assert provenance["aa-impostor"]["trust"] == "version_mismatch"
+    assert provenance["zz-genuine"]["trust"] == "name_clash"
+    assert provenance["zz-genuine"]["record_digest"] == lock.plugins["clash"].record_digest
     by_dist = {c.dist: c for c in check_installed(_infos(group), lock)}
     assert by_dist["aa-impostor"].state == "version_mismatch"
     assert "name_clash" in by_dist["zz-genuine"].reason()

@@ -49,6 +49,7 @@ class TrustGate:
     def __init__(self, lock: PluginsLock, guard: ImportGuard | None = None) -> None:
         self.lock = lock
         self.checks: dict[str, PluginCheck] = {}
+        self.by_dist: dict[tuple[str, str], PluginCheck] = {}
         self.guard = guard
         self._hooks: list[str] | None = None
         self._clashes: dict[str, dict[str, list[EntryPointInfo]]] = {}
@@ -72,6 +73,7 @@ class TrustGate:
 
     def _record(self, check: PluginCheck) -> None:
         """Keep one check per plugin name: the one of the distribution the lock pins."""
+        self.by_dist[(check.name, check.dist)] = check
         entry = self.lock.plugins.get(check.name)
         current = self.checks.get(check.name)
         if current is None or (entry is not None and check.dist == entry.dist):
@@ -96,6 +98,10 @@ class TrustGate:
         for name, entry in self.lock.plugins.items():
             if name not in self.checks:
                 self.checks[name] = missing_from_install(entry)
+
+    def check_of(self, name: str, dist: str) -> PluginCheck | None:
+        """The verdict on plugin ``name`` as declared by distribution ``dist``."""
+        return self.by_dist.get((name, dist)) or self.checks.get(name)
 
     def blocked(self) -> list[PluginCheck]:
         """Checks of installed plugins that were refused."""
