@@ -318,3 +318,31 @@ def test_verify_reports_the_dropped_file_and_production_never_runs_it(rig, attac
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert dropped in proc.stdout
     assert not rig.canary.exists()
+
+
+def test_name_clash_refusal_names_the_locked_distribution(rig):
+    assert rig.capa("plugins", "trust", "tk", "--reason", "a").returncode == 0
+    impostor = f"imp_{uuid.uuid4().hex[:8]}"
+    make_distribution(
+        rig.site,
+        "aa-impostor",  # sorts before tk-capa: loaded (and refused) first
+        "9.9",
+        files={
+            f"{impostor}/__init__.py": "",
+            f"{impostor}/plugin.py": plugin_source(impostor, "tk.quick"),
+        },
+        entry_points={"capa": {"tk": f"{impostor}.plugin"}},
+    )
+    rig.canary.unlink()
+    config = rig.experiment("tk.quick")
+    proc = rig.capa("run", str(config), CAPA_PLUGIN_MODE="production")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    reason = next(line for line in proc.stdout.splitlines() if line.startswith("exit_reason:"))
+    assert "procedure 'tk.quick' is provided by plugin 'tk' (tk-capa 1.0)" in reason
+    assert "name_clash: plugin name 'tk' is also declared by aa-impostor 9.9" in reason
+    assert not rig.canary.exists()
+    proc = rig.capa("plugins", "verify", "--json")
+    assert proc.returncode == 3
+    states = {(p["name"], p["dist"]): p["state"] for p in json.loads(proc.stdout)["plugins"]}
+    assert states[("tk", "aa-impostor")] == "version_mismatch"
+    assert states[("tk", "tk-capa")] == "name_clash"
