@@ -280,7 +280,13 @@ def test_rebuild_replaces_an_unreadable_catalog_and_keeps_it_aside(root, capsys,
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("tags_json", "not json"), ("summary_json", "[1, 2"), ("tags_json", '{"a": 1}')],
+    [
+        ("tags_json", "not json"),
+        ("summary_json", "[1, 2"),
+        ("tags_json", '{"a": 1}'),
+        ("started_utc", b"\x00\x01"),  # TEXT affinity keeps only blobs as non-text
+        ("operator", b"\xff\x00"),
+    ],
 )
 def test_list_shows_a_bad_row_with_a_warning_and_the_rest(root, capsys, column, value):
     record(root, A)

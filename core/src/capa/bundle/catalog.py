@@ -70,6 +70,7 @@ _COLUMNS: Final = (
     "indexed_utc",
     "bundle_digest",
 )
+_REQUIRED: Final = ("run_id", "path", "run_status", "bundle_status", "integrity_status")
 # A row is replaced whole, except that a seal digest once recorded is never overwritten.
 _UPSERT: Final = (
     f"INSERT INTO runs ({', '.join(_COLUMNS)}) "
@@ -222,7 +223,10 @@ class Catalog:
                 _migrate(conn)
                 yield conn
         except sqlite3.DatabaseError as exc:
-            raise BundleError(f"catalog {self.path} is unusable: {exc}") from exc
+            raise BundleError(
+                f"catalog {self.path} is unusable: {exc} (`capa catalog rebuild` replaces it, "
+                "keeping the old file)"
+            ) from exc
         finally:
             conn.close()
 
@@ -289,10 +293,13 @@ class Catalog:
             problems: list[str] = []
             data["tags"] = _json_cell(data, "tags_json", [], problems)
             data["summary"] = _json_cell(data, "summary_json", {}, problems)
-            for key in ("run_status", "bundle_status", "integrity_status", "path"):
-                if not isinstance(data[key], str):
-                    problems.append(f"{key} is not text: {data[key]!r}")
-                    data[key] = str(data[key])
+            for key, value in list(data.items()):
+                if key in ("tags", "summary") or isinstance(value, str):
+                    continue
+                if value is None and key not in _REQUIRED:
+                    continue
+                problems.append(f"{key} is not text: {value!r}"[:80])
+                data[key] = "" if value is None else str(value)
             out.append(CatalogRow(**data, problems=tuple(problems)))
         return out
 
