@@ -237,6 +237,12 @@ def _corrupt(path: Path, kind: str) -> None:
         path.write_bytes(b"hello, I am a text file\n")
     elif kind == "empty":
         path.write_bytes(b"")
+    elif kind == "garbage-page":
+        path.write_bytes(data[:4096] + bytes(range(256)) * 16 + data[8192:])
+    elif kind == "directory":
+        path.unlink()
+        path.mkdir()
+        (path / "x").write_text("not a database")
     elif kind == "wrong-schema":
         path.unlink()
         conn = sqlite3.connect(path)
@@ -246,7 +252,17 @@ def _corrupt(path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["truncated", "garbage-header", "zeroed-pages", "not-sqlite", "empty", "wrong-schema"]
+    "kind",
+    [
+        "truncated",
+        "garbage-header",
+        "zeroed-pages",
+        "garbage-page",
+        "not-sqlite",
+        "empty",
+        "wrong-schema",
+        "directory",
+    ],
 )
 def test_rebuild_replaces_an_unreadable_catalog_and_keeps_it_aside(root, capsys, kind):
     for i in range(8):  # with long tags: rows on more than one page
@@ -259,7 +275,7 @@ def test_rebuild_replaces_an_unreadable_catalog_and_keeps_it_aside(root, capsys,
         (root / side).unlink(missing_ok=True)
     before = path.read_bytes()
     _corrupt(path, kind)
-    damaged = path.read_bytes()
+    damaged = path.read_bytes() if path.is_file() else None
     code, out, err = run_cli(capsys, "catalog", "rebuild", "--runs-root", str(root))
     assert code == 0, err
     if kind != "empty":  # an empty file is a valid empty database to SQLite
@@ -269,7 +285,7 @@ def test_rebuild_replaces_an_unreadable_catalog_and_keeps_it_aside(root, capsys,
             for p in root.glob("runs.sqlite.corrupt-*")
             if p.suffix != ".sqlite-wal" and not p.name.endswith(("-wal", "-shm"))
         ]
-        assert aside.read_bytes() == damaged
+        assert (aside.read_bytes() if aside.is_file() else None) == damaged
     assert "indexed 8 run(s)" in out
     code, out, _ = run_cli(capsys, "catalog", "list", "--runs-root", str(root), "--json")
     assert code == 0
