@@ -17,6 +17,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True  # a missing 3.13 must fail, not skip
 nox.options.sessions = ["tests", "oracles", "lint", "typecheck", "wheels", "trust"]
+# (refresh_lock is not part of the default run: it rewrites ./plugins.lock.)
 
 ROOT = Path(__file__).parent
 PYTHONS = ["3.11", "3.13"]
@@ -173,28 +174,100 @@ def wheels(session: nox.Session) -> None:
     session.log(f"clean venv {venv}: all {len(PLUGINS)} plugins loaded from wheels")
 
 
-@nox.session(python="3.11", venv_backend="none")
-def trust(session: nox.Session) -> None:
-    """Production mode from wheels: lock every plugin, then run the demo experiment.
+REFRESH_LOCK = "uv run nox -s refresh_lock"
+"""The one command that rewrites the repository's plugins.lock from this tree."""
 
-    Builds every distribution as a wheel, installs them with pip into a fresh venv (no
-    editable installs), writes a plugins.lock with `capa plugins lock`, checks
-    `capa plugins verify` exits 0, and runs examples/demo/free_run.yaml (copied with a
-    2 s duration) with CAPA_PLUGIN_MODE=production; the run must exit 0 and its manifest
-    must record every plugin as trusted.
+
+def _wheel_env(session: nox.Session, tmp: Path) -> Path:
+    """Build every distribution as a wheel; install them in a fresh venv; return its bin.
+
+    Reproducible: wheels are built with SOURCE_DATE_EPOCH pinned (hatchling then writes
+    fixed zip timestamps; the record digests hash file contents only), dependencies come
+    pinned from uv.lock (`uv export`), and the venv is made without pip/setuptools so it
+    has no start-up hooks (.pth files) but those the pinned dependencies install. So the
+    lock only changes when a plugin's files (or the pinned dependencies' hooks) change.
     """
-    tmp = Path(session.create_tmp()).resolve() / "trust"
     shutil.rmtree(tmp, ignore_errors=True)
     out = tmp / "wheels"
+    env = {"SOURCE_DATE_EPOCH": "315532800"}  # 1980-01-01, the earliest zip timestamp
     for package in PACKAGES:
-        session.run("uv", "build", "--package", package, "--wheel", "--out-dir", str(out))
+        session.run("uv", "build", "--package", package, "--wheel", "--out-dir", str(out), env=env)
     built = sorted(out.glob("*.whl"))
     assert len(built) == len(PACKAGES), f"expected {len(PACKAGES)} wheels, got {built}"
-
+    requirements = tmp / "requirements.txt"
+    session.run(
+        "uv", "export", "--frozen", "--no-default-groups", "--no-emit-workspace",
+        "--no-hashes", "--format", "requirements.txt", "--output-file", str(requirements),
+    )  # fmt: skip
     venv = tmp / "venv"
-    session.run("python3.11", "-m", "venv", str(venv))
-    session.run(str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *map(str, built))
-    capa = str(venv / "bin" / "capa")
+    session.run("python3.11", "-m", "venv", "--without-pip", str(venv))
+    python = str(venv / "bin" / "python")
+    session.run("uv", "pip", "install", "--quiet", "--python", python, "-r", str(requirements))
+    session.run(
+        "uv", "pip", "install", "--quiet", "--no-deps", "--python", python, *map(str, built)
+    )
+    return venv / "bin"
+
+
+def _clean_env(tmp: Path) -> dict[str, str]:
+    return {
+        "HOME": str(tmp / "home"),
+        "XDG_CONFIG_HOME": str(tmp / "xdg"),
+        "CAPA_RUNS_ROOT": str(tmp / "runs"),
+    }
+
+
+@nox.session(python="3.11", venv_backend="none")
+def refresh_lock(session: nox.Session) -> None:
+    """Rewrite the repository's plugins.lock from wheels built from this tree.
+
+    Run after changing any plugin (the `trust` session fails until you do), then review
+    and commit the diff. Equivalent by hand: build the wheels, install them into a fresh
+    venv as `_wheel_env` does, and run `capa plugins lock` there.
+    """
+    tmp = Path(session.create_tmp()).resolve() / "refresh-lock"
+    bin_dir = _wheel_env(session, tmp)
+    work = tmp / "work"
+    work.mkdir()
+    with session.chdir(work):
+        session.run(
+            str(bin_dir / "capa"), "plugins", "lock", "--plugins-lock", "plugins.lock",
+            "--reason", "nox -s refresh_lock", env=_clean_env(tmp),
+        )  # fmt: skip
+    shutil.copyfile(work / "plugins.lock", ROOT / "plugins.lock")
+    session.log(f"wrote {ROOT / 'plugins.lock'}; review `git diff plugins.lock` and commit it")
+
+
+@nox.session(python="3.11", venv_backend="none")
+def trust(session: nox.Session) -> None:
+    """Production mode from wheels against the repository's committed plugins.lock.
+
+    Builds every distribution as a wheel, installs them into a fresh venv (no editable
+    installs), and checks `capa plugins verify` against ./plugins.lock: if a plugin
+    changed and the lock was not refreshed, the session FAILS naming the command that
+    refreshes it. Then runs examples/demo/free_run.yaml (2 s) with
+    CAPA_PLUGIN_MODE=production and that lock; the run must exit 0, its manifest must
+    record every plugin as trusted, and `capa catalog verify` must pass.
+    """
+    tmp = Path(session.create_tmp()).resolve() / "trust"
+    bin_dir = _wheel_env(session, tmp)
+    capa = str(bin_dir / "capa")
+    lock = ROOT / "plugins.lock"
+    if not lock.is_file():
+        session.error(f"{lock} is missing; create it with: {REFRESH_LOCK}")
+    env = _clean_env(tmp)
+    verify = session.run(
+        capa, "plugins", "verify", "--plugins-lock", str(lock), env=env, success_codes=[0, 3],
+        silent=True,
+    )  # fmt: skip
+    assert isinstance(verify, str)
+    if "drift:" in verify:
+        session.log(verify)
+        session.error(
+            "plugins.lock at the repository root no longer matches the plugins built from "
+            f"this tree (drift above). Refresh it with:\n\n    {REFRESH_LOCK}\n\n"
+            "then review and commit the new plugins.lock."
+        )
 
     work = tmp / "work"
     shutil.copytree(ROOT / "examples" / "demo", work)
@@ -205,21 +278,11 @@ def trust(session: nox.Session) -> None:
     )
     assert "duration_s" in text, "examples/demo/free_run.yaml changed shape"
     experiment.write_text(text)
-    env = {
-        "HOME": str(tmp / "home"),
-        "XDG_CONFIG_HOME": str(tmp / "xdg"),
-        "CAPA_RUNS_ROOT": str(tmp / "runs"),
-    }
     with session.chdir(work):
-        session.run(capa, "plugins", "lock", "--reason", "nox trust session", env=env)
-        session.run(capa, "plugins", "verify", env=env)
         summary = session.run(
-            capa,
-            "run",
-            "free_run.yaml",
-            env={**env, "CAPA_PLUGIN_MODE": "production"},
-            silent=True,
-        )
+            capa, "run", "free_run.yaml", "--plugins-lock", str(lock),
+            env={**env, "CAPA_PLUGIN_MODE": "production"}, silent=True,
+        )  # fmt: skip
     assert isinstance(summary, str)
     session.log(summary)
     bundle = next(
@@ -230,7 +293,8 @@ def trust(session: nox.Session) -> None:
     for name in PLUGINS:
         assert states.get(name) == "trusted", f"plugin {name!r}: {states.get(name)}"
     assert manifest["custom"]["plugins_lock"]["sha256"], "lock sha256 missing from manifest"
-    session.log(f"production run from wheels sealed {bundle}; all plugins trusted")
+    session.run(capa, "catalog", "verify", "--all", env=env)
+    session.log(f"production run from wheels with the committed plugins.lock sealed {bundle}")
 
 
 # Peer frameworks the benchmark compares capa with. They are installed into the bench

@@ -160,3 +160,63 @@ def test_editable_install_is_blocked(rig, tmp_path):
     assert code == 1
     assert "editable" in out["exit_reason"]
     assert not rig.canary.exists()
+
+
+def _forged_pyc(*, mtime: int = 0, size: int = 0) -> bytes:
+    import importlib.util
+    import marshal
+
+    evil = f"import os\nopen(os.environ['{plugin_kit.CANARY_ENV}'], 'a').write('EVIL\\n')\n"
+    header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+    header += (mtime & 0xFFFFFFFF).to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little")
+    return header + marshal.dumps(compile(evil, "<evil>", "exec"))
+
+
+def test_dropped_bytecode_and_start_up_hooks_in_a_real_install(rig):
+    """The issue's bypasses against a wheel installed by a real installer."""
+    import shutil
+    import sys
+
+    # 1. A sourceless package shadowing plugin.py: reported by verify, never imported.
+    pkg = rig.site / MODULE / "plugin"
+    pkg.mkdir()
+    (pkg / "__init__.pyc").write_bytes(_forged_pyc())
+    proc = rig.capa("plugins", "verify")
+    assert proc.returncode == 3
+    assert f"{MODULE}/plugin/__init__.pyc" in proc.stdout
+    code, out = run(rig)
+    assert code == 1
+    assert not rig.canary.exists()
+    (pkg / "__init__.pyc").unlink()
+    pkg.rmdir()
+
+    # 2. A forged __pycache__ entry that CPython would accept: production compiles the
+    #    locked source instead, so the genuine plugin runs.
+    source = rig.site / MODULE / "plugin.py"
+    st = source.stat()
+    cache = rig.site / MODULE / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / f"plugin.{sys.implementation.cache_tag}.pyc").write_bytes(
+        _forged_pyc(mtime=int(st.st_mtime), size=st.st_size)
+    )
+    assert verify(rig)[0] == 0
+    code, out = run(rig)
+    assert code == 0, out
+    assert rig.canary.read_text() == f"{MODULE} imported\n"
+    rig.canary.unlink()
+    shutil.rmtree(cache)
+
+    # 3. A .pth file added to site-packages after locking blocks every plugin.
+    (rig.site / "zz-added.pth").write_text("import os\n")
+    try:
+        code, plugins = verify(rig)
+        assert code == 3
+        assert plugins["trustkit"]["state"] == "startup_hook" or any(
+            d["kind"] == "startup_hook" for d in plugins["trustkit"]["drift"]
+        )
+        code, out = run(rig)
+        assert code == 1
+        assert "start-up hook added since locking: zz-added.pth" in out["exit_reason"]
+        assert not rig.canary.exists()
+    finally:
+        (rig.site / "zz-added.pth").unlink()

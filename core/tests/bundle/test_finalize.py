@@ -104,6 +104,7 @@ def test_crash_between_parquet_rename_and_stream_removal(open_bundle):
     m.update(bundle_status="finalizing", integrity={"status": "unknown", "algorithm": "sha256"})
     (open_bundle / "manifest.json").write_text(json.dumps(m))
     (open_bundle / "manifest.sha256").unlink()
+    (open_bundle.parent / "seals.jsonl").unlink()  # the crash came before the seal
     (open_bundle / ".capa-tmp-scalars.parquet").write_bytes(b"half")
     result = finalize_bundle(open_bundle)
     assert result.ok
@@ -117,6 +118,7 @@ def test_unreadable_parquet_without_source_is_a_finalize_error(open_bundle):
     m.update(bundle_status="finalizing", integrity={"status": "unknown", "algorithm": "sha256"})
     (open_bundle / "manifest.json").write_text(json.dumps(m))
     (open_bundle / "manifest.sha256").unlink()
+    (open_bundle.parent / "seals.jsonl").unlink()  # the crash came before the seal
     parquet = open_bundle / "scalars.parquet"
     parquet.write_bytes(parquet.read_bytes()[:100])  # truncated
     with pytest.raises(FinalizeError, match=r"scalars\.parquet is not a readable Parquet"):

@@ -52,7 +52,7 @@ def test_system_sha256sum_accepts_the_file_including_odd_names(bundle):
 def test_parse_roundtrip_and_binary_marker():
     text = format_checksums({"a b": "0" * 64, "c\\d": "f" * 64}).decode()
     parsed, bad = parse_checksums(text + f"{'1' * 64} *bin\nnot a line\n")
-    assert parsed == {"a b": "0" * 64, "c\\d": "f" * 64, "bin": "1" * 64}
+    assert parsed == [("a b", "0" * 64), ("c\\d", "f" * 64), ("bin", "1" * 64)]
     assert bad == [4]
 
 

@@ -288,3 +288,61 @@ def test_dev_mode_list_shows_drift_against_a_found_lock(rig):
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert rows["tk"]["trust"] == "dev (hash_mismatch)"
     assert rows["tk"]["status"] == "loaded"  # dev mode still loads it
+
+
+@pytest.mark.parametrize("attack", ["sourceless_pyc", "hashless_row"])
+def test_verify_reports_the_dropped_file_and_production_never_runs_it(rig, attack):
+    assert rig.capa("plugins", "trust", "tk", "--reason", "a").returncode == 0
+    rig.canary.unlink()
+    pkg = rig.site / rig.module / "plugin"
+    pkg.mkdir()
+    evil = f"import os\nopen(os.environ['{CANARY_ENV}'], 'a').write('EVIL\\n')\n"
+    if attack == "sourceless_pyc":
+        import importlib.util
+        import marshal
+
+        code = compile(evil, "<evil>", "exec")
+        header = importlib.util.MAGIC_NUMBER + bytes(12)
+        (pkg / "__init__.pyc").write_bytes(header + marshal.dumps(code))
+        dropped = f"{rig.module}/plugin/__init__.pyc"
+    else:
+        (pkg / "__init__.py").write_text(evil)
+        (record,) = rig.site.glob("tk_capa-*.dist-info/RECORD")
+        record.write_text(record.read_text() + f"{rig.module}/plugin/__init__.py,,\n")
+        dropped = f"{rig.module}/plugin/__init__.py"
+    proc = rig.capa("plugins", "verify")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert dropped in proc.stdout
+    config = rig.experiment("tk.quick")
+    proc = rig.capa("run", str(config), CAPA_PLUGIN_MODE="production")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert dropped in proc.stdout
+    assert not rig.canary.exists()
+
+
+def test_name_clash_refusal_names_the_locked_distribution(rig):
+    assert rig.capa("plugins", "trust", "tk", "--reason", "a").returncode == 0
+    impostor = f"imp_{uuid.uuid4().hex[:8]}"
+    make_distribution(
+        rig.site,
+        "aa-impostor",  # sorts before tk-capa: loaded (and refused) first
+        "9.9",
+        files={
+            f"{impostor}/__init__.py": "",
+            f"{impostor}/plugin.py": plugin_source(impostor, "tk.quick"),
+        },
+        entry_points={"capa": {"tk": f"{impostor}.plugin"}},
+    )
+    rig.canary.unlink()
+    config = rig.experiment("tk.quick")
+    proc = rig.capa("run", str(config), CAPA_PLUGIN_MODE="production")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    reason = next(line for line in proc.stdout.splitlines() if line.startswith("exit_reason:"))
+    assert "procedure 'tk.quick' is provided by plugin 'tk' (tk-capa 1.0)" in reason
+    assert "name_clash: plugin name 'tk' is also declared by aa-impostor 9.9" in reason
+    assert not rig.canary.exists()
+    proc = rig.capa("plugins", "verify", "--json")
+    assert proc.returncode == 3
+    states = {(p["name"], p["dist"]): p["state"] for p in json.loads(proc.stdout)["plugins"]}
+    assert states[("tk", "aa-impostor")] == "version_mismatch"
+    assert states[("tk", "tk-capa")] == "name_clash"

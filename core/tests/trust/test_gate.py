@@ -17,6 +17,7 @@ from capa.testing import make_distribution
 from capa.trust.digest import inspect_distribution
 from capa.trust.drift import DriftKind, check_installed
 from capa.trust.gate import gate_for, load_trusted_host
+from capa.trust.hooks import current_hooks
 from capa.trust.lockfile import AttestationRecord, LockEntry, PluginsLock
 
 from .plugin_kit import CANARY_ENV, plugin_source
@@ -62,8 +63,10 @@ def entry_for(plugin, module, info, version="1.0"):
     )
 
 
-def host_for(lock, group):
-    return load_trusted_host(lock, PluginHost(group=group))
+def host_for(lock, group, *, hooks=None):
+    """Load through the gate; the lock records today's start-up hooks unless given."""
+    recorded = tuple(current_hooks()) if hooks is None else tuple(hooks)
+    return load_trusted_host(replace(lock, startup_hooks=recorded), PluginHost(group=group))
 
 
 def test_locked_plugin_loads_and_is_recorded_as_trusted(capa_site, group, canary):

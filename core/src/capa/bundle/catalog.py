@@ -2,8 +2,13 @@
 
 One row per run, inserted when the bundle opens (so a crashed run is visible) and updated
 at finalize. Nothing in it is authoritative: ``capa catalog rebuild`` recreates every row
-from the bundles' ``manifest.json`` files. The database runs in WAL mode so readers (``capa
-catalog list`` in another terminal) never block, and are never blocked by, a run writing.
+from the bundles' ``manifest.json`` files — and the ``bundle_digest`` of each sealed run
+from the runs root's seal journal (``seals.jsonl``), never from the bundle, so a rebuild
+cannot launder a tampered bundle. A catalog that is not a readable SQLite database (or
+has the wrong schema) is moved aside as ``runs.sqlite.corrupt-<UTC time>`` by rebuild.
+A row whose JSON cells cannot be read is listed with a warning, never an error. The
+database runs in WAL mode so readers (``capa catalog list`` in another terminal) never
+block, and are never blocked by, a run writing.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -21,9 +26,10 @@ from capa.bundle.manifest import Manifest, read_manifest
 from capa.bundle.paths import CATALOG_FILE, MANIFEST_FILE
 from capa.errors import BundleError
 
-__all__ = ["Catalog", "CatalogRow", "RebuildReport"]
+__all__ = ["Catalog", "CatalogRow", "RebuildReport", "open_for_rebuild"]
 
-_SCHEMA_VERSION: Final = 1
+_SCHEMA_VERSION: Final = 2
+"""2 added ``bundle_digest`` (older catalogs gain the column when opened)."""
 _DDL: Final = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id            TEXT PRIMARY KEY,
@@ -40,7 +46,8 @@ CREATE TABLE IF NOT EXISTS runs (
     capa_version      TEXT,
     tags_json         TEXT NOT NULL DEFAULT '[]',
     summary_json      TEXT NOT NULL DEFAULT '{}',
-    indexed_utc       TEXT NOT NULL
+    indexed_utc       TEXT NOT NULL,
+    bundle_digest     TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_runs_started ON runs (started_utc);
 CREATE TABLE IF NOT EXISTS catalog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,10 +68,15 @@ _COLUMNS: Final = (
     "tags_json",
     "summary_json",
     "indexed_utc",
+    "bundle_digest",
 )
+_REQUIRED: Final = ("run_id", "path", "run_status", "bundle_status", "integrity_status")
+# A row is replaced whole, except that a seal digest once recorded is never overwritten.
 _UPSERT: Final = (
-    f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f"INSERT INTO runs ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) ON CONFLICT(run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("run_id", "bundle_digest"))
+    + ", bundle_digest = COALESCE(runs.bundle_digest, excluded.bundle_digest)"
 )
 
 
@@ -86,6 +98,9 @@ class CatalogRow:
     capa_version: str | None
     tags: list[str]
     summary: dict[str, Any]
+    bundle_digest: str | None = None
+    problems: tuple[str, ...] = ()
+    """Cells that could not be read (shown as warnings; the rest of the row is listed)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json`` output."""
@@ -94,13 +109,22 @@ class CatalogRow:
 
 @dataclass(frozen=True)
 class RebuildReport:
-    """Outcome of :meth:`Catalog.rebuild`: runs indexed and directories skipped (why)."""
+    """Outcome of :meth:`Catalog.rebuild`.
+
+    Attributes:
+        indexed: run ids indexed.
+        skipped: bundle directories skipped, with why.
+        moved_aside: where an unreadable catalog was moved, if one was.
+        journal_problems: unreadable lines of the seal journal.
+    """
 
     indexed: list[str]
     skipped: dict[str, str]
+    moved_aside: Path | None = None
+    journal_problems: list[str] = field(default_factory=list)
 
 
-def _row_values(manifest: Manifest, rel_path: str) -> tuple[Any, ...]:
+def _row_values(manifest: Manifest, rel_path: str, digest: str | None) -> tuple[Any, ...]:
     operator = manifest.operator or {}
     sample = manifest.sample or {}
     procedure = manifest.procedure or {}
@@ -127,7 +151,34 @@ def _row_values(manifest: Manifest, rel_path: str) -> tuple[Any, ...]:
         json.dumps(manifest.tags),
         json.dumps(summary, default=str),
         datetime.now(UTC).isoformat(timespec="microseconds"),
+        digest,
     )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a version-1 catalog (no ``bundle_digest``) up to this schema, in place."""
+    names = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if names and "bundle_digest" not in names:
+        conn.execute("ALTER TABLE runs ADD COLUMN bundle_digest TEXT")
+        conn.execute(
+            "INSERT OR REPLACE INTO catalog_meta VALUES ('schema_version', ?)",
+            (str(_SCHEMA_VERSION),),
+        )
+
+
+def _json_cell(data: dict[str, Any], key: str, default: Any, problems: list[str]) -> Any:
+    raw = data.pop(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        problems.append(f"{key} is not JSON: {str(raw)[:40]!r}")
+        return default
+    if not isinstance(value, type(default)):
+        problems.append(f"{key} is not a JSON {type(default).__name__}")
+        return default
+    return value
 
 
 class Catalog:
@@ -169,9 +220,13 @@ class Catalog:
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             with conn:  # one transaction: commit on success, roll back on error
+                _migrate(conn)
                 yield conn
         except sqlite3.DatabaseError as exc:
-            raise BundleError(f"catalog {self.path} is unusable: {exc}") from exc
+            raise BundleError(
+                f"catalog {self.path} is unusable: {exc} (`capa catalog rebuild` replaces it, "
+                "keeping the old file)"
+            ) from exc
         finally:
             conn.close()
 
@@ -182,9 +237,17 @@ class Catalog:
             return str(bundle.resolve())
 
     def upsert(self, manifest: Manifest, bundle: Path) -> None:
-        """Insert or replace the row of ``manifest``'s run (bundle at ``bundle``)."""
+        """Insert or replace the row of ``manifest``'s run (bundle at ``bundle``).
+
+        The row's ``bundle_digest`` comes from the seal journal (the first seal of the
+        run), and a digest already in the row is kept.
+        """
+        from capa.bundle.seal import read_seals
+
+        seals = read_seals(self.runs_root)[0].get(manifest.run_id)
+        digest = seals[0].bundle_digest if seals else None
         with self._connect() as conn:
-            conn.execute(_UPSERT, _row_values(manifest, self._rel(bundle)))
+            conn.execute(_UPSERT, _row_values(manifest, self._rel(bundle), digest))
 
     def get(self, run_id: str) -> CatalogRow | None:
         """The row of ``run_id``, or ``None``."""
@@ -227,13 +290,28 @@ class Catalog:
         for row in rows:
             data = dict(zip(_COLUMNS, row, strict=True))
             data.pop("indexed_utc")
-            data["tags"] = json.loads(data.pop("tags_json") or "[]")
-            data["summary"] = json.loads(data.pop("summary_json") or "{}")
-            out.append(CatalogRow(**data))
+            problems: list[str] = []
+            data["tags"] = _json_cell(data, "tags_json", [], problems)
+            data["summary"] = _json_cell(data, "summary_json", {}, problems)
+            for key, value in list(data.items()):
+                if key in ("tags", "summary") or isinstance(value, str):
+                    continue
+                if value is None and key not in _REQUIRED:
+                    continue
+                problems.append(f"{key} is not text: {value!r}"[:80])
+                data[key] = "" if value is None else str(value)
+            out.append(CatalogRow(**data, problems=tuple(problems)))
         return out
 
     def rebuild(self) -> RebuildReport:
-        """Replace every row with what the manifests under the runs root say."""
+        """Replace every row with what the manifests under the runs root say.
+
+        Digests come from the seal journal only. Call :func:`open_for_rebuild` first to
+        get a catalog even when ``runs.sqlite`` is unreadable.
+        """
+        from capa.bundle.seal import read_seals
+
+        seals, journal_problems = read_seals(self.runs_root)
         indexed: list[str] = []
         skipped: dict[str, str] = {}
         rows: list[tuple[Any, ...]] = []
@@ -244,9 +322,54 @@ class Catalog:
             except BundleError as exc:
                 skipped[bundle.name] = str(exc)
                 continue
-            rows.append(_row_values(manifest, self._rel(bundle)))
+            sealed = seals.get(manifest.run_id)
+            digest = sealed[0].bundle_digest if sealed else None
+            rows.append(_row_values(manifest, self._rel(bundle), digest))
             indexed.append(manifest.run_id)
         with self._connect() as conn:
             conn.execute("DELETE FROM runs")
             conn.executemany(_UPSERT, rows)
-        return RebuildReport(indexed, skipped)
+        return RebuildReport(indexed, skipped, journal_problems=journal_problems)
+
+
+def open_for_rebuild(runs_root: Path) -> tuple[Catalog, Path | None]:
+    """The catalog of ``runs_root``, moving an unusable ``runs.sqlite`` aside first.
+
+    "Unusable" is anything SQLite cannot open, read or check (truncated file, garbage
+    header, zeroed pages, ``quick_check`` errors) or a ``runs`` table whose columns are not
+    capa's. The old file (and its ``-wal``/``-shm``) is renamed to
+    ``runs.sqlite.corrupt-<UTC time>`` and kept; returns the catalog and that path.
+    """
+    path = runs_root / CATALOG_FILE
+    problem = _unusable(path) if path.exists() else None
+    moved: Path | None = None
+    if problem is not None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+        path.rename(moved)
+        for side in ("-wal", "-shm"):
+            extra = path.with_name(path.name + side)
+            if extra.exists():
+                extra.rename(moved.with_name(moved.name + side))
+    return Catalog(runs_root), moved
+
+
+def _unusable(path: Path) -> str | None:
+    """Why ``path`` cannot serve as a catalog, or ``None`` if it can."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        check = conn.execute("PRAGMA quick_check").fetchall()
+        if check != [("ok",)]:
+            return f"quick_check: {check[0][0]}"
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    expected = set(_COLUMNS) - {"bundle_digest"}
+    if columns and not expected <= set(columns):
+        return f"runs table has columns {columns}, not capa's"
+    return None

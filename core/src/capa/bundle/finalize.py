@@ -19,7 +19,10 @@ In order it:
    ``manifest.sha256`` and verifies it; if the check disagrees the manifest is rewritten as
    ``verification_failed`` with integrity ``mismatch`` or ``partial``.
 
-Finalizing a bundle that is already sealed only re-verifies it and changes no byte. A step
+Finalizing a bundle that is already sealed only re-verifies it and changes no byte; a
+bundle whose seal is recorded in the runs root's ``seals.jsonl`` or the catalog is never
+sealed again (:mod:`capa.bundle.seal`, FinalizeError). After sealing, the digest of
+``manifest.sha256`` is journaled (and signed when a rig key is configured). A step
 that fails leaves the bundle recoverable (sources are deleted only after their Parquet file
 is durably in place) and raises :class:`~capa.errors.FinalizeError` (exit 3).
 """
@@ -54,6 +57,7 @@ from capa.bundle.paths import (
     SCALARS_STEM,
     VIDEO_DIR,
 )
+from capa.bundle.seal import SealRecord, record_seal, refuse_resealing
 from capa.bundle.unfinished import drop_rows_without_files, remove_unfinished
 from capa.errors import BundleError, FinalizeError
 
@@ -80,6 +84,7 @@ class FinalizeResult:
         skipped: files that were already final and were left untouched.
         warnings: what finalize had to drop or repair (also in ``finalize_warnings``).
         already_sealed: the bundle was sealed before; nothing was written.
+        seal: the seal journaled in the runs root (:mod:`capa.bundle.seal`).
     """
 
     bundle: Path
@@ -89,6 +94,7 @@ class FinalizeResult:
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     already_sealed: bool = False
+    seal: SealRecord | None = None
     rewritten_targets: set[str] = field(default_factory=set, repr=False)
 
     @property
@@ -124,8 +130,12 @@ def finalize_bundle(
             raise FinalizeError(
                 f"{bundle}: manifest says verification_failed but {CHECKSUMS_FILE} is missing"
             )
+    # Sealed once: a seal recorded outside the bundle forbids sealing it again.
+    refuse_resealing(bundle, manifest.run_id)
     try:
-        return _finalize(bundle, manifest, run_status, exit_reason)
+        result = _finalize(bundle, manifest, run_status, exit_reason)
+        result.seal = record_seal(bundle, result.manifest.run_id, result.integrity.status.value)
+        return result
     except (BundleError, KeyboardInterrupt):
         raise
     except Exception as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
-_LINE = re.compile(r"^(\\?)([0-9a-fA-F]{64}) [ *](.+)$")
 
 
 def hash_file(path: Path) -> str:
@@ -79,18 +78,6 @@ def _escape(name: str) -> tuple[str, str]:
     return "", name
 
 
-def _unescape(name: str) -> str:
-    out: list[str] = []
-    it = iter(name)
-    for ch in it:
-        if ch == "\\":
-            nxt = next(it, "")
-            out.append({"n": "\n", "r": "\r", "\\": "\\"}.get(nxt, "\\" + nxt))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def format_checksums(hashes: dict[str, str]) -> bytes:
     """``sha256sum`` text for ``{relative path: hex digest}``, sorted by path."""
     lines = []
@@ -100,18 +87,16 @@ def format_checksums(hashes: dict[str, str]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
-def parse_checksums(text: str) -> tuple[dict[str, str], list[int]]:
-    """Parse ``sha256sum`` output into ``{path: hex}`` and the numbers of bad lines."""
-    entries: dict[str, str] = {}
-    bad: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _LINE.match(line)
-        if match is None:
-            bad.append(number)
-            continue
-        escaped, digest, name = match.groups()
-        entries[_unescape(name) if escaped else name] = digest.lower()
-    return entries, bad
+def parse_checksums(data: bytes | str) -> tuple[list[tuple[str, str]], list[int]]:
+    """Parse ``sha256sum`` output exactly as GNU ``sha256sum -c`` does (coreutils 9).
+
+    Returns ``(path, lowercase hex)`` for every well-formed line, in file order and with
+    duplicates kept, and the numbers of the lines that are not. See :mod:`capa.bundle.gnusum`.
+    """
+    from capa.bundle.gnusum import parse_gnu_checksums
+
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    return parse_gnu_checksums(raw)
 
 
 def write_checksums(bundle: Path) -> dict[str, str]:
@@ -134,6 +119,9 @@ class VerifyResult:
         extra: files (or links) present but not listed.
         malformed_lines: line numbers of ``manifest.sha256`` that could not be parsed.
         checked: number of listed files whose hash matched.
+        refused: listed names that are not regular files inside the bundle (a symbolic
+            link, a path leaving the bundle, a FIFO, ...), or a ``manifest.sha256`` that
+            is itself not a regular file, each with the reason.
     """
 
     status: IntegrityStatus
@@ -142,6 +130,7 @@ class VerifyResult:
     extra: list[str] = field(default_factory=list)
     malformed_lines: list[int] = field(default_factory=list)
     checked: int = 0
+    refused: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -157,6 +146,8 @@ class VerifyResult:
             parts.append("changed: " + ", ".join(self.changed))
         if self.missing:
             parts.append("missing: " + ", ".join(self.missing))
+        if self.refused:
+            parts.append("refused: " + ", ".join(self.refused))
         if self.extra:
             parts.append("not in manifest.sha256: " + ", ".join(self.extra))
         if self.malformed_lines:
@@ -165,33 +156,123 @@ class VerifyResult:
         return "; ".join(parts)
 
 
-def verify_bundle(bundle: Path) -> VerifyResult:
-    """Re-hash ``bundle`` and compare with its ``manifest.sha256`` (reads only)."""
-    listing = bundle / CHECKSUMS_FILE
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+"""Never follow a final symbolic link; never block opening a FIFO or device."""
+
+
+def _read_listing(path: Path) -> bytes | str:
+    """The bytes of ``manifest.sha256``, or why it cannot be trusted as the list."""
     try:
-        text = listing.read_text(encoding="utf-8")
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
-        return VerifyResult(IntegrityStatus.UNKNOWN)
-    except (OSError, UnicodeDecodeError):
-        return VerifyResult(IntegrityStatus.MISMATCH, changed=[CHECKSUMS_FILE])
-    expected, bad = parse_checksums(text)
+        raise
+    except OSError as exc:
+        if os.path.islink(path):
+            return f"{CHECKSUMS_FILE} is a symbolic link"
+        return f"{CHECKSUMS_FILE}: {exc.strerror or exc}"
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return f"{CHECKSUMS_FILE} is not a regular file"
+        return f.read()
+
+
+def _unsafe(bundle_real: str, bundle: Path, name: str) -> str:
+    """Why a listed name is not a plain relative path to a file inside the bundle."""
+    if not name or name == "-":
+        return "not a file name"
+    if name.startswith("/"):
+        return "absolute path"
+    if ".." in name.split("/"):
+        return "path leaves the bundle ('..')"
+    expected = os.path.normpath(os.path.join(bundle_real, name))
+    if os.path.realpath(bundle / name) != expected:
+        return "symbolic link in the path"
+    return ""
+
+
+def _hash_listed(bundle: Path, name: str) -> tuple[str, tuple[int, int]] | str:
+    """``(sha256, (dev, inode))`` of a listed regular file, ``""`` if absent, else why not."""
+    try:
+        fd = os.open(bundle / name, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file"
+        return hashlib.file_digest(f, "sha256").hexdigest(), (st.st_dev, st.st_ino)
+
+
+def verify_bundle(bundle: Path) -> VerifyResult:
+    """Re-hash ``bundle`` and compare with its ``manifest.sha256`` (reads only).
+
+    The list is parsed as GNU ``sha256sum -c`` parses it (:mod:`capa.bundle.gnusum`);
+    every line must be well formed and match, every listed name must be a regular file
+    inside the bundle reached without a symbolic link, and every regular file of the
+    bundle must be listed. Anything else is ``mismatch`` (or ``partial`` for unlisted
+    extra content).
+    """
+    data = _listing(bundle)
+    if isinstance(data, VerifyResult):
+        return data
+    entries, bad = parse_checksums(data)
     files, others = bundle_files(bundle)
-    present = set(files)
-    changed: list[str] = []
-    missing: list[str] = []
-    checked = 0
-    for rel in sorted(expected):
-        if rel not in present:
-            missing.append(rel)
-        elif hash_file(bundle / rel) != expected[rel]:
-            changed.append(rel)
-        else:
-            checked += 1
-    extra = sorted((present - expected.keys()) | set(others))
-    if changed or missing or bad:
+    identity: dict[str, tuple[int, int]] = {}
+    for rel in files:
+        st = os.lstat(bundle / rel)
+        identity[rel] = (st.st_dev, st.st_ino)
+    check = _Check()
+    if not entries:
+        check.refused.append(f"{CHECKSUMS_FILE}: no properly formatted checksum lines")
+    bundle_real = os.path.realpath(bundle)
+    for name, expected in entries:
+        check.entry(bundle, bundle_real, name, expected)
+    extra = sorted({rel for rel in files if identity[rel] not in check.listed} | set(others))
+    if check.changed or check.missing or bad or check.refused:
         status = IntegrityStatus.MISMATCH
     elif extra:
         status = IntegrityStatus.PARTIAL
     else:
         status = IntegrityStatus.OK
-    return VerifyResult(status, changed, missing, extra, bad, checked)
+    return VerifyResult(
+        status, check.changed, check.missing, extra, bad, check.checked, check.refused
+    )
+
+
+def _listing(bundle: Path) -> bytes | VerifyResult:
+    """The bytes of ``manifest.sha256``, or the verdict when there is no usable list."""
+    try:
+        data = _read_listing(bundle / CHECKSUMS_FILE)
+    except FileNotFoundError:
+        if os.path.islink(bundle / CHECKSUMS_FILE):  # a dangling link is not "unsealed"
+            return VerifyResult(IntegrityStatus.MISMATCH, refused=[CHECKSUMS_FILE])
+        return VerifyResult(IntegrityStatus.UNKNOWN)
+    if isinstance(data, str):
+        return VerifyResult(IntegrityStatus.MISMATCH, refused=[data])
+    return data
+
+
+@dataclass
+class _Check:
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    listed: set[tuple[int, int]] = field(default_factory=set)
+    checked: int = 0
+
+    def entry(self, bundle: Path, bundle_real: str, name: str, expected: str) -> None:
+        why = _unsafe(bundle_real, bundle, name)
+        found = why or _hash_listed(bundle, name)
+        if found == "":
+            self.missing.append(name)
+        elif isinstance(found, str):
+            self.refused.append(f"{name} ({found})")
+        else:
+            actual, ident = found
+            self.listed.add(ident)
+            if actual != expected:
+                self.changed.append(name)
+            else:
+                self.checked += 1

@@ -1,8 +1,12 @@
 """``capa catalog``: list, verify and rebuild the run catalog (``runs.sqlite``) of a runs root.
 
-Exit codes (seed 001): ``list`` 0 always; ``verify`` 0 every run ok, 2 catalog error (no
-catalog, run not in it, bundle missing or not sealed), 3 any mismatch (the offending files
-are listed), 64 when neither RUN_ID nor ``--all`` is given; ``rebuild`` 0.
+Exit codes (seed 001): ``list`` 0 always (unreadable rows are shown with a warning);
+``verify`` 0 every run ok, 2 catalog error (no catalog, run not in it, bundle missing or
+never sealed, no public key for ``--require-signature``), 3 any mismatch (the offending
+files are listed; also a bundle whose ``manifest.sha256`` is not the one the seal journal
+or the catalog recorded at seal, or lacks a valid signature with ``--require-signature``),
+64 when neither RUN_ID nor ``--all`` is given; ``rebuild`` 0; ``keygen`` 0, 2 if the key
+files exist or ``cryptography`` is missing.
 """
 
 from __future__ import annotations
@@ -91,6 +95,9 @@ def list_runs(
             ]
         )
         return
+    for r in rows:
+        for problem in r.problems:
+            click.echo(f"capa: warning: catalog row {r.run_id}: {problem}", err=True)
     if not rows:
         click.echo(f"no runs in {root}")
         return
@@ -115,21 +122,51 @@ def list_runs(
 @catalog.command("verify")
 @click.argument("run_id", required=False)
 @click.option("--all", "all_runs", is_flag=True, help="Verify every run in the catalog.")
+@click.option(
+    "--require-signature",
+    is_flag=True,
+    help="Also require a valid rig signature over each bundle digest (exit 3 if missing).",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Rig public key (PEM) for signatures (default: $CAPA_SEAL_PUBLIC_KEY).",
+)
 @_runs_root_option
 @click.pass_context
-def verify(ctx: click.Context, run_id: str | None, all_runs: bool, runs_root: Path | None) -> None:
-    """Re-hash sealed bundles and compare them with their manifest.sha256."""
+def verify(  # click passes every option by keyword
+    ctx: click.Context,
+    *,
+    run_id: str | None,
+    all_runs: bool,
+    require_signature: bool,
+    public_key: Path | None,
+    runs_root: Path | None,
+) -> None:
+    """Re-hash sealed bundles; compare them with manifest.sha256 and the recorded seal.
+
+    A bundle passes when its files match its manifest.sha256 exactly (as `sha256sum -c`
+    reads it) and that list is the one whose digest the seal journal (seals.jsonl) and
+    the catalog recorded when the bundle was sealed.
+    """
     if bool(run_id) == all_runs:
         click.echo("capa: error: give either RUN_ID or --all (not both)", err=True)
         click.echo(ctx.get_usage(), err=True)
         ctx.exit(EXIT_USAGE)
+    import os
+
     from capa.bundle.catalog import Catalog
-    from capa.bundle.integrity import verify_bundle
-    from capa.bundle.manifest import IntegrityStatus
     from capa.bundle.paths import resolve_runs_root
+    from capa.bundle.seal import PUBLIC_KEY_ENV, load_public_key, read_seals
     from capa.errors import BundleError
 
-    cat = Catalog(resolve_runs_root(runs_root), create=False)
+    root = resolve_runs_root(runs_root)
+    cat = Catalog(root, create=False)
+    key_path = public_key or (Path(p) if (p := os.environ.get(PUBLIC_KEY_ENV)) else None)
+    if require_signature and key_path is None:
+        raise BundleError(f"--require-signature needs --public-key or ${PUBLIC_KEY_ENV}")
+    key = load_public_key(key_path) if key_path is not None else None
     if run_id:
         row = cat.get(run_id)
         if row is None:
@@ -139,39 +176,90 @@ def verify(ctx: click.Context, run_id: str | None, all_runs: bool, runs_root: Pa
         rows = [row]
     else:
         rows = cat.runs()
+    seals, journal_problems = read_seals(root)
+    for problem in journal_problems:
+        click.echo(f"capa: warning: {problem}", err=True)
     worst = 0
     for row in rows:
-        bundle = cat.bundle_path(row)
-        if not bundle.is_dir():
-            click.echo(f"{row.run_id}  error: bundle directory {bundle} is missing")
-            worst = max(worst, EXIT_CATALOG_ERROR)
-            continue
-        result = verify_bundle(bundle)
-        if result.status is IntegrityStatus.UNKNOWN:
-            click.echo(f"{row.run_id}  not sealed: run `capa finalize {row.run_id}` first")
-            worst = max(worst, EXIT_CATALOG_ERROR)
-        elif result.ok:
-            click.echo(f"{row.run_id}  ok ({result.checked} files)")
-        else:
-            click.echo(f"{row.run_id}  {result.describe()}")
-            worst = EXIT_MISMATCH
+        code = _verify_row(cat, row, seals.get(row.run_id, []), key, require_signature)
+        worst = max(worst, code)
     if not rows:
         click.echo(f"no runs in {cat.path}")
     ctx.exit(worst)
 
 
+def _verify_row(cat: Any, row: Any, records: list[Any], key: Any, require_signature: bool) -> int:
+    """Print one run's verdict; return its exit code (0, 2 or 3)."""
+    from capa.bundle.integrity import verify_bundle
+    from capa.bundle.manifest import IntegrityStatus
+    from capa.bundle.seal import check_anchors
+
+    bundle = cat.bundle_path(row)
+    if not bundle.is_dir():
+        click.echo(f"{row.run_id}  error: bundle directory {bundle} is missing")
+        return EXIT_CATALOG_ERROR
+    result = verify_bundle(bundle)
+    anchors = check_anchors(
+        bundle,
+        row.run_id,
+        catalog_digest=row.bundle_digest,
+        records=records,
+        public_key=key,
+        require_signature=require_signature,
+    )
+    if result.status is IntegrityStatus.UNKNOWN and not anchors.problems:
+        click.echo(f"{row.run_id}  not sealed: run `capa finalize {row.run_id}` first")
+        return EXIT_CATALOG_ERROR
+    if result.ok and not anchors.problems:
+        extra = "; signed" if anchors.signed else ""
+        notes = "".join(f"; {n}" for n in anchors.notes)
+        click.echo(f"{row.run_id}  ok ({result.checked} files{extra}){notes}")
+        return 0
+    # The bundle's own list may be intact while the seal records say it is not the list
+    # that was sealed: that is a mismatch too.
+    unchecked = (IntegrityStatus.OK, IntegrityStatus.UNKNOWN)
+    own = result.describe() if result.status not in unchecked else ""
+    click.echo(f"{row.run_id}  {'; '.join([own or 'mismatch', *anchors.problems])}")
+    return EXIT_MISMATCH
+
+
 @catalog.command("rebuild")
 @_runs_root_option
 def rebuild(runs_root: Path | None) -> None:
-    """Recreate runs.sqlite from the manifest.json of every bundle in the runs root."""
-    from capa.bundle.catalog import Catalog
+    """Recreate runs.sqlite from the manifest.json of every bundle in the runs root.
+
+    Seal digests come from seals.jsonl, never from the bundles. An unreadable runs.sqlite
+    is kept aside as runs.sqlite.corrupt-<time> and replaced.
+    """
+    from capa.bundle.catalog import open_for_rebuild
     from capa.bundle.paths import resolve_runs_root
     from capa.errors import BundleError
 
     root = resolve_runs_root(runs_root)
     if not root.is_dir():
         raise BundleError(f"runs root {root} does not exist")
-    report = Catalog(root).rebuild()
+    cat, moved = open_for_rebuild(root)
+    if moved is not None:
+        click.echo(f"catalog was unreadable; kept it as {moved}")
+    report = cat.rebuild()
     click.echo(f"indexed {len(report.indexed)} run(s) into {root / 'runs.sqlite'}")
     for name, why in sorted(report.skipped.items()):
         click.echo(f"skipped {name}: {why}")
+    for problem in report.journal_problems:
+        click.echo(f"capa: warning: {problem}", err=True)
+
+
+@catalog.command("keygen")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def keygen(path: Path) -> None:
+    """Create a rig signing key: PATH (private, mode 0600) and PATH.pub (public).
+
+    Set CAPA_SEAL_KEY=PATH on the rig so every seal is signed; give PATH.pub to whoever
+    verifies (`capa catalog verify --require-signature --public-key PATH.pub`).
+    """
+    from capa.bundle.seal import generate_key
+
+    pub, key_id = generate_key(path)
+    click.echo(f"private key: {path} (keep it on the rig, readable only by capa's user)")
+    click.echo(f"public key:  {pub}")
+    click.echo(f"key id:      {key_id}")

@@ -1,8 +1,10 @@
 """``capa finalize RUN_ID``: turn what a stopped or crashed run left on disk into a sealed bundle.
 
 Exit codes (seed 001): 0 the bundle is sealed and verified; 2 the bundle directory or its
-manifest is missing or malformed (or the run is still recording); 3 finalize failed, or the
-bundle does not match its ``manifest.sha256``.
+manifest is missing or malformed (or the run is still recording); 3 finalize failed, the
+bundle does not match its ``manifest.sha256`` or the seal recorded for it, or it was
+sealed before (a bundle is sealed once: a missing ``manifest.sha256`` on a bundle the seal
+journal or the catalog knows is tampering, not a crash to recover from).
 """
 
 from __future__ import annotations
@@ -75,7 +77,10 @@ def finalize(ctx: click.Context, run_id: str, runs_root: Path | None) -> None:
     click.echo(f"run_status:       {manifest.run_status.value}")
     click.echo(f"bundle_status:    {manifest.bundle_status.value}")
     click.echo(f"integrity_status: {result.integrity.describe()}")
-    if not result.ok:
+    anchored = _anchor_problems(root, manifest.run_id, bundle) if result.already_sealed else []
+    for problem in anchored:
+        click.echo(f"seal:             {problem}")
+    if not result.ok or anchored:
         ctx.exit(EXIT_FINALIZE_ERROR)
 
 
@@ -98,3 +103,19 @@ def _recover_checkpoint(root: Path, run_id: str, bundle: Path) -> None:
             f"note: the process recording {run_id} (pid {active.pid}) ended without "
             "closing the bundle; run marked crashed"
         )
+def _anchor_problems(root: Path, run_id: str, bundle: Path) -> list[str]:
+    """How an already-sealed bundle differs from the seal the journal/catalog recorded."""
+    from capa.bundle.catalog import Catalog
+    from capa.bundle.seal import check_anchors, read_seals
+    from capa.errors import BundleError
+
+    try:
+        row = Catalog(root, create=False).get(run_id)
+    except BundleError:
+        row = None
+    return check_anchors(
+        bundle,
+        run_id,
+        catalog_digest=row.bundle_digest if row is not None else None,
+        records=read_seals(root)[0].get(run_id, []),
+    ).problems

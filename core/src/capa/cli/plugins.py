@@ -229,7 +229,7 @@ def _describe(host: Any) -> list[dict[str, Any]]:
             for r in host.rejections
             if r.plugin == rec.name and r.dist == rec.dist
         ]
-        trust, drift = states.get(rec.name, ("dev", []))
+        trust, drift = states.get(f"{rec.name}\0{rec.dist}") or states.get(rec.name, ("dev", []))
         out.append(
             {
                 "name": rec.name,
@@ -246,7 +246,7 @@ def _describe(host: Any) -> list[dict[str, Any]]:
             }
         )
     for name, (trust, drift) in sorted(states.items()):
-        if name not in host.plugins and trust == "missing_from_install":
+        if "\0" not in name and name not in host.plugins and trust == "missing_from_install":
             out.append(
                 {
                     "name": name,
@@ -277,6 +277,13 @@ def _trust_states(host: Any) -> dict[str, tuple[str, list[str]]]:
     gate = gate_for(host)
     if gate is not None:
         states = {n: (c.state, [str(d) for d in c.drifts]) for n, c in gate.checks.items()}
+        # Per distribution too, so a name clash shows each declarer's own verdict.
+        states.update(
+            {
+                f"{n}\0{d}": (c.state, [str(x) for x in c.drifts])
+                for (n, d), c in gate.by_dist.items()
+            }
+        )
         states.setdefault(BUILTIN_PLUGIN, ("builtin", []))
         return states
     from capa.trust.resolve import resolve_lock

@@ -137,7 +137,7 @@ def plugin_provenance(host: PluginHost) -> list[dict[str, Any]]:
             "components": list(rec.components),
             "trust": "dev",
         }
-        check = gate.checks.get(rec.name) if gate is not None else None
+        check = gate.check_of(rec.name, rec.dist) if gate is not None else None
         if gate is not None:
             entry["trust"] = check.state if check is not None else "builtin"
             entry["lock_sha256"] = gate.lock.sha256

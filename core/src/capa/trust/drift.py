@@ -8,9 +8,18 @@ from dataclasses import dataclass, field
 
 from capa.plugins.discovery import EntryPointInfo
 from capa.trust.digest import Installed, inspect_distribution
+from capa.trust.hooks import compare_hooks, current_hooks
 from capa.trust.lockfile import LockEntry, PluginsLock
 
-__all__ = ["Drift", "DriftKind", "PluginCheck", "check_entry_point", "check_installed"]
+__all__ = [
+    "Drift",
+    "DriftKind",
+    "PluginCheck",
+    "check_entry_point",
+    "check_installed",
+    "hook_drift",
+    "name_clashes",
+]
 
 
 class DriftKind(enum.StrEnum):
@@ -30,6 +39,10 @@ class DriftKind(enum.StrEnum):
     """An editable (development) install: its code is not the pinned bytes."""
     ATTESTATION_MISSING = "attestation_missing"
     """The lock requires attestations and this entry has none."""
+    STARTUP_HOOK = "startup_hook"
+    """A ``.pth`` file or customize module was added or changed since locking."""
+    NAME_CLASH = "name_clash"
+    """Another installed distribution declares the same plugin name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +91,34 @@ class PluginCheck:
         return "; ".join(str(d) for d in self.drifts) or "trusted"
 
 
-def check_entry_point(info: EntryPointInfo, lock: PluginsLock) -> PluginCheck:
-    """Compare one discovered entry point with the lock; reads files, imports nothing."""
+def hook_drift(lock: PluginsLock) -> list[str]:
+    """How this interpreter's start-up hooks differ from those ``lock`` recorded."""
+    return compare_hooks(list(lock.startup_hooks), current_hooks())
+
+
+def name_clashes(infos: Iterable[EntryPointInfo]) -> dict[str, list[EntryPointInfo]]:
+    """Plugin names that more than one distribution declares, with every declarer."""
+    by_name: dict[str, list[EntryPointInfo]] = {}
+    for info in infos:
+        by_name.setdefault(info.name, []).append(info)
+    return {name: found for name, found in by_name.items() if len({i.dist_name for i in found}) > 1}
+
+
+def check_entry_point(
+    info: EntryPointInfo,
+    lock: PluginsLock,
+    *,
+    hooks: list[str] | None = None,
+    clash: list[EntryPointInfo] | None = None,
+) -> PluginCheck:
+    """Compare one discovered entry point with the lock; reads files, imports nothing.
+
+    Args:
+        info: the entry point.
+        lock: the lock.
+        hooks: :func:`hook_drift` of the lock (computed here if ``None``).
+        clash: every entry point declaring ``info.name`` when several distributions do.
+    """
     entry = lock.plugins.get(info.name)
     installed = inspect_distribution(info.dist, info.value) if info.dist is not None else None
     check = PluginCheck(info.name, info.dist_name, info.dist_version, entry, installed)
@@ -97,6 +136,7 @@ def check_entry_point(info: EntryPointInfo, lock: PluginsLock) -> PluginCheck:
                 f"{info.dist_name} {info.dist_version} is installed but not in the lock",
             ),
         )
+        _environment_drift(check, info, lock, hooks, clash)
         return check
     if (info.dist_name, info.dist_version) != (entry.dist, entry.version):
         check.drifts.append(
@@ -124,12 +164,47 @@ def check_entry_point(info: EntryPointInfo, lock: PluginsLock) -> PluginCheck:
         check.drifts.append(
             Drift(DriftKind.ATTESTATION_MISSING, "the lock requires an attestation; none recorded")
         )
+    _environment_drift(check, info, lock, hooks, clash)
     return check
 
 
+def _environment_drift(
+    check: PluginCheck,
+    info: EntryPointInfo,
+    lock: PluginsLock,
+    hooks: list[str] | None,
+    clash: list[EntryPointInfo] | None,
+) -> None:
+    if clash:
+        others = [f"{i.dist_name} {i.dist_version}" for i in clash if i.dist_name != info.dist_name]
+        check.drifts.append(
+            Drift(
+                DriftKind.NAME_CLASH,
+                f"plugin name {info.name!r} is also declared by {', '.join(others)}",
+            )
+        )
+    problems = hook_drift(lock) if hooks is None else hooks
+    if problems:
+        check.drifts.append(
+            Drift(
+                DriftKind.STARTUP_HOOK,
+                "; ".join(problems) + " (re-lock with `capa plugins lock` if intended)",
+            )
+        )
+
+
 def check_installed(infos: Iterable[EntryPointInfo], lock: PluginsLock) -> list[PluginCheck]:
-    """Every installed entry point checked against the lock, plus locked-but-absent ones."""
-    checks = [check_entry_point(info, lock) for info in infos]
+    """Every installed entry point checked against the lock, plus locked-but-absent ones.
+
+    With a name clash, every declaring distribution gets its own check (and a
+    ``name_clash`` drift), each attributed to its own distribution.
+    """
+    infos = list(infos)
+    hooks = hook_drift(lock)
+    clashes = name_clashes(infos)
+    checks = [
+        check_entry_point(info, lock, hooks=hooks, clash=clashes.get(info.name)) for info in infos
+    ]
     seen = {c.name for c in checks}
     for name, entry in sorted(lock.plugins.items()):
         if name not in seen:

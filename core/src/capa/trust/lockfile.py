@@ -1,10 +1,12 @@
 """``plugins.lock``: the list of plugins a lab administrator trusts, at exact bytes.
 
-The file is TOML with ``version = 1``, an optional top-level ``require_attestation`` and
-one ``[[plugins]]`` table per trusted plugin. Reading is strict — an unknown key, a
-missing field, a duplicate plugin name or a newer schema version is refused with a
-:class:`~capa.errors.TrustError` naming the file (exit 2) — because a lock that is read
-leniently is a lock that can be misread.
+The file is TOML with ``version = 1``, an optional top-level ``require_attestation``, one
+``[[plugins]]`` table per trusted plugin and one ``[[startup_hooks]]`` table (``name``,
+``sha256``) per ``.pth`` file or customize module the interpreter runs at start-up
+(:mod:`capa.trust.hooks`; a lock without any records that there are none). Reading is
+strict — an unknown key, a missing field, a duplicate plugin name or a newer schema
+version is refused with a :class:`~capa.errors.TrustError` naming the file (exit 2) —
+because a lock that is read leniently is a lock that can be misread.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from capa.errors import TrustError
+from capa.trust.hooks import StartupHook
 
 __all__ = [
     "LOCK_VERSION",
@@ -92,12 +95,14 @@ class PluginsLock:
         require_attestation: admit only plugins whose entry has an attestation.
         path: the file it was read from, if any.
         sha256: sha256 of that file's bytes (recorded in run manifests).
+        startup_hooks: the start-up hooks the environment had when it was locked.
     """
 
     plugins: dict[str, LockEntry] = field(default_factory=dict)
     require_attestation: bool = False
     path: Path | None = None
     sha256: str = ""
+    startup_hooks: tuple[StartupHook, ...] = ()
 
     def with_entry(self, entry: LockEntry) -> PluginsLock:
         """A copy with ``entry`` added or replacing the entry of the same name."""
@@ -147,7 +152,7 @@ def parse_lock(raw: bytes, where: str = "plugins.lock") -> PluginsLock:
         )
     if version < LOCK_VERSION:
         raise TrustError(f"{where}: unsupported plugins.lock schema version {version}")
-    unknown = set(data) - {"version", "require_attestation", "plugins"}
+    unknown = set(data) - {"version", "require_attestation", "plugins", "startup_hooks"}
     if unknown:
         raise TrustError(f"{where}: malformed plugins.lock: unknown key(s) {sorted(unknown)}")
     require = data.get("require_attestation", False)
@@ -162,7 +167,27 @@ def parse_lock(raw: bytes, where: str = "plugins.lock") -> PluginsLock:
         if entry.name in entries:
             raise TrustError(f"{where}: duplicate plugin name {entry.name!r} in plugins.lock")
         entries[entry.name] = entry
-    return PluginsLock(entries, require)
+    return PluginsLock(entries, require, startup_hooks=_hooks(data.get("startup_hooks", []), where))
+
+
+def _hooks(tables: Any, where: str) -> tuple[StartupHook, ...]:
+    if not isinstance(tables, list):
+        raise TrustError(f"{where}: malformed plugins.lock: `startup_hooks` must be tables")
+    hooks: dict[str, StartupHook] = {}
+    for i, table in enumerate(tables):
+        if (
+            not isinstance(table, dict)
+            or set(table) != {"name", "sha256"}
+            or not all(isinstance(v, str) and v for v in table.values())
+        ):
+            raise TrustError(
+                f"{where}: startup_hooks[{i}]: malformed entry: needs exactly the non-empty "
+                "string keys ['name', 'sha256']"
+            )
+        if table["name"] in hooks:
+            raise TrustError(f"{where}: duplicate start-up hook {table['name']!r}")
+        hooks[table["name"]] = StartupHook(table["name"], table["sha256"])
+    return tuple(sorted(hooks.values()))
 
 
 def _entry(table: Any, where: str) -> LockEntry:
@@ -223,6 +248,9 @@ def dump_lock(lock: PluginsLock) -> str:
             lines += [
                 f"{key} = {_str(getattr(e.attestation, key))}" for key in sorted(_ATTESTATION_KEYS)
             ]
+    for hook in lock.startup_hooks:
+        lines += ["", "[[startup_hooks]]", f"name = {_str(hook.name)}"]
+        lines.append(f"sha256 = {_str(hook.sha256)}")
     return "\n".join(lines) + "\n"
 
 

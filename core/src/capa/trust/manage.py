@@ -19,6 +19,7 @@ from typing import Any
 from capa.errors import TrustError
 from capa.plugins.discovery import EntryPointInfo, iter_entry_points
 from capa.trust.digest import canonical_digest, covered, inspect_distribution, read_record
+from capa.trust.hooks import current_hooks
 from capa.trust.journal import append_journal
 from capa.trust.lockfile import AttestationRecord, LockEntry, PluginsLock, load_lock, write_lock
 from capa.trust.resolve import resolve_lock
@@ -54,8 +55,14 @@ def lock_target(flag: Path | None) -> Path:
 
 
 def read_lock_or_empty(path: Path) -> PluginsLock:
-    """The lock at ``path``, or an empty one if the file does not exist yet."""
-    return load_lock(path) if path.exists() else PluginsLock(path=path)
+    """The lock at ``path``, or a new one recording today's start-up hooks.
+
+    An existing lock keeps the hooks it recorded (trusting one plugin must not quietly
+    accept a ``.pth`` file someone added); ``capa plugins lock`` re-records them.
+    """
+    if path.exists():
+        return load_lock(path)
+    return PluginsLock(path=path, startup_hooks=tuple(current_hooks()))
 
 
 def trust_plugin(
@@ -121,7 +128,11 @@ def lock_all(lock_path: Path, reason: str) -> tuple[list[LockEntry], dict[str, s
             skipped[name] = str(exc)
     provided, failures = _provides(set(digests))
     entries = []
-    lock = PluginsLock(require_attestation=previous.require_attestation, path=lock_path)
+    lock = PluginsLock(
+        require_attestation=previous.require_attestation,
+        path=lock_path,
+        startup_hooks=tuple(current_hooks()),
+    )
     for name, digest in sorted(digests.items()):
         if name not in provided:
             skipped[name] = f"did not load: {failures.get(name, '?')}"
