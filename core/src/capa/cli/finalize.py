@@ -103,6 +103,8 @@ def _recover_checkpoint(root: Path, run_id: str, bundle: Path) -> None:
             f"note: the process recording {run_id} (pid {active.pid}) ended without "
             "closing the bundle; run marked crashed"
         )
+
+
 def _anchor_problems(root: Path, run_id: str, bundle: Path) -> list[str]:
     """How an already-sealed bundle differs from the seal the journal/catalog recorded."""
     from capa.bundle.catalog import Catalog
