@@ -201,6 +201,20 @@ class Adapter(abc.ABC):
         return frozenset(f.name for f in cls.fields(params) if f.writable)
 
     @classmethod
+    def written_fields(cls, params: ConfigModel, command: Command) -> Mapping[str, float]:
+        """Which fields ``command`` sets, and to which raw value (no I/O).
+
+        The run's interlocks use this to hold every command — ``write`` from a method
+        step, or a device's own verb sent by a procedure or an operator — to the same
+        limits. The default knows the uniform ``write {field, value}``; an adapter with
+        verbs of its own that set a writable field (a controller's ``set_setpoint``)
+        overrides it. Raise ``ValueError`` for a malformed command.
+        """
+        if command.name == Command.WRITE:
+            return {str(command.args["field"]): float(command.args["value"])}
+        return {}
+
+    @classmethod
     def resource_settings(cls, params: ConfigModel) -> Mapping[str, Any]:
         """Connection settings every device on this resource must agree on.
 

@@ -72,6 +72,15 @@ class Step(abc.ABC):
         """Channels this step writes, which must be writable."""
         return self.channels() if self.writes_target else ()
 
+    def safe_targets(self) -> dict[str, float]:
+        """Channel -> value that brings the rig to a safe state, if this step knows one.
+
+        A safe-shutdown step kind returns its targets; the run's safety monitor writes
+        them itself when an alarm or a watchdog asks for a safe shutdown, so the rig is
+        made safe even when the procedure is stuck. Other step kinds return ``{}``.
+        """
+        return {}
+
     @abc.abstractmethod
     async def execute(self, ctx: StepContext) -> None:
         """Carry the step out; return early when the run is stopped."""

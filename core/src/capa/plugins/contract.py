@@ -57,11 +57,12 @@ _PLAIN: dict[ComponentKind, tuple[str, ...]] = {
         "sampling",
         "resource_id",
         "fields",
+        "written_fields",
         "resource_settings",
         "claims",
     ),
     ComponentKind.PROCEDURE: (),
-    ComponentKind.STEP: ("channels", "written_channels"),
+    ComponentKind.STEP: ("channels", "written_channels", "safe_targets"),
     ComponentKind.SINK: ("consume",),
     ComponentKind.PROFILE: ("check", "manifest_fields"),
 }

@@ -35,6 +35,7 @@ def plan_from_report(report: Report, host: PluginHost) -> RunPlan:
             params=d.params,
             resource_id=d.config.resource_id or d.resource_id or d.cls.resource_id(d.params),
             on_failure=d.config.on_failure,
+            watchdog_s=d.config.watchdog_s,
         )
         for d in sorted(hw.devices.values(), key=lambda d: d.index)
     )

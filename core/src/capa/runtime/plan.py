@@ -39,6 +39,8 @@ class DevicePlan:
     params: ConfigModel
     resource_id: str
     on_failure: Literal["abort", "warn", "safe_shutdown"] = "abort"
+    watchdog_s: float | None = None
+    """The device must produce a sample at least this often (``None``: no watchdog)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,6 +356,34 @@ class EzZonePM(capa.Adapter):
         return {**self._last, "comm_failed": self._failed}
 
     # ---------------------------------------------------------------- commands
+    @classmethod
+    def written_fields(cls, params: capa.ConfigModel, command: capa.Command) -> Mapping[str, float]:
+        """The set point a ``write``, ``set_setpoint`` or ``write_parameter`` sets.
+
+        So the run's interlocks hold a controller's own verbs to the same limits as the
+        uniform ``write``: ``set_setpoint {value, instance?}`` and ``write_parameter`` of
+        the set point parameter (by name or id) both count as writes of
+        ``setpoint[_n]``.
+        """
+        args = command.args
+        if command.name == capa.Command.WRITE:
+            return {str(args["field"]): float(args["value"])}
+        if command.name == "set_setpoint":
+            instance = int(args.get("instance", 1))
+            field = args.get("field") or f"setpoint{field_suffix(instance)}"
+            return {str(field): float(args["value"])}
+        if command.name == "write_parameter":
+            parameter = args["parameter"]
+            spec = (
+                by_name(parameter)
+                if isinstance(parameter, str) and not parameter.isdigit()
+                else by_id(int(str(parameter)))
+            )
+            if spec is not None and spec.name == "setpoint":
+                instance = int(args.get("instance", 1))
+                return {f"setpoint{field_suffix(instance)}": float(args["value"])}
+        return {}
+
     async def command(self, command: capa.Command) -> capa.CommandResult:
         """``write {field, value}``, ``set_setpoint``, ``write_parameter``.
 

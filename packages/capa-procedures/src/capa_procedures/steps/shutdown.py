@@ -40,6 +40,11 @@ class SafeShutdownStep(capa.Step):
         assert isinstance(self.config, SafeShutdownConfig)
         return tuple(self.config.cool_target)
 
+    def safe_targets(self) -> dict[str, float]:
+        """The cool targets: what the safety monitor writes on a safe-shutdown alarm."""
+        assert isinstance(self.config, SafeShutdownConfig)
+        return {k: float(v) for k, v in self.config.cool_target.items()}
+
     async def execute(self, ctx: capa.StepContext) -> None:
         """Write each target, then wait ``duration_s`` unless the run is stopping."""
         assert isinstance(self.config, SafeShutdownConfig)
