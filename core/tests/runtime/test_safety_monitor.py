@@ -59,8 +59,8 @@ def monitor(alarms=(), interlocks=(), devices=(), targets=None):
     return mon, calls
 
 
-async def until(predicate, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
+async def until(predicate, limit_s=5.0):
+    deadline = asyncio.get_running_loop().time() + limit_s
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.01)

@@ -27,6 +27,7 @@ dispatches — method steps, procedures and manual commands all pass there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -165,8 +166,9 @@ class SafetyMonitor:
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
-        """Act on transitions as they come; check staleness and watchdogs. Runs until
-        cancelled (the conductor cancels it when the run drains).
+        """Act on transitions as they come; check staleness and watchdogs.
+
+        Runs until cancelled (the conductor cancels it when the run drains).
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
@@ -178,10 +180,9 @@ class SafetyMonitor:
         for device in self._watchdogs:
             self._last_seen.setdefault(device, now)
         while True:
-            try:
+            # Woken by a transition, or every CHECK_INTERVAL_S for the timers.
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), CHECK_INTERVAL_S)
-            except TimeoutError:
-                pass
             self._wake.clear()
             self._check_timers()
             while self._pending:
