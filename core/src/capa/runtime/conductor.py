@@ -303,6 +303,7 @@ class Conductor:
             registry=self.registry,
             submit=self.session.submit,
             clock=self.clock,
+            ledger=self.session.ledger,
         )
         self._arm()
         self.session.log.info("conductor.armed", devices=self.pool.device_names)
@@ -432,22 +433,34 @@ class Conductor:
             self.session.log.warning("conductor.loop_lag", lag_ms=round(lag_ms, 1))
 
     def _device_error(self, device: str, exc: BaseException) -> None:
-        """Called on a worker thread when a device's read or stream raises."""
+        """Called on a worker thread when a device's read, stream or emission fails."""
+        from capa.errors import BundleError, EmissionError
+
         count = self._device_errors.get(device, 0) + 1
         self._device_errors[device] = count
         plan = self.plan.device(device)
         if count <= _ERROR_EVENTS_IN_FULL or count % _ERROR_EVENT_EVERY == 0:
-            self.session.emit(
-                "worker_adapter_error",
-                f"{device}: {type(exc).__name__}: {exc}",
-                severity="error",
-                source=f"{plan.adapter.id}:{device}",
-                metadata={
-                    "resource_id": plan.resource_id,
-                    "count": count,
-                    "on_failure": plan.on_failure,
-                },
-            )
+            kind = "device.emission_rejected" if isinstance(exc, EmissionError) else None
+            try:
+                self.session.emit(
+                    kind or "worker_adapter_error",
+                    f"{device}: {type(exc).__name__}: {exc}",
+                    severity="error",
+                    source=f"{plan.adapter.id}:{device}",
+                    metadata={
+                        "resource_id": plan.resource_id,
+                        "count": count,
+                        "on_failure": plan.on_failure,
+                        "error": type(exc).__name__,
+                    },
+                )
+            except BundleError as log_exc:
+                # The writer is closed or failed (a worker still running after the run
+                # was sealed): run.log is the last place left; the count is kept in
+                # queue_health.runtime.device_errors.
+                self.session.log.error(
+                    "conductor.device_error_unrecorded", device=device, error=str(log_exc)
+                )
         if plan.on_failure == "abort" and self._loop is not None:
             reason = f"device {device}: {type(exc).__name__}: {exc}"
             self._loop.call_soon_threadsafe(self._device_abort, reason)
@@ -483,6 +496,33 @@ class Conductor:
             )
         return abandoned
 
+    async def _close_data_path(self) -> None:
+        """Seal the pipeline: what devices emit from now on is counted ``after_stop``.
+
+        An abandoned worker may keep emitting; its rows never reach the closing writer
+        unaccounted. Rows already counted so get one warning event.
+        """
+        assert self.pipeline is not None
+        pipeline = self.pipeline
+        grace = self.config.shutdown_grace_s
+        with anyio.CancelScope(shield=True):
+            settled = await anyio.to_thread.run_sync(pipeline.seal, grace)
+        if not settled:
+            self.session.log.error("conductor.pipeline_busy_at_seal", grace_s=grace)
+        late: dict[str, dict[str, int]] = {}
+        for device, streams in pipeline.ledger.snapshot().items():
+            for stream, c in streams.items():
+                if c["dropped"].get("after_stop"):
+                    late.setdefault(device, {})[stream] = c["dropped"]["after_stop"]
+        if late:
+            self.session.emit(
+                "run.dropped_after_stop",
+                f"rows emitted after sampling stopped were not recorded: {late}",
+                severity="warning",
+                source="conductor",
+                metadata={"rows": late, "abandoned_workers": list(self.pool.abandoned)},
+            )
+
     def _device_summaries(
         self, abandoned: list[str]
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -517,6 +557,7 @@ class Conductor:
 
     async def _finalize(self, abandoned: list[str]) -> RunResult:
         self._set_state(ConductorState.FINALIZING)
+        await self._close_data_path()
         outcome, reason = self._outcome()
         if self._saturation is not None:
             trip = self._saturation
