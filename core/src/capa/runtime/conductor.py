@@ -88,8 +88,16 @@ class Conductor:
         self._host = host
         self._allow_children = allow_children and host is not None
         self.pool = pool
-        self.session = session
         self.config = config or ConductorConfig.from_runtime(plan.runtime)
+        if plan.sinks:
+            # Extra sinks see every record and event the bundle sees, each isolated on
+            # its own queue and thread (capa.runtime.fanout).
+            from capa.runtime.fanout import FanoutSession
+
+            fanout = FanoutSession(session, plan.sinks, self.config.shutdown_grace_s)
+            fanout.on_abort = self._sink_failed
+            session = fanout
+        self.session: RunSession = session
         self.external_stop = external_stop or anyio.Event()
         self.state = ConductorState.PREPARING
         self.clock: RunClock | None = None
@@ -465,6 +473,11 @@ class Conductor:
             reason = f"device {device}: {type(exc).__name__}: {exc}"
             self._loop.call_soon_threadsafe(self._device_abort, reason)
 
+    def _sink_failed(self, reason: str) -> None:
+        """Called on a sink's thread when a sink with ``on_failure: abort`` fails."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.stop, f"sink_failure: {reason}")
+
     def _device_abort(self, reason: str) -> None:
         self._crash = self._crash or reason
         self.stop("device_failure")
@@ -494,6 +507,14 @@ class Conductor:
                     "hard_stop": True,
                 },
             )
+            # A worker that cannot be stopped is a failure of its devices: their
+            # on_failure decides whether the run still counts as completed.
+            strict = [d for d in devices if self.plan.device(d).on_failure == "abort"]
+            if strict:
+                self._crash = self._crash or (
+                    f"device {', '.join(strict)}: worker {rid} did not stop within "
+                    f"{grace:g} s (abandoned)"
+                )
         return abandoned
 
     async def _close_data_path(self) -> None:
@@ -514,10 +535,13 @@ class Conductor:
             for stream, c in streams.items():
                 if c["dropped"].get("after_stop"):
                     late.setdefault(device, {})[stream] = c["dropped"]["after_stop"]
-        if late:
+        if late or self.pool.abandoned:
+            # An abandoned worker may go on emitting until the process ends: its rows
+            # are counted (counts.accounting ... dropped.after_stop), never written.
             self.session.emit(
                 "run.dropped_after_stop",
-                f"rows emitted after sampling stopped were not recorded: {late}",
+                "rows emitted after sampling stopped are not recorded, only counted "
+                f"(so far: {late or 'none'}; still running: {self.pool.abandoned or 'none'})",
                 severity="warning",
                 source="conductor",
                 metadata={"rows": late, "abandoned_workers": list(self.pool.abandoned)},
