@@ -17,7 +17,7 @@ writer thread keeps a durable checkpoint of the :class:`Ledger` in the bundle
 can check the equation and recount ``written`` against the rows the sealed Parquet files
 hold (read from their footers, not their data). A run that ended normally must balance
 exactly; a run recovered after a kill can only be bounded (the rows queued at the kill are
-reported as ``lost_at_crash``).
+reported as ``lost``).
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def check_accounting(
         "files": files,
     }
     if lost:
-        block["lost_at_crash"] = lost
+        block["lost"] = lost
     if problems:
         block["problems"] = problems
     return AccountingCheck(status, problems, block)
