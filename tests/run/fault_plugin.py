@@ -84,6 +84,16 @@ class SlowSink(capa.Sink):
         """Nothing to close."""
 
 
+class HangingSink(SlowSink):
+    """Blocks in its first consume() until the test releases it."""
+
+    id: ClassVar[str] = "test.hanging"
+
+    def consume(self, record: capa.RunRecord) -> None:
+        """Hang (a network peer that stopped answering)."""
+        RUNAWAY_RELEASE.wait(60)
+
+
 class RaisingConfig(capa.ConfigModel):
     """When to fail."""
 
@@ -204,7 +214,7 @@ class Runaway(BadEmitter):
 @capa.hookimpl
 def capa_register_sinks() -> list[type[capa.Sink]]:
     """The test sinks."""
-    return [CsvSink, SlowSink, RaisingSink]
+    return [CsvSink, SlowSink, RaisingSink, HangingSink]
 
 
 @capa.hookimpl

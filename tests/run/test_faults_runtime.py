@@ -181,6 +181,28 @@ def test_raising_sink_with_abort_aborts_the_run_sealed(host, tmp_path):
     assert sink["offered"] == sink["delivered"] + sink["failed"] + sink["dropped"]
 
 
+def test_hanging_sink_is_abandoned_counted_and_the_run_ends_on_time(host, tmp_path):
+    fault_plugin.RUNAWAY_RELEASE.clear()
+    exp = write_experiment(
+        tmp_path,
+        config={"duration_s": 0.5},
+        runtime={"shutdown_grace_s": 0.5},
+        extra_yaml=sinks_yaml({"id": "test.hanging", "queue_size": 8}),
+    )
+    result = run(host, exp, tmp_path / "runs")
+    assert result.exit_code() == 0, result.exit_reason
+    bundle = result.bundle_path
+    assert bundle is not None
+    assert_accounted(bundle)
+    sink = manifest(bundle)["counts"]["sinks"]["test.hanging#0"]
+    assert sink["state"] == "abandoned"
+    assert sink["delivered"] == 0
+    assert sink["offered"] == sink["dropped"] > 8
+    assert sink["dropped_by_reason"]["abandoned"] >= 1  # the record it hangs on, at least
+    kinds = [k for k, *_ in event_rows(bundle)]
+    assert "sink.abandoned" in kinds
+
+
 def test_sink_that_cannot_open_is_reported_and_warn_keeps_the_run(host, tmp_path):
     exp = write_experiment(
         tmp_path,

@@ -81,6 +81,7 @@ class SinkRunner:
         self.state = "new"
         self.error: str | None = None
         self._aborted = False
+        self._abandoned = False
         self._accepting = True
         self._run_status = RunOutcome.ABORTED.run_status
         self._thread: threading.Thread | None = None
@@ -138,6 +139,8 @@ class SinkRunner:
             self._sink = sink
             self.state = "open"
             self._consume_all(sink)
+            if self._abandoned:
+                return  # the run is over and sealed without it
             try:
                 loop.run_until_complete(sink.close(self._run_status))
             except Exception as exc:
@@ -157,6 +160,8 @@ class SinkRunner:
                 sink.consume(item)  # type: ignore[arg-type]
             except Exception as exc:
                 with self._lock:
+                    if self._abandoned:
+                        return  # already counted as dropped when it was given up on
                     self.failed += 1
                 self._failure("consume", exc)
                 if self.plan.on_failure == "abort":
@@ -166,6 +171,8 @@ class SinkRunner:
                     return
             else:
                 with self._lock:
+                    if self._abandoned:
+                        return  # already counted as dropped when it was given up on
                     self.delivered += 1
 
     def _stop_accepting(self, *, failed: bool) -> None:
@@ -224,8 +231,18 @@ class SinkRunner:
         with contextlib.suppress(queue.Full):
             self._queue.put(_STOP, timeout=timeout_s)
         thread.join(timeout_s)
-        if thread.is_alive():
+        if not thread.is_alive():
+            # A sink that stopped early (failed) leaves the sentinel, and anything
+            # offered after it failed, in its queue: count, don't leave it "queued".
+            self._stop_accepting(failed=self.state == "failed")
+        else:
             self._stop_accepting(failed=False)
+            with self._lock:
+                # The record the sink is stuck on will never count as delivered.
+                self._abandoned = True
+                in_hand = self.offered - self.delivered - self.failed - sum(self.dropped.values())
+                if in_hand > 0:
+                    self._count_drop("abandoned", in_hand)
             self.state = "abandoned"
             self._event(
                 "sink.abandoned",
