@@ -340,3 +340,47 @@ def test_rows_lost_silently_make_an_accounting_mismatch_exit_3(host, tmp_path, m
     mismatch = [e for e in event_rows(bundle) if e[0] == "bundle.accounting_mismatch"]
     assert len(mismatch) == 1
     assert mismatch[0][1] == "error"
+
+
+FAILING_READ = """
+[[devices]]
+name = "flaky"
+adapter = "capa.sim.signals"
+on_failure = "{policy}"
+[devices.params]
+resource = "flaky-port"
+rate_hz = 20
+fault = {{ kind = "error", after_s = 0.3 }}
+[devices.params.signals]
+x = {{ kind = "constant", value = 1.0 }}
+
+[[channels]]
+name = "flaky_x"
+kind = "value"
+unit = ""
+source = {{ device = "flaky", field = "x" }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "status"), [("warn", 0, "completed"), ("abort", 2, "crashed")]
+)
+def test_failing_adapter_read_follows_on_failure_and_stays_accounted(
+    host, tmp_path, policy, code, status
+):
+    exp = write_experiment(
+        tmp_path,
+        config={"duration_s": 1.0},
+        extra_devices=FAILING_READ.format(policy=policy),
+    )
+    result = run(host, exp, tmp_path / "runs")
+    assert result.run_status == status, result.exit_reason
+    assert result.exit_code() == code
+    bundle = result.bundle_path
+    assert bundle is not None
+    acc = assert_accounted(bundle)
+    assert acc["devices"]["flaky"]["scalars"]["written"] > 0  # before the fault
+    errors = [e for e in event_rows(bundle) if e[0] == "worker_adapter_error"]
+    assert "flaky: RuntimeError: flaky: injected read error" in errors[0][3]
+    if policy == "abort":
+        assert result.exit_reason == "device flaky: RuntimeError: flaky: injected read error"

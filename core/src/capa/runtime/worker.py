@@ -263,7 +263,9 @@ class Worker:
         due = loop.time()
         while not self._stop.is_set():
             try:
-                emissions: Sequence[Emission] = await adapter.read()
+                # list(): a read that returns something other than a sequence of
+                # emissions is this device's failure, not a polling task that dies.
+                emissions: Sequence[Emission] = list(await adapter.read())
             except Exception as exc:
                 self._report(name, exc)
                 emissions = ()
