@@ -275,6 +275,14 @@ def test_io_failure_stops_the_writer_but_close_still_records_the_run(open_writer
     assert m.queue_health["error"].startswith("OSError")
     assert m.counts["dropped"]["by_reason"]["writer_failed"] >= 10
     assert m.counts["scalars"]["rows"] == 10  # what reached disk before the failure
+    # Every row submitted is accounted for: written, or dropped because the writer failed.
+    acc = m.counts["accounting"]
+    assert acc["status"] == "ok", acc
+    assert acc["devices"][""]["scalars"] == {
+        "emitted": 20,
+        "written": 10,
+        "dropped": {"writer_failed": 10},
+    }
 
 
 def test_malformed_records_are_rejected_without_stopping_the_writer(open_writer, make_rows):

@@ -311,7 +311,9 @@ class Conductor:
             registry=self.registry,
             submit=self.session.submit,
             clock=self.clock,
-            ledger=self.session.ledger,
+            # A session of another make may not keep a ledger: the pipeline then counts
+            # into its own (nothing reaches the manifest, but nothing fails either).
+            ledger=getattr(self.session, "ledger", None),
         )
         self._arm()
         self.session.log.info("conductor.armed", devices=self.pool.device_names)

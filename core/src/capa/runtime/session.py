@@ -66,7 +66,10 @@ class RunSession(Protocol):
 
     @property
     def ledger(self) -> Ledger:
-        """The run's sample accounting (the pipeline counts ``emitted`` in it)."""
+        """The run's sample accounting (the pipeline counts ``emitted`` in it).
+
+        Optional for sessions of other makes: the conductor uses it when present.
+        """
 
     def open(self, clock: RunClock, manifest_fields: Mapping[str, Any]) -> None:
         """Create the bundle; the run is visible in the catalog from here on."""
