@@ -19,7 +19,7 @@ import anyio
 
 from capa.clock import RunClock
 from capa.components.adapter import Command, CommandResult
-from capa.errors import ConductorStateError
+from capa.errors import BundleError, ConductorStateError
 from capa.problems import Problem
 from capa.runtime.channels import ChannelRegistry
 from capa.runtime.context import ConductorRunContext
@@ -444,7 +444,7 @@ class Conductor:
 
     def _device_error(self, device: str, exc: BaseException) -> None:
         """Called on a worker thread when a device's read, stream or emission fails."""
-        from capa.errors import BundleError, EmissionError
+        from capa.errors import EmissionError
 
         count = self._device_errors.get(device, 0) + 1
         self._device_errors[device] = count
@@ -519,7 +519,7 @@ class Conductor:
                 )
         return abandoned
 
-    async def _close_data_path(self) -> None:
+    async def _close_data_path(self, abandoned: list[str]) -> None:
         """Seal the pipeline: what devices emit from now on is counted ``after_stop``.
 
         An abandoned worker may keep emitting; its rows never reach the closing writer
@@ -537,17 +537,21 @@ class Conductor:
             for stream, c in streams.items():
                 if c["dropped"].get("after_stop"):
                     late.setdefault(device, {})[stream] = c["dropped"]["after_stop"]
-        if late or self.pool.abandoned:
+        if late or abandoned:
             # An abandoned worker may go on emitting until the process ends: its rows
             # are counted (counts.accounting ... dropped.after_stop), never written.
-            self.session.emit(
-                "run.dropped_after_stop",
-                "rows emitted after sampling stopped are not recorded, only counted "
-                f"(so far: {late or 'none'}; still running: {self.pool.abandoned or 'none'})",
-                severity="warning",
-                source="conductor",
-                metadata={"rows": late, "abandoned_workers": list(self.pool.abandoned)},
-            )
+            try:
+                self.session.emit(
+                    "run.dropped_after_stop",
+                    "rows emitted after sampling stopped are not recorded, only counted "
+                    f"(so far: {late or 'none'}; still running: {abandoned or 'none'})",
+                    severity="warning",
+                    source="conductor",
+                    metadata={"rows": late, "abandoned_workers": list(abandoned)},
+                )
+            except BundleError as exc:
+                # A failed writer: the rows are in counts.accounting all the same.
+                self.session.log.error("conductor.event_unrecorded", error=str(exc))
 
     def _device_summaries(
         self, abandoned: list[str]
@@ -583,7 +587,7 @@ class Conductor:
 
     async def _finalize(self, abandoned: list[str]) -> RunResult:
         self._set_state(ConductorState.FINALIZING)
-        await self._close_data_path()
+        await self._close_data_path(abandoned)
         outcome, reason = self._outcome()
         if self._saturation is not None:
             trip = self._saturation
