@@ -477,8 +477,14 @@ class Conductor:
 
     def _sink_failed(self, reason: str) -> None:
         """Called on a sink's thread when a sink with ``on_failure: abort`` fails."""
-        if self._loop is not None:
+        if self._loop is None:
+            return
+        try:
             self._loop.call_soon_threadsafe(self.stop, f"sink_failure: {reason}")
+        except RuntimeError:
+            # The run's loop is gone (a sink failing after the run ended): the outcome
+            # is decided; the sink.failed event and counts.sinks record it.
+            self.session.log.error("conductor.sink_failed_after_run", reason=reason)
 
     def _device_abort(self, reason: str) -> None:
         self._crash = self._crash or reason

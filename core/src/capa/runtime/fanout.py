@@ -136,10 +136,12 @@ class SinkRunner:
                 self._failure("open", exc)
                 self._stop_accepting(failed=True)
                 return
+            if self._given_up():
+                return  # open() outlasted the run: it was given up on and counted
             self._sink = sink
             self.state = "open"
             self._consume_all(sink)
-            if self._abandoned:
+            if self._given_up():
                 return  # the run is over and sealed without it
             try:
                 loop.run_until_complete(sink.close(self._run_status))
@@ -150,6 +152,10 @@ class SinkRunner:
                 self.state = "closed"
         finally:
             loop.close()
+
+    def _given_up(self) -> bool:
+        with self._lock:
+            return self._abandoned
 
     def _consume_all(self, sink: Sink) -> None:
         while True:
