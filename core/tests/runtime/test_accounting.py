@@ -220,3 +220,30 @@ def test_ledger_is_consistent_under_concurrent_updates():
     assert ledger.snapshot() == {
         "d": {"s": {"emitted": 24000, "written": 16000, "dropped": {"r": 8000}}}
     }
+
+
+def test_records_submitted_after_the_writer_was_abandoned_are_counted(tmp_path):
+    from capa.runtime.session import RealRunSession
+    from capa.runtime.state import RunOutcome
+
+    session = RealRunSession(tmp_path / "runs", flush_interval_s=0.05)
+    session.open(RunClock(), {})
+    sink = Sink()
+    p = pipeline(sink)
+    p._submit = session.submit  # the conductor's wiring
+    p.ledger = session.ledger
+    p.process("dev", batch(3))
+    session.abandon_writer()  # the saturation monitor gave up on the writer
+    p.process("dev", batch(4))
+    p.process("dev", DeviceRecords("fam", {"t": [1, 2]}))
+    c = session.ledger.snapshot()["dev"]
+    assert c["scalars"]["emitted"] == 14
+    assert c["scalars"]["dropped"] == {"writer_abandoned": 8}
+    assert c["device_records/fam"]["dropped"] == {"writer_abandoned": 2}
+    session.close(RunOutcome.CRASHED, "saturation_deadline: test", {})
+    acc = json.loads((session.bundle_path / "manifest.json").read_text())["counts"]["accounting"]
+    scalars = acc["devices"]["dev"]["scalars"]
+    assert scalars["dropped"]["writer_abandoned"] == 8
+    # The first batch was written, or still queued when the writer was given up on.
+    assert scalars["written"] + scalars["dropped"].get("abandoned", 0) == 6
+    assert acc["status"] == "incomplete"  # an abandoned writer: bounded, not exact
