@@ -133,6 +133,7 @@ class EmitterParams(capa.ConfigModel):
 
     rate_hz: float = Field(50.0, gt=0)
     block: int = Field(100, ge=1)
+    yield_for_s: float = Field(0.2, ge=0, description="Runaway: seconds before it stops yielding.")
 
 
 class BadEmitter(capa.Adapter):
@@ -197,13 +198,15 @@ class Runaway(BadEmitter):
         return capa.Acquisition.STREAMED
 
     async def stream(self, ctx: capa.AdapterContext) -> None:
-        """Emit a block every 10 ms; after the first 0.2 s it never awaits again.
+        """Emit a block every 10 ms; after ``yield_for_s`` it never awaits again.
 
-        (Like the old block-mode simulator once it fell behind its sample clock.)
+        (Like the old block-mode simulator once it fell behind its sample clock; with 0,
+        like a driver loop that blocks from the start.)
         """
         assert isinstance(self.params, EmitterParams)
         n = self.params.block
-        await asyncio.sleep(0.2)
+        if self.params.yield_for_s:
+            await asyncio.sleep(self.params.yield_for_s)
         while not RUNAWAY_RELEASE.is_set():
             now = ctx.clock.now_ns()
             t = now - np.arange(n - 1, -1, -1, dtype=np.int64) * 1000

@@ -280,21 +280,24 @@ adapter = "test.runaway"
 on_failure = "warn"
 [devices.params]
 block = 100
+yield_for_s = {yield_for_s}
 
 [[channels]]
 name = "runaway_v"
 kind = "voltage"
 unit = "V"
-source = { device = "runaway", field = "v" }
+source = {{ device = "runaway", field = "v" }}
 """
 
 
-def test_worker_that_ignores_stop_has_its_late_rows_counted_after_stop(host, tmp_path):
+# 0.2: stops yielding once running; 0: never yields at all, not even to let sampling begin.
+@pytest.mark.parametrize("yield_for_s", [0.2, 0])
+def test_worker_that_ignores_stop_has_its_late_rows_counted_after_stop(host, tmp_path, yield_for_s):
     fault_plugin.RUNAWAY_RELEASE.clear()
     exp = write_experiment(
         tmp_path,
         config={"duration_s": 1.0},
-        extra_devices=RUNAWAY_DEVICE,
+        extra_devices=RUNAWAY_DEVICE.format(yield_for_s=yield_for_s),
         runtime={"shutdown_grace_s": 0.5},
     )
     result = run(host, exp, tmp_path / "runs")

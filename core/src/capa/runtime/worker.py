@@ -233,6 +233,22 @@ class Worker:
         assert self._handler is not None
         self._stop = asyncio.Event()
         self._tasks = []
+        bodies: list[tuple[str, Coroutine[Any, Any, None]]] = []
+        try:
+            await self._start_adapters(bodies)
+        except BaseException:
+            for _name, body in bodies:
+                body.close()  # never started: no "coroutine was never awaited"
+            raise
+        # The tasks are created one loop turn later, after this coroutine's result is on
+        # its way to the caller: a stream that never yields (a driver loop that blocks)
+        # then stalls only this worker — which stop_sampling abandons after the grace —
+        # and never the run waiting for sampling to begin.
+        asyncio.get_running_loop().call_soon(self._spawn, bodies)
+
+    async def _start_adapters(self, bodies: list[tuple[str, Coroutine[Any, Any, None]]]) -> None:
+        assert self._clock is not None
+        assert self._handler is not None
         for name, adapter in self.adapters.items():
             ctx = DeviceContext(
                 name,
@@ -245,10 +261,13 @@ class Worker:
             )
             await adapter.start(ctx)
             if adapter.sampling() is Acquisition.STREAMED:
-                body: Awaitable[None] = self._guard(name, adapter.stream(ctx))
+                body: Coroutine[Any, Any, None] = self._guard(name, adapter.stream(ctx))
             else:
                 body = self._poll(name, adapter, ctx)
-            self._tasks.append((name, asyncio.ensure_future(body)))
+            bodies.append((name, body))
+
+    def _spawn(self, bodies: list[tuple[str, Coroutine[Any, Any, None]]]) -> None:
+        self._tasks = [(name, asyncio.ensure_future(body)) for name, body in bodies]
 
     async def _guard(self, name: str, body: Awaitable[None]) -> None:
         try:
