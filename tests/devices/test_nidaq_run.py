@@ -109,6 +109,31 @@ def test_sim_injected_overrun_is_an_event_and_counted(tmp_path):
     assert (gaps != 200_000).sum() == 1  # the one visible hole is the overrun
 
 
+def test_sim_polled_mode_records_every_read(tmp_path):
+    """Polled mode (no ``timing``) once emitted 0-d columns: nothing was recorded, exit 0."""
+    proc = CapaProcess(tmp_path)
+    rig = daq_rig("sim://?seed=3", 2, 1, 1).replace(
+        "timing = { sample_rate_hz = 1, block_size = 1 }", "rate_hz = 20"
+    )
+    assert "timing" not in rig
+    exp = write_rig(tmp_path, rig, duration_s=2)
+    bundle, s = run_rig(proc, exp)
+    assert s["run_status"] == "completed"
+    m = manifest(bundle)
+    rows = m["counts"]["scalars"]["channels"]
+    assert set(rows) == {"tc0", "v1"}
+    assert rows["tc0"] == rows["v1"]
+    assert 25 <= rows["tc0"] <= 45  # ~20 Hz for 2 s
+    acc = m["counts"]["accounting"]
+    assert acc["status"] == "ok"
+    assert acc["devices"]["daq"]["scalars"] == {
+        "emitted": 2 * rows["tc0"],
+        "written": 2 * rows["tc0"],
+        "dropped": {},
+    }
+    assert not event_rows(bundle, "device.emission_rejected")
+
+
 def load_fake_server():
     path = REPO / "packages" / "capa-nidaq" / "tests" / "fake_ni_server.py"
     spec = importlib.util.spec_from_file_location("capa_nidaq_fake_ni_server", path)

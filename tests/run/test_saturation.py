@@ -67,3 +67,9 @@ def test_stalled_writer_trips_the_saturation_deadline(tmp_path, monkeypatch):
     m = manifest(result.bundle_path)
     assert m["integrity"]["status"] == "ok"
     assert m["run_status"] == "crashed"
+    # The writer was given up on mid-write: the accounting is bounded, not exact, and the
+    # rows it never took are counted as dropped with the reason.
+    acc = m["counts"]["accounting"]
+    assert acc["status"] == "incomplete", acc
+    reasons = {r for s in acc["devices"].values() for c in s.values() for r in c["dropped"]}
+    assert reasons & {"abandoned", "writer_abandoned"}, acc

@@ -19,6 +19,7 @@ __all__ = [
     "ContractError",
     "DeviceError",
     "DuplicateComponentError",
+    "EmissionError",
     "FinalizeError",
     "IntegrityError",
     "PluginError",
@@ -99,6 +100,14 @@ class DeviceError(CapaError):
 
     Adapters may raise it from ``open()`` with a message naming the port or address;
     the worker pool wraps any other exception from ``open()`` in it, naming the device.
+    """
+
+
+class EmissionError(DeviceError):
+    """An adapter emitted something the run cannot record (wrong shape, length or type).
+
+    The message names the device and the field. The rows are counted as dropped
+    (``invalid_emission``) and the failure is handled by the device's ``on_failure``.
     """
 
 

@@ -76,6 +76,12 @@ def test_abandon_records_the_outcome_and_finalize_keeps_what_reached_disk(
         assert result.ok
         times = pq.read_table(writer.bundle / "scalars.parquet").column("t_mono_ns").to_pylist()
         assert times == list(range(10))
+        # Abandoned mid-write: bounded (the stuck batch is neither written nor dropped).
+        acc = result.manifest.counts["accounting"]
+        assert acc["status"] == "incomplete"
+        assert acc["devices"][""]["scalars"]["dropped"] == {"abandoned": 20}
+        assert acc["files"]["scalars"] == {"rows_in_file": 10, "written": 10}
+        assert acc["lost"] == {":scalars": 10}
         conn = sqlite3.connect(writer.bundle / "events.sqlite")
         kinds = [r[0] for r in conn.execute("SELECT kind FROM events ORDER BY id")]
         conn.close()

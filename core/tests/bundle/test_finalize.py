@@ -57,13 +57,20 @@ def test_torn_tail_is_dropped_and_reported(open_bundle):
     data = stream.read_bytes()
     stream.write_bytes(data[: len(data) - 8 - 100])  # lose the end marker and part of a batch
     result = finalize_bundle(open_bundle)
-    assert result.ok
+    # The writer closed cleanly after writing 1000 rows: 100 missing rows are data lost
+    # after the fact, so the bundle is sealed with what was kept but fails verification.
+    assert not result.ok
     m = read_manifest(open_bundle)
+    assert m.bundle_status.value == "verification_failed"
+    assert m.integrity.status.value == "partial"
     assert m.counts["scalars"]["rows"] == 900
+    assert m.counts["accounting"]["status"] == "mismatch"
+    assert m.counts["accounting"]["files"]["scalars"] == {"rows_in_file": 900, "written": 1000}
     warnings = m.custom["finalize_warnings"]
-    assert len(warnings) == 1
+    assert len(warnings) == 2
     assert "scalars.in-flight.arrows" in warnings[0]
     assert "kept 900 rows in 9 complete batches" in warnings[0]
+    assert "the file holds 900 rows, the writer wrote 1000" in warnings[1]
     assert result.warnings == warnings
     times = pq.read_table(open_bundle / "scalars.parquet").column("t_mono_ns").to_pylist()
     assert times == list(range(900))
@@ -76,7 +83,8 @@ def test_corrupted_stream_keeps_the_batches_before_the_damage(open_bundle):
     data[middle : middle + 200] = b"\x00\xff" * 100
     stream.write_bytes(bytes(data))
     result = finalize_bundle(open_bundle)
-    assert result.ok
+    assert not result.ok  # rows the writer wrote are gone: accounting mismatch
+    assert read_manifest(open_bundle).counts["accounting"]["status"] == "mismatch"
     rows = read_manifest(open_bundle).counts["scalars"]["rows"]
     assert 0 < rows < 1000
     assert rows % 100 == 0
@@ -90,7 +98,8 @@ def test_stream_torn_inside_its_schema(open_bundle):
     (open_bundle / "device_records").mkdir()
     (open_bundle / "device_records" / "bal.in-flight.arrows").write_bytes(b"")
     result = finalize_bundle(open_bundle)
-    assert result.ok
+    assert not result.ok  # 1000 written rows lost
+    assert result.manifest.integrity.status.value == "partial"
     assert pq.read_table(open_bundle / "scalars.parquet").num_rows == 0
     assert not (open_bundle / "device_records" / "bal.parquet").exists()
     assert any("device_records/bal.in-flight.arrows" in w for w in result.warnings)

@@ -275,6 +275,14 @@ def test_io_failure_stops_the_writer_but_close_still_records_the_run(open_writer
     assert m.queue_health["error"].startswith("OSError")
     assert m.counts["dropped"]["by_reason"]["writer_failed"] >= 10
     assert m.counts["scalars"]["rows"] == 10  # what reached disk before the failure
+    # Every row submitted is accounted for: written, or dropped because the writer failed.
+    acc = m.counts["accounting"]
+    assert acc["status"] == "ok", acc
+    assert acc["devices"][""]["scalars"] == {
+        "emitted": 20,
+        "written": 10,
+        "dropped": {"writer_failed": 10},
+    }
 
 
 def test_malformed_records_are_rejected_without_stopping_the_writer(open_writer, make_rows):
@@ -291,7 +299,15 @@ def test_malformed_records_are_rejected_without_stopping_the_writer(open_writer,
     m = result.manifest
     assert m.queue_health["error"] is None
     assert m.counts["scalars"]["rows"] == 5
-    assert m.counts["dropped"]["by_reason"] == {"rejected": 1 + 2 + 0 + 1}
+    # The malformed device record claims 2 rows (its first column): counted, not 0.
+    assert m.counts["dropped"]["by_reason"] == {"rejected": 1 + 2 + 2 + 1}
+    accounting = m.counts["accounting"]
+    assert accounting["status"] == "ok"
+    assert accounting["devices"][""]["scalars"] == {
+        "emitted": 1 + 2 + 5,
+        "written": 5,
+        "dropped": {"rejected": 3},
+    }
     assert "frames" not in m.counts
     conn = sqlite3.connect(writer.bundle / "events.sqlite")
     messages = [r[0] for r in conn.execute("SELECT message FROM events")]

@@ -154,3 +154,47 @@ def test_injected_error_fault_raises_on_read():
             await dev.read()
 
     asyncio.run(scenario())
+
+
+def test_block_mode_behind_its_clock_still_yields_so_stop_works():
+    """Issue 15 item 5: once behind, the stream never yielded; stop() could not run."""
+    import threading
+    import time
+
+    adapter = make(
+        mode="block",
+        sample_rate_hz=10_000_000,
+        block_size=1000,
+        signals={"x": {"kind": "sine", "amplitude": 1, "period_s": 1}},
+    )
+
+    class SlowCtx(Ctx):
+        def emit(self, emission):
+            super().emit(emission)
+            time.sleep(0.002)  # a writer applying backpressure: 10 MS/s cannot be kept up
+
+    ctx = SlowCtx()
+    outcome: dict[str, object] = {}
+
+    async def body() -> None:
+        await adapter.start(ctx)
+        task = asyncio.ensure_future(adapter.stream(ctx))
+
+        async def stop_soon() -> None:
+            await asyncio.sleep(0.2)
+            outcome["stop_called_after_blocks"] = len(ctx.emitted)
+            await adapter.stop()
+
+        stopper = asyncio.ensure_future(stop_soon())
+        await task
+        await stopper
+
+    # On a thread with a deadline: without the fix the loop never runs stop_soon and the
+    # stream goes on forever; the test must fail, not hang.
+    thread = threading.Thread(target=lambda: asyncio.run(body()), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the stream did not stop: it never yields when behind"
+    assert outcome["stop_called_after_blocks"] > 0
+    # It stopped at the next block boundary after stop().
+    assert len(ctx.emitted) <= int(outcome["stop_called_after_blocks"]) + 2  # type: ignore[call-overload]

@@ -155,6 +155,12 @@ def test_polled_mode_reads_one_sample_per_channel_on_demand():
 
     reads, snap = asyncio.run(body())
     assert all(len(r) == 1 and len(r[0]) == 1 for r in reads)
+    # Every column is 1-D with one value per time (0-d scalars made the pipeline fail).
+    for r in reads:
+        assert np.shape(r[0].t_mono_ns) == (1,)
+        assert {k: np.shape(v) for k, v in r[0].values.items()} == dict.fromkeys(
+            ("tc0", "tc1", "v0"), (1,)
+        )
     times = [int(r[0].t_mono_ns[0]) for r in reads]
     assert times == sorted(times)
     assert set(reads[0][0].values) == {"tc0", "tc1", "v0"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from capa.bundle.accounting import SCALARS, Ledger, frames_stream, records_stream
 from capa.bundle.events import EventsDB
 from capa.bundle.inflight import InflightStream
 from capa.bundle.paths import (
@@ -33,12 +34,14 @@ class BundleFiles:
     Attributes:
         rows: rows appended to in-flight streams (frame receipts count once written).
         events: the event log connection.
+        ledger: where rows appended are counted as ``written`` per device and stream.
     """
 
-    def __init__(self, bundle: Path) -> None:
+    def __init__(self, bundle: Path, ledger: Ledger | None = None) -> None:
         from capa.bundle.schema import scalars_schema
 
         self.bundle = bundle
+        self.ledger = ledger if ledger is not None else Ledger()
         self.events = EventsDB(bundle / EVENTS_FILE)
         self.scalars = InflightStream(
             bundle / f"{SCALARS_STEM}{IN_FLIGHT_SUFFIX}", scalars_schema()
@@ -70,6 +73,7 @@ class BundleFiles:
             batch = conform_scalars(record.batch)
             self.scalars.write(batch)
             self.rows += batch.num_rows
+            self.ledger.written(record.device, SCALARS, batch.num_rows)
         elif isinstance(record, DeviceRecords):
             self._write_device(record)
         elif isinstance(record, EventRecord):
@@ -95,6 +99,7 @@ class BundleFiles:
             )
         stream.write(batch)
         self.rows += batch.num_rows
+        self.ledger.written(record.device, records_stream(family), batch.num_rows)
 
     def _write_frames(self) -> None:
         import pyarrow as pa
@@ -122,7 +127,17 @@ class BundleFiles:
             )
             stream.write(batch)
             self.rows += batch.num_rows
+            for device in {f.device for f in buffered}:
+                count = sum(1 for f in buffered if f.device == device)
+                self.ledger.written(device, frames_stream(name), count)
             buffered.clear()
+
+    def discard_buffered(self) -> list[FrameReceipt]:
+        """Frame receipts still buffered (never written); the buffers are emptied."""
+        out = [f for buffered in self._frame_buffers.values() for f in buffered]
+        for buffered in self._frame_buffers.values():
+            buffered.clear()
+        return out
 
     def flush(self) -> bool:
         """Write buffered frames, fsync every stream, commit events; whether any I/O ran."""

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from capa.bundle.accounting import drop_checkpoint, settle_accounting
 from capa.bundle.atomic import TEMP_PREFIX, fsync_dir, temp_path_for
 from capa.bundle.events import create_events_db, seal_events
 from capa.bundle.inflight import Recovered, recover_batches
@@ -182,12 +183,19 @@ def _finalize(
     for parquet in sorted(bundle.rglob("*.parquet")):
         if (dropped := drop_rows_without_files(bundle, parquet)) is not None:
             result.warnings.append(dropped)
+    accounting = settle_accounting(bundle, manifest.counts.get("accounting"))
+    result.warnings.extend(f"accounting: {p}" for p in accounting.problems)
     n_events = _seal_events(bundle, result)
 
     custom = dict(manifest.custom)
     if result.warnings:
         custom["finalize_warnings"] = [*custom.get("finalize_warnings", []), *result.warnings]
-    counts = {**manifest.counts, **_counts(bundle), "events": n_events}
+    counts = {
+        **manifest.counts,
+        **_counts(bundle),
+        "events": n_events,
+        "accounting": accounting.block,
+    }
     sealed = manifest.transition(
         bundle_status=BundleStatus.SEALED,
         integrity_status=IntegrityStatus.OK,
@@ -196,14 +204,17 @@ def _finalize(
         ended_utc=ended_utc,
     )
     write_manifest(bundle, sealed)
+    drop_checkpoint(bundle)  # its content is in counts.accounting now
     write_checksums(bundle)
     result.integrity = verify_bundle(bundle)
     result.manifest = sealed
-    if not result.integrity.ok:
+    if not result.integrity.ok or accounting.mismatch:
+        # Rows a device emitted that are neither in the files nor counted as dropped:
+        # the bundle is not the whole run, whatever its checksums say.
         failed_status = (
-            IntegrityStatus.PARTIAL
-            if result.integrity.status is IntegrityStatus.PARTIAL
-            else IntegrityStatus.MISMATCH
+            IntegrityStatus.MISMATCH
+            if result.integrity.status is IntegrityStatus.MISMATCH
+            else IntegrityStatus.PARTIAL
         )
         # manifest.sha256 is left as written: it no longer matches, which is the point.
         failed = manifest.transition(

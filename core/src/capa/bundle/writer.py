@@ -50,6 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from capa.bundle.accounting import Ledger, record_rows, stream_of
 from capa.bundle.atomic import TEMP_PREFIX, fsync_dir
 from capa.bundle.catalog import Catalog
 from capa.bundle.configdir import load_config_files, write_config_files
@@ -65,7 +66,6 @@ from capa.bundle.manifest import (
 )
 from capa.bundle.metrics import WriterMetrics
 from capa.bundle.paths import EVENTS_FILE, RUN_LOG_FILE, check_run_id, new_run_id
-from capa.bundle.records import to_record_batch
 from capa.bundle.recovery import ActiveRun, StaleRun, clear_active, recover_stale, write_active
 from capa.bundle.runlog import RunLog
 from capa.bundle.space import describe_write_failure, make_reserve, release_reserve
@@ -102,6 +102,7 @@ class BundleWriter:
         queue_size: int,
         catalog: Catalog | None,
         stale: StaleRun | None,
+        ledger: Ledger | None = None,
     ) -> None:
 
         self.runs_root = runs_root
@@ -115,7 +116,12 @@ class BundleWriter:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._capacity = queue_size
         self._runlog = RunLog(bundle / RUN_LOG_FILE, self.run_id)
-        self._files = BundleFiles(bundle)
+        self.ledger = ledger if ledger is not None else Ledger()
+        """Rows emitted / written / dropped per device and stream (see accounting)."""
+        # Without a ledger from the runtime nobody upstream counts ``emitted``: what is
+        # queued here is what was emitted (tools and benchmarks writing directly).
+        self._count_submitted = ledger is None
+        self._files = BundleFiles(bundle, self.ledger)
         self._rejected_kinds: set[str] = set()
         self._hw_lock = threading.Lock()
         self._drop_lock = threading.Lock()
@@ -152,6 +158,7 @@ class BundleWriter:
         config_path: str | None = None,
         use_catalog: bool = True,
         nested: bool = False,
+        ledger: Ledger | None = None,
     ) -> BundleWriter:
         """Create the bundle directory and start recording into it.
 
@@ -169,6 +176,8 @@ class BundleWriter:
             nested: a child run of a run this process is already recording (a batch
                 iteration): it does not claim the runs root's crash checkpoint, which
                 stays the parent's.
+            ledger: the run's sample accounting (the runtime passes the one its pipeline
+                counts ``emitted`` in); a new one when omitted.
 
         Raises:
             BundleError: the bundle exists, a name is unusable, or another run is recording
@@ -208,6 +217,7 @@ class BundleWriter:
                 queue_size=queue_size,
                 catalog=None,
                 stale=stale,
+                ledger=ledger,
             )
             if not nested:
                 write_active(root, ActiveRun.for_this_process(rid, bundle, config_path))
@@ -273,6 +283,7 @@ class BundleWriter:
                 f"bundle writer queue stayed full for {timeout} s (writer not keeping up)"
             ) from None
         self._note_depth()
+        self._note_submitted(record)
 
     def try_submit(self, record: RunRecord) -> bool:
         """Queue a record if there is room now; ``False`` (nothing queued) when full.
@@ -285,7 +296,15 @@ class BundleWriter:
         except queue.Full:
             return False
         self._note_depth()
+        self._note_submitted(record)
         return True
+
+    def _note_submitted(self, record: RunRecord) -> None:
+        if self._count_submitted:
+            stream = stream_of(record)
+            if stream is not None:
+                rows = self._record_rows(record)
+                self.ledger.emitted(getattr(record, "device", ""), stream, rows)
 
     def _check(self, record: object) -> None:
         if self._closing:
@@ -387,9 +406,7 @@ class BundleWriter:
         if isinstance(record, ScalarRows):
             return int(getattr(record.batch, "num_rows", 0))
         if isinstance(record, DeviceRecords):
-            with contextlib.suppress(Exception):
-                return int(to_record_batch(record.columns).num_rows)
-            return 0
+            return record_rows(record.columns)
         return 1
 
     def _drop(self, record: object, reason: str) -> None:
@@ -397,6 +414,9 @@ class BundleWriter:
         with self._drop_lock:  # producers count refused records too (note_dropped)
             self._dropped_rows += rows
             self._dropped_by[reason] = self._dropped_by.get(reason, 0) + rows
+        stream = stream_of(record)
+        if stream is not None:
+            self.ledger.dropped(getattr(record, "device", ""), stream, rows, reason)
 
     def note_dropped(self, record: RunRecord, reason: str) -> None:
         """Count a record a producer could not hand over (e.g. after the writer failed).
@@ -419,7 +439,7 @@ class BundleWriter:
         if key in self._rejected_kinds:
             return  # one event per kind of problem, not one per batch
         self._rejected_kinds.add(key)
-        with contextlib.suppress(Exception):
+        try:
             self._files.events.insert(
                 [
                     EventRecord(
@@ -433,6 +453,10 @@ class BundleWriter:
                     )
                 ]
             )
+        except (OSError, sqlite3.Error) as exc:
+            # The rejection is already in run.log and counted in counts.dropped; an
+            # event log that cannot take it is a writer failure of its own.
+            self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
@@ -457,6 +481,12 @@ class BundleWriter:
         if wrote:
             self._flushes += 1
             self._max_flush_s = max(self._max_flush_s, time.monotonic() - start)
+            # The ledger's ``written`` only moves on this thread, so it now describes
+            # exactly what the fsync above made durable: finalize can bound a crash.
+            try:
+                self.ledger.write_checkpoint(self.bundle, final=False)
+            except OSError as exc:
+                self._fail(exc)
 
     # ------------------------------------------------------------------ closing
     def close(
@@ -496,6 +526,9 @@ class BundleWriter:
             # The reserve has done its job once the data files are closed; finalize
             # would remove it anyway, and an unfinalized bundle should not keep it.
             release_reserve(self.bundle)
+            for frame in self._files.discard_buffered():
+                self._drop(frame, "writer_failed")  # never flushed: the writer had failed
+            self._final_checkpoint(exact=True)
             metrics = self.metrics()
             self.log.info("bundle.closing", run_status=status.value, **_short(metrics))
             self._runlog.close()
@@ -568,6 +601,9 @@ class BundleWriter:
             self._thread.join(join_timeout_s)
             stuck = self._thread.is_alive()
             release_reserve(self.bundle)  # room for the events and manifest written below
+            # A write may have been under way when the writer was given up on: the
+            # counters bound the files but need not match them exactly.
+            self._final_checkpoint(exact=False)
             metrics = self.metrics()
             notice = EventRecord(
                 t_mono_ns=self.clock.now_ns(),
@@ -608,6 +644,14 @@ class BundleWriter:
                 with contextlib.suppress(BundleError):
                     self._catalog.upsert(read_manifest(self.bundle), self.bundle)
             clear_active(self.runs_root, self.run_id)
+
+    def _final_checkpoint(self, *, exact: bool) -> None:
+        try:
+            self.ledger.write_checkpoint(self.bundle, final=True, exact=exact)
+        except OSError as exc:
+            # Finalize then reports the accounting as incomplete (last checkpoint only).
+            self.log.error("bundle.accounting_checkpoint_failed", error=str(exc))
+            self._fail(exc)
 
     def __enter__(self) -> BundleWriter:
         return self

@@ -76,10 +76,12 @@ class DeviceRecords:
         family: file stem inside ``device_records/`` (usually the adapter family).
         columns: column name -> 1-D column, or a ``pyarrow.RecordBatch``. The first batch
             of a family fixes its schema for the run.
+        device: the emitting device, filled in by the runtime (for the sample accounting).
     """
 
     family: str
     columns: Any
+    device: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +133,12 @@ class ScalarRows:
     Attributes:
         batch: a ``pyarrow.RecordBatch`` with ``t_mono_ns``, ``channel``, ``value``,
             ``raw_value``, ``unit``, ``status`` and ``source_field`` columns.
+        device: the device the rows came from (for the sample accounting; may be empty
+            for rows not produced by a device).
     """
 
     batch: Any
+    device: str = ""
 
 
 RunRecord = ScalarRows | DeviceRecords | EventRecord | FrameReceipt

@@ -122,6 +122,18 @@ class SinkRef(ConfigModel):
     config: dict[str, Any] = Field(
         default_factory=dict, description="Options, validated by the sink's Config model."
     )
+    on_failure: Literal["warn", "abort"] = Field(
+        default="warn",
+        description="warn: a failing sink is reported (event) and the run goes on; "
+        "abort: the run stops (aborted).",
+    )
+    queue_size: int = Field(
+        default=1024,
+        ge=1,
+        le=1_000_000,
+        description="Records buffered for this sink; beyond that records are dropped for "
+        "it (counted), never blocking the run or the bundle.",
+    )
 
 
 class ProfileRef(ConfigModel):

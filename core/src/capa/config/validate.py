@@ -423,6 +423,14 @@ def _check_sinks(
 ) -> list[ConfigModel]:
     configs: list[ConfigModel] = []
     for i, ref in enumerate(exp.sinks):
+        if ref.id == "capa.bundle":
+            col.error(
+                root,
+                "plugin.sink_builtin",
+                ("sinks", i, "id"),
+                "capa.bundle (the run bundle) is always on; list only extra sinks here",
+            )
+            continue
         cls = host.sinks.get(ref.id)
         if cls is None:
             available = host.sinks.ids()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capa.errors import ConfigError
-from capa.runtime.plan import ChannelPlan, DevicePlan, RunPlan, RuntimeOptions
+from capa.runtime.plan import ChannelPlan, DevicePlan, RunPlan, RuntimeOptions, SinkPlan
 
 if TYPE_CHECKING:
     from capa.config.validate import Report
@@ -80,6 +80,25 @@ def plan_from_report(report: Report, host: PluginHost) -> RunPlan:
         profile_warnings=(
             tuple(p for p in report.profile.problems if not p.is_error) if report.profile else ()
         ),
+        sinks=_sinks(report, host),
+    )
+
+
+def _sinks(report: Report, host: PluginHost) -> tuple[SinkPlan, ...]:
+    """Every extra sink of the experiment, with its validated config and policy."""
+    exp = report.experiment
+    assert exp is not None
+    if len(report.sink_configs) != len(exp.sinks):  # validation reported why
+        raise ConfigError(f"{report.path}: sinks did not validate; cannot run it")
+    return tuple(
+        SinkPlan(
+            label=f"{ref.id}#{i}",
+            cls=host.sinks[ref.id],
+            config=config,
+            on_failure=ref.on_failure,
+            queue_size=ref.queue_size,
+        )
+        for i, (ref, config) in enumerate(zip(exp.sinks, report.sink_configs, strict=True))
     )
 
 

@@ -20,7 +20,7 @@ import anyio
 from capa.bundle.space import describe_write_failure, is_disk_full
 from capa.clock import RunClock
 from capa.components.adapter import Command, CommandResult
-from capa.errors import ConductorStateError
+from capa.errors import BundleError, ConductorStateError
 from capa.problems import Problem
 from capa.runtime.channels import ChannelRegistry
 from capa.runtime.context import ConductorRunContext
@@ -98,8 +98,16 @@ class Conductor:
         self._host = host
         self._allow_children = allow_children and host is not None
         self.pool = pool
-        self.session = session
         self.config = config or ConductorConfig.from_runtime(plan.runtime)
+        if plan.sinks:
+            # Extra sinks see every record and event the bundle sees, each isolated on
+            # its own queue and thread (capa.runtime.fanout).
+            from capa.runtime.fanout import FanoutSession
+
+            fanout = FanoutSession(session, plan.sinks, self.config.shutdown_grace_s)
+            fanout.on_abort = self._sink_failed
+            session = fanout
+        self.session: RunSession = session
         self.external_stop = external_stop or anyio.Event()
         self.state = ConductorState.PREPARING
         self.clock: RunClock | None = None
@@ -327,6 +335,9 @@ class Conductor:
             registry=self.registry,
             submit=self.session.submit,
             clock=self.clock,
+            # A session of another make may not keep a ledger: the pipeline then counts
+            # into its own (nothing reaches the manifest, but nothing fails either).
+            ledger=getattr(self.session, "ledger", None),
         )
         self._arm()
         self.session.log.info("conductor.armed", devices=self.pool.device_names)
@@ -512,25 +523,48 @@ class Conductor:
             self.session.log.warning("conductor.loop_lag", lag_ms=round(lag_ms, 1))
 
     def _device_error(self, device: str, exc: BaseException) -> None:
-        """Called on a worker thread when a device's read or stream raises."""
+        """Called on a worker thread when a device's read, stream or emission fails."""
+        from capa.errors import EmissionError
+
         count = self._device_errors.get(device, 0) + 1
         self._device_errors[device] = count
         plan = self.plan.device(device)
         if count <= _ERROR_EVENTS_IN_FULL or count % _ERROR_EVENT_EVERY == 0:
-            self.session.emit(
-                "worker_adapter_error",
-                f"{device}: {type(exc).__name__}: {exc}",
-                severity="error",
-                source=f"{plan.adapter.id}:{device}",
-                metadata={
-                    "resource_id": plan.resource_id,
-                    "count": count,
-                    "on_failure": plan.on_failure,
-                },
-            )
+            kind = "device.emission_rejected" if isinstance(exc, EmissionError) else None
+            try:
+                self.session.emit(
+                    kind or "worker_adapter_error",
+                    f"{device}: {type(exc).__name__}: {exc}",
+                    severity="error",
+                    source=f"{plan.adapter.id}:{device}",
+                    metadata={
+                        "resource_id": plan.resource_id,
+                        "count": count,
+                        "on_failure": plan.on_failure,
+                        "error": type(exc).__name__,
+                    },
+                )
+            except BundleError as log_exc:
+                # The writer is closed or failed (a worker still running after the run
+                # was sealed): run.log is the last place left; the count is kept in
+                # queue_health.runtime.device_errors.
+                self.session.log.error(
+                    "conductor.device_error_unrecorded", device=device, error=str(log_exc)
+                )
         if plan.on_failure == "abort" and self._loop is not None:
             reason = f"device {device}: {type(exc).__name__}: {exc}"
             self._loop.call_soon_threadsafe(self._device_abort, reason)
+
+    def _sink_failed(self, reason: str) -> None:
+        """Called on a sink's thread when a sink with ``on_failure: abort`` fails."""
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self.stop, f"sink_failure: {reason}")
+        except RuntimeError:
+            # The run's loop is gone (a sink failing after the run ended): the outcome
+            # is decided; the sink.failed event and counts.sinks record it.
+            self.session.log.error("conductor.sink_failed_after_run", reason=reason)
 
     def _device_abort(self, reason: str) -> None:
         self._crash = self._crash or reason
@@ -561,7 +595,49 @@ class Conductor:
                     "hard_stop": True,
                 },
             )
+            # A worker that cannot be stopped is a failure of its devices: their
+            # on_failure decides whether the run still counts as completed.
+            strict = [d for d in devices if self.plan.device(d).on_failure == "abort"]
+            if strict:
+                self._crash = self._crash or (
+                    f"device {', '.join(strict)}: worker {rid} did not stop within "
+                    f"{grace:g} s (abandoned)"
+                )
         return abandoned
+
+    async def _close_data_path(self, abandoned: list[str]) -> None:
+        """Seal the pipeline: what devices emit from now on is counted ``after_stop``.
+
+        An abandoned worker may keep emitting; its rows never reach the closing writer
+        unaccounted. Rows already counted so get one warning event.
+        """
+        assert self.pipeline is not None
+        pipeline = self.pipeline
+        grace = self.config.shutdown_grace_s
+        with anyio.CancelScope(shield=True):
+            settled = await anyio.to_thread.run_sync(pipeline.seal, grace)
+        if not settled:
+            self.session.log.error("conductor.pipeline_busy_at_seal", grace_s=grace)
+        late: dict[str, dict[str, int]] = {}
+        for device, streams in pipeline.ledger.snapshot().items():
+            for stream, c in streams.items():
+                if c["dropped"].get("after_stop"):
+                    late.setdefault(device, {})[stream] = c["dropped"]["after_stop"]
+        if late or abandoned:
+            # An abandoned worker may go on emitting until the process ends: its rows
+            # are counted (counts.accounting ... dropped.after_stop), never written.
+            try:
+                self.session.emit(
+                    "run.dropped_after_stop",
+                    "rows emitted after sampling stopped are not recorded, only counted "
+                    f"(so far: {late or 'none'}; still running: {abandoned or 'none'})",
+                    severity="warning",
+                    source="conductor",
+                    metadata={"rows": late, "abandoned_workers": list(abandoned)},
+                )
+            except BundleError as exc:
+                # A failed writer: the rows are in counts.accounting all the same.
+                self.session.log.error("conductor.event_unrecorded", error=str(exc))
 
     def _device_summaries(
         self, abandoned: list[str]
@@ -610,6 +686,7 @@ class Conductor:
 
     async def _finalize(self, abandoned: list[str]) -> RunResult:
         self._set_state(ConductorState.FINALIZING)
+        await self._close_data_path(abandoned)
         outcome, reason = self._outcome()
         if self._saturation is not None:
             trip = self._saturation

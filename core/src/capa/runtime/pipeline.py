@@ -22,6 +22,7 @@ import numpy.ma  # used by pa.array(mask=...): import now, not mid-run
 import pyarrow as pa
 import pyarrow.compute  # used by dictionary casts: import now, not mid-run
 
+from capa.bundle.accounting import SCALARS, Ledger, record_rows, stream_of
 from capa.bundle.schema import STATUS_VALUES, scalars_schema
 from capa.clock import RunClock
 from capa.components.emissions import (
@@ -36,6 +37,7 @@ from capa.components.emissions import (
     SampleStatus,
     ScalarRows,
 )
+from capa.errors import EmissionError
 from capa.runtime.channels import ChannelRegistry
 from capa.runtime.plan import ChannelPlan, DevicePlan
 
@@ -100,8 +102,15 @@ class ChannelPipeline:
         registry: ChannelRegistry,
         submit: Submit,
         clock: RunClock,
+        ledger: Ledger | None = None,
     ) -> None:
         self._submit = submit
+        self.ledger = ledger if ledger is not None else Ledger()
+        """Counts ``emitted`` rows and the drops the pipeline causes (see accounting)."""
+        # After seal(), nothing more reaches the writer: rows are counted ``after_stop``.
+        self._sealed = False
+        self._inflight = 0
+        self._inflight_lock = threading.Condition()
         self._registry = registry
         self._clock = clock
         self._recording = recording
@@ -125,18 +134,90 @@ class ChannelPipeline:
 
     # ------------------------------------------------------------------ entry point
     def process(self, device: str, emission: Emission) -> None:
-        """Route one emission of ``device`` (called on the device's worker thread)."""
+        """Route one emission of ``device`` (called on the device's worker thread).
+
+        Raises:
+            EmissionError: the emission cannot be recorded (its rows are counted as
+                dropped, ``invalid_emission``); the worker reports it as a device failure.
+            BundleError: the writer refused the record (counted ``writer_unavailable``).
+        """
+        with self._inflight_lock:
+            self._inflight += 1
+        try:
+            if self._sealed:
+                self._after_stop(device, emission)
+            elif isinstance(emission, SampleBatch):
+                self._samples(device, emission)
+            elif isinstance(emission, DeviceRecords):
+                if device in self._recording.devices:
+                    record = dataclasses.replace(emission, device=device)
+                    self._account_and_submit(device, record, record_rows(emission.columns))
+            elif isinstance(emission, DeviceEvent):
+                self._submit(self.device_event(device, emission))
+            elif isinstance(emission, FrameReceipt):
+                self._account_and_submit(device, dataclasses.replace(emission, device=device), 1)
+            else:
+                raise EmissionError(
+                    f"{device}: emitted a {type(emission).__name__}, which is not an emission "
+                    "(SampleBatch, DeviceRecords, DeviceEvent or FrameReceipt)"
+                )
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+                if self._inflight == 0:
+                    self._inflight_lock.notify_all()
+
+    def seal(self, timeout_s: float) -> bool:
+        """Stop passing records on; emissions from now on are counted ``after_stop``.
+
+        Waits up to ``timeout_s`` for calls already under way to hand their record over,
+        so nothing reaches the writer after the run's accounting is closed. Returns
+        whether they all finished (a worker blocked for longer is reported by its grace).
+        """
+        with self._inflight_lock:
+            self._sealed = True
+            return self._inflight_lock.wait_for(lambda: self._inflight == 0, timeout_s)
+
+    def _account_and_submit(self, device: str, record: RunRecord, rows: int) -> None:
+        stream = stream_of(record)
+        assert stream is not None
+        self.ledger.emitted(device, stream, rows)
+        try:
+            self._submit(record)
+        except BaseException:
+            self.ledger.dropped(device, stream, rows, "writer_unavailable")
+            raise
+
+    def _after_stop(self, device: str, emission: Emission) -> None:
         if isinstance(emission, SampleBatch):
-            self._samples(device, emission)
+            rows = self._sample_rows(device, emission)
+            if rows:
+                self.ledger.emitted_and_dropped(device, SCALARS, rows, "after_stop")
         elif isinstance(emission, DeviceRecords):
             if device in self._recording.devices:
-                self._submit(emission)
-        elif isinstance(emission, DeviceEvent):
-            self._submit(self.device_event(device, emission))
+                stream = stream_of(dataclasses.replace(emission, device=device))
+                assert stream is not None
+                rows = record_rows(emission.columns)
+                self.ledger.emitted_and_dropped(device, stream, rows, "after_stop")
         elif isinstance(emission, FrameReceipt):
-            self._submit(dataclasses.replace(emission, device=device))
-        else:  # pragma: no cover - the Emission union is closed
-            raise TypeError(f"{device}: unknown emission {type(emission).__name__}")
+            stream = stream_of(dataclasses.replace(emission, device=device))
+            assert stream is not None
+            self.ledger.emitted_and_dropped(device, stream, 1, "after_stop")
+
+    def _sample_rows(self, device: str, batch: SampleBatch) -> int:
+        """Rows a batch makes in ``scalars`` (1 sample for a malformed time column)."""
+        k = sum(
+            1
+            for b in self._bindings.get(device, ())
+            if b.field in batch.values and b.channel.name in self._recording.channels
+        )
+        if not k:
+            return 0
+        try:
+            n = int(np.shape(batch.t_mono_ns)[0]) if np.ndim(batch.t_mono_ns) else 1
+        except (TypeError, ValueError, IndexError):
+            n = 1
+        return n * k
 
     def device_event(self, device: str, event: DeviceEvent) -> EventRecord:
         """An adapter's event as an ``events.sqlite`` row (source ``adapter:device``)."""
@@ -157,19 +238,54 @@ class ChannelPipeline:
         if not bindings:
             self.stats.unmapped_batches += 1
             return
-        t = np.asarray(batch.t_mono_ns, dtype=np.int64)
+        rows = self._sample_rows(device, batch)
+        if rows:
+            self.ledger.emitted(device, SCALARS, rows)
+        try:
+            record = self._build(device, batch, bindings)
+        except Exception as exc:
+            if rows:
+                self.ledger.dropped(device, SCALARS, rows, "invalid_emission")
+            if isinstance(exc, EmissionError):
+                raise
+            raise EmissionError(
+                f"{device}: sample batch could not be recorded: {type(exc).__name__}: {exc}"
+            ) from exc
+        if record is None:
+            return
+        try:
+            self._submit(record)
+        except BaseException:
+            self.ledger.dropped(device, SCALARS, rows, "writer_unavailable")
+            raise
+
+    def _build(
+        self, device: str, batch: SampleBatch, bindings: list[_Binding]
+    ) -> ScalarRows | None:
+        """Validate and calibrate a batch; update the registry; the rows to record."""
+        t = _times(device, batch.t_mono_ns)
         n = len(t)
         if n == 0:
-            return
-        recorded: list[tuple[_Binding, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+            return None
+        converted = []
         for b in bindings:
-            raw = np.asarray(batch.values[b.field], dtype=np.float64)
+            raw = _column(device, b.field, batch.values[b.field], n)
             value = np.asarray(b.channel.to_value(raw), dtype=np.float64)
+            if value.shape != (n,):
+                raise EmissionError(
+                    f"{device}: field {b.field!r}: calibration of channel "
+                    f"{b.channel.name!r} returned shape {value.shape}, expected ({n},)"
+                )
+            converted.append((b, raw, value))
+        # Only once every field is valid: a rejected batch leaves no partial update.
+        recorded: list[tuple[_Binding, npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+        for b, raw, value in converted:
             self._registry.update(b.channel.name, int(t[-1]), float(value[-1]))
             if b.channel.name in self._recording.channels:
                 recorded.append((b, raw, value))
-        if recorded:
-            self._submit(ScalarRows(self._scalar_batch(device, t, recorded, batch.status)))
+        if not recorded:
+            return None
+        return ScalarRows(self._scalar_batch(device, t, recorded, batch.status), device)
 
     def _scalar_batch(
         self,
@@ -190,7 +306,9 @@ class ChannelPipeline:
         values = interleave([v for _, _, v in recorded])
         raw = interleave([r if b.channel.keep_raw else np.full(n, np.nan) for b, r, _ in recorded])
         raw_mask = np.tile(np.array([not b.channel.keep_raw for b, _, _ in recorded]), n)
-        status_codes = interleave([self._status_codes(status, b.field, n) for b, _, _ in recorded])
+        status_codes = interleave(
+            [self._status_codes(status, b.field, n, device) for b, _, _ in recorded]
+        )
         sources = pa.DictionaryArray.from_arrays(
             pa.array(np.tile(np.arange(k, dtype=np.int32), n)),
             pa.array([f"{device}.{b.field}" for b, _, _ in recorded], pa.string()),
@@ -207,7 +325,7 @@ class ChannelPipeline:
         return pa.RecordBatch.from_arrays(columns, schema=self._schema)
 
     def _status_codes(
-        self, status: SampleStatus | Mapping[str, Any], field: str, n: int
+        self, status: SampleStatus | Mapping[str, Any], field: str, n: int, device: str = ""
     ) -> npt.NDArray[np.int32]:
         if isinstance(status, str):
             return np.full(n, self._status_code(status), dtype=np.int32)
@@ -216,6 +334,11 @@ class ChannelPipeline:
             return np.full(n, self._status_code(per_field), dtype=np.int32)
         # An array of statuses: map the few distinct values, not every row.
         arr = np.asarray(per_field, dtype=object)
+        if arr.shape != (n,):
+            raise EmissionError(
+                f"{device}: status of field {field!r} has shape {arr.shape}; expected one status "
+                f"or ({n},) statuses"
+            )
         uniq, inverse = np.unique(arr.astype(str), return_inverse=True)
         lut = np.array([self._status_code(u) for u in uniq], dtype=np.int32)
         return lut[inverse]
@@ -230,3 +353,34 @@ class ChannelPipeline:
                     self._status_values.append(value)
                     self._status_dict = pa.array(self._status_values, pa.string())
         return self._status_values.index(value)
+
+
+def _times(device: str, column: Any) -> npt.NDArray[np.int64]:
+    """The batch's time column as 1-D int64, or an :class:`EmissionError` naming it."""
+    try:
+        t = np.asarray(column, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EmissionError(f"{device}: t_mono_ns is not integer nanoseconds ({exc})") from exc
+    if t.ndim != 1:
+        raise EmissionError(
+            f"{device}: t_mono_ns must be a 1-D array (one time per sample), "
+            f"got a {t.ndim}-d array of shape {t.shape}"
+        )
+    return t
+
+
+def _column(device: str, field: str, column: Any, n: int) -> npt.NDArray[np.float64]:
+    """A field's values as 1-D float64 of length ``n``, or an :class:`EmissionError`."""
+    try:
+        raw = np.asarray(column, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise EmissionError(f"{device}: field {field!r} is not numeric ({exc})") from exc
+    if raw.ndim != 1:
+        kind = "a scalar (0-d)" if raw.ndim == 0 else f"a {raw.ndim}-d array"
+        raise EmissionError(
+            f"{device}: field {field!r} is {kind}; a SampleBatch needs a 1-D column "
+            f"with one value per time ({n})"
+        )
+    if raw.shape[0] != n:
+        raise EmissionError(f"{device}: field {field!r} has {raw.shape[0]} values for {n} times")
+    return raw

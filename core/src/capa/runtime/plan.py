@@ -15,9 +15,17 @@ from typing import Any, Literal, Protocol
 from capa.components.adapter import Adapter
 from capa.components.model import ConfigModel
 from capa.components.procedure import Procedure
+from capa.components.sink import Sink
 from capa.problems import Problem
 
-__all__ = ["ChannelMapping", "ChannelPlan", "DevicePlan", "RunPlan", "RuntimeOptions"]
+__all__ = [
+    "ChannelMapping",
+    "ChannelPlan",
+    "DevicePlan",
+    "RunPlan",
+    "RuntimeOptions",
+    "SinkPlan",
+]
 
 
 class ChannelMapping(Protocol):
@@ -69,6 +77,25 @@ class ChannelPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class SinkPlan:
+    """One extra sink of the experiment, resolved.
+
+    Attributes:
+        label: ``<id>#<index in sinks:>`` (unique; names the sink in events and counts).
+        cls: the sink class.
+        config: its validated ``Config``.
+        on_failure: ``warn`` (event, run goes on) or ``abort`` (event, run stops).
+        queue_size: records buffered for it before records are dropped for it.
+    """
+
+    label: str
+    cls: type[Sink]
+    config: ConfigModel
+    on_failure: Literal["warn", "abort"] = "warn"
+    queue_size: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimeOptions:
     """Timing limits of one run (``runtime`` in the experiment file)."""
 
@@ -97,6 +124,7 @@ class RunPlan:
         manifest_fields: operator, sample, tags, custom, procedure id and version ...
         profile_warnings: the domain profile's non-blocking findings, written as
             ``profile.preflight.warning`` events once the bundle is open (seed 003).
+        sinks: extra sinks (besides the bundle), in experiment order.
     """
 
     experiment: Any
@@ -113,6 +141,7 @@ class RunPlan:
     source: Path | None = None
     manifest_fields: Mapping[str, Any] = field(default_factory=dict)
     profile_warnings: tuple[Problem, ...] = ()
+    sinks: tuple[SinkPlan, ...] = ()
 
     def device(self, name: str) -> DevicePlan:
         """The device called ``name``."""

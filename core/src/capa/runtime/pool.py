@@ -194,6 +194,9 @@ class WorkerPool:
                 "samples": w.stats.samples,
                 "commands": w.stats.commands,
                 "read_errors": w.stats.read_errors,
+                "emit_errors": w.stats.emit_errors,
+                "stop_errors": w.stats.stop_errors,
+                "close_errors": list(w.stats.close_errors),
                 "late_polls": w.stats.late_polls,
                 "abandoned": w.stats.abandoned,
             }

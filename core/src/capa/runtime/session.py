@@ -13,8 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from capa.bundle.accounting import Ledger, record_rows, stream_of
 from capa.clock import RunClock
-from capa.components.emissions import EventRecord, EventSeverity, RunRecord
+from capa.components.emissions import (
+    DeviceRecords,
+    EventRecord,
+    EventSeverity,
+    RunRecord,
+    ScalarRows,
+)
 from capa.errors import BundleError
 from capa.runtime.state import RunOutcome
 
@@ -63,6 +70,13 @@ class RunSession(Protocol):
     @property
     def log(self) -> Any:
         """Structlog logger bound to the run (``run.log``)."""
+
+    @property
+    def ledger(self) -> Ledger:
+        """The run's sample accounting (the pipeline counts ``emitted`` in it).
+
+        Optional for sessions of other makes: the conductor uses it when present.
+        """
 
     def open(self, clock: RunClock, manifest_fields: Mapping[str, Any]) -> None:
         """Create the bundle; the run is visible in the catalog from here on."""
@@ -135,6 +149,12 @@ class RealRunSession:
         self._dropped_lock = threading.Lock()
         self._late_events: list[EventRecord] = []
         self.stale_message: str | None = None
+        self._ledger = Ledger()
+
+    @property
+    def ledger(self) -> Ledger:
+        """Rows emitted / written / dropped per device and stream, shared with the writer."""
+        return self._ledger
 
     @property
     def writer(self) -> BundleWriter:
@@ -172,6 +192,7 @@ class RealRunSession:
             clock=clock,
             config_path=str(self._config_path) if self._config_path else None,
             nested=self._nested,
+            ledger=self._ledger,
         )
         if self._writer.stale_run is not None:
             self.stale_message = self._writer.stale_run.message
@@ -202,6 +223,16 @@ class RealRunSession:
                     raise  # closed, not merely full
         with self._dropped_lock:
             self._dropped += 1
+        stream = stream_of(record)
+        if stream is not None:
+            rows = (
+                int(record.batch.num_rows)
+                if isinstance(record, ScalarRows)
+                else record_rows(record.columns)
+                if isinstance(record, DeviceRecords)
+                else 1
+            )
+            self._ledger.dropped(getattr(record, "device", ""), stream, rows, "writer_abandoned")
 
     def emit(
         self,

@@ -68,8 +68,11 @@ class WorkerStats:
     samples: int = 0
     commands: int = 0
     read_errors: int = 0
+    emit_errors: int = 0
+    stop_errors: int = 0
     late_polls: int = 0
     abandoned: bool = False
+    close_errors: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -82,13 +85,28 @@ class DeviceContext:
     _latest: Callable[[str], float | None]
     _stats: WorkerStats = field(repr=False)
     bundle_path: Path | None = None
+    _on_error: ErrorHandler | None = field(default=None, repr=False)
 
     def emit(self, emission: Emission) -> None:
-        """Forward one emission to the run's pipeline (blocks while the writer is behind)."""
+        """Forward one emission to the run's pipeline (blocks while the writer is behind).
+
+        An emission the pipeline cannot take (a malformed batch, a writer that stopped)
+        is a failure of this device: it is reported to the conductor, which records an
+        event and applies the device's ``on_failure`` — the adapter's own loop goes on,
+        so one bad batch never silently ends a polling or streaming task.
+        """
         self._stats.emissions += 1
         if isinstance(emission, SampleBatch):
-            self._stats.samples += len(emission)
-        self._handler(self.device, emission)
+            t = emission.t_mono_ns
+            # A 0-d time column has no len(); the pipeline rejects it with a clear message.
+            self._stats.samples += len(t) if getattr(t, "ndim", 1) and hasattr(t, "__len__") else 1
+        try:
+            self._handler(self.device, emission)
+        except Exception as exc:
+            self._stats.emit_errors += 1
+            if self._on_error is None:
+                raise  # no run to report to: the caller must see it
+            self._on_error(self.device, exc)
 
     def latest(self, channel: str) -> float | None:
         """Latest calibrated value of a run channel."""
@@ -110,7 +128,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[tuple[str, asyncio.Future[None]]] = []
         self._clock: RunClock | None = None
         self._handler: EmissionHandler | None = None
         self._on_error: ErrorHandler | None = None
@@ -132,8 +150,11 @@ class Worker:
             try:
                 loop.run_forever()
             finally:
-                with contextlib.suppress(Exception):
+                try:
                     loop.run_until_complete(loop.shutdown_asyncgens())
+                except Exception as exc:  # an adapter's generator failed to close
+                    self.stats.close_errors.append(f"shutdown_asyncgens: {_brief(exc)}")
+                    _log().warning("worker.asyncgen_close_failed", error=_brief(exc))
                 loop.close()
 
         # Daemon: a worker wedged in a driver call must not keep the process alive
@@ -182,11 +203,13 @@ class Worker:
             # and nothing queued behind it runs until that call returns.
             bound = _UNDO_CANCELLED_S if _is_cancellation(exc) else _UNDO_FAILED_S
             with anyio.CancelScope(shield=True):  # the rollback must run even when cancelled
-                await self._undo_open(opened, bound)
+                await self._undo_open(opened, bound, exc)
             raise
         self._transition(WorkerState.IDLE)
 
-    async def _undo_open(self, opened: Sequence[Adapter], bound_s: float) -> None:
+    async def _undo_open(
+        self, opened: Sequence[Adapter], bound_s: float, cause: BaseException
+    ) -> None:
         """Close what did open and end the thread, waiting at most ``bound_s`` overall.
 
         A thread that does not end in time (stuck in a blocking open) is abandoned: it is
@@ -197,8 +220,13 @@ class Worker:
 
         async def close_opened() -> None:
             for adapter in reversed(opened):
-                with contextlib.suppress(Exception):  # rollback: the open error is reported
+                try:
                     await adapter.close()
+                except Exception as close_exc:
+                    # Reported with the open failure that caused the rollback.
+                    cause.add_note(
+                        f"closing {adapter.name} after it also failed: {_brief(close_exc)}"
+                    )
 
         if opened:
             with contextlib.suppress(TimeoutError):
@@ -222,9 +250,14 @@ class Worker:
         self._transition(WorkerState.CLOSED)
 
         async def close_all() -> None:
-            for adapter in reversed(list(self.adapters.values())):
-                with contextlib.suppress(Exception):
+            for name, adapter in reversed(list(self.adapters.items())):
+                try:
                     await adapter.close()
+                except Exception as exc:
+                    # After the run: nothing to fail any more, but it is kept and logged
+                    # (pool diagnostics) and the other adapters still get closed.
+                    self.stats.close_errors.append(f"{name}: {_brief(exc)}")
+                    _log().warning("worker.adapter_close_failed", device=name, error=_brief(exc))
 
         try:
             await self._on_worker_within(close_all(), grace_s)
@@ -268,24 +301,47 @@ class Worker:
         assert self._handler is not None
         self._stop = asyncio.Event()
         self._tasks = []
+        bodies: list[tuple[str, Coroutine[Any, Any, None]]] = []
+        try:
+            await self._start_adapters(bodies)
+        except BaseException:
+            for _name, body in bodies:
+                body.close()  # never started: no "coroutine was never awaited"
+            raise
+        # The tasks are created one loop turn later, after this coroutine's result is on
+        # its way to the caller: a stream that never yields (a driver loop that blocks)
+        # then stalls only this worker — which stop_sampling abandons after the grace —
+        # and never the run waiting for sampling to begin.
+        asyncio.get_running_loop().call_soon(self._spawn, bodies)
+
+    async def _start_adapters(self, bodies: list[tuple[str, Coroutine[Any, Any, None]]]) -> None:
+        assert self._clock is not None
+        assert self._handler is not None
         for name, adapter in self.adapters.items():
             ctx = DeviceContext(
-                name, self._clock, self._handler, self._latest, self.stats, self._bundle_path
+                name,
+                self._clock,
+                self._handler,
+                self._latest,
+                self.stats,
+                self._bundle_path,
+                self._on_error,
             )
             await adapter.start(ctx)
             if adapter.sampling() is Acquisition.STREAMED:
-                body: Awaitable[None] = self._guard(name, adapter.stream(ctx))
+                body: Coroutine[Any, Any, None] = self._guard(name, adapter.stream(ctx))
             else:
                 body = self._poll(name, adapter, ctx)
-            self._tasks.append(asyncio.ensure_future(body))
+            bodies.append((name, body))
+
+    def _spawn(self, bodies: list[tuple[str, Coroutine[Any, Any, None]]]) -> None:
+        self._tasks = [(name, asyncio.ensure_future(body)) for name, body in bodies]
 
     async def _guard(self, name: str, body: Awaitable[None]) -> None:
         try:
             await body
         except Exception as exc:
-            self.stats.read_errors += 1
-            if self._on_error is not None:
-                self._on_error(name, exc)
+            self._report(name, exc)
 
     async def _poll(self, name: str, adapter: Adapter, ctx: DeviceContext) -> None:
         assert self._stop is not None
@@ -294,14 +350,14 @@ class Worker:
         due = loop.time()
         while not self._stop.is_set():
             try:
-                emissions: Sequence[Emission] = await adapter.read()
+                # list(): a read that returns something other than a sequence of
+                # emissions is this device's failure, not a polling task that dies.
+                emissions: Sequence[Emission] = list(await adapter.read())
             except Exception as exc:
-                self.stats.read_errors += 1
-                if self._on_error is not None:
-                    self._on_error(name, exc)
+                self._report(name, exc)
                 emissions = ()
             for emission in emissions:
-                ctx.emit(emission)
+                ctx.emit(emission)  # reports its own failures (see DeviceContext.emit)
             # Schedule on a fixed grid (no drift); a tick that is already past is
             # skipped rather than fired in a burst.
             due += interval
@@ -333,11 +389,27 @@ class Worker:
     async def _end(self) -> None:
         assert self._stop is not None
         self._stop.set()
-        for adapter in self.adapters.values():
-            with contextlib.suppress(Exception):
+        for name, adapter in self.adapters.items():
+            try:
                 await adapter.stop()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+            except Exception as exc:
+                # The task may still end by itself; either way the run hears of it.
+                self.stats.stop_errors += 1
+                self._report(name, exc)
+        tasks, self._tasks = self._tasks, []
+        for name, task in tasks:
+            # Each task's outcome is looked at: _guard and _poll report adapter
+            # failures themselves, so anything arriving here is a fault in the runtime
+            # path that must still reach the run.
+            try:
+                await task
+            except Exception as exc:
+                self._report(name, exc)
+
+    def _report(self, name: str, exc: BaseException) -> None:
+        self.stats.read_errors += 1
+        if self._on_error is not None:
+            self._on_error(name, exc)
 
     # ------------------------------------------------------------------ commands
     async def dispatch(self, device: str, command: Command, timeout_s: float) -> CommandResult:
@@ -386,3 +458,13 @@ class Worker:
         if self._loop is None or self.state is WorkerState.CLOSED:
             raise WorkerStateError(f"worker {self.resource_id} is not open")
         return self._loop
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("capa.worker")

@@ -196,6 +196,13 @@ class SimSignals(Adapter):
                     break
                 except TimeoutError:
                     pass
+            else:
+                # Behind the sample clock (a rate the machine cannot keep up with):
+                # still yield once per block, or stop() could never run on this loop
+                # and the worker would be abandoned while it kept emitting.
+                await asyncio.sleep(0)
+                if self._stopping.is_set():
+                    break
             self._maybe_fault(last)
             t = first + np.round(np.arange(n) * period_ns).astype(np.int64)
             ctx.emit(SampleBatch(t_mono_ns=t, values=self._values(t, n / self.p.sample_rate_hz)))

@@ -160,7 +160,9 @@ class NidaqTask(Adapter):
         self._lost = False
         t = (before + ctx.clock.now_ns()) // 2
         self._remember(out)
-        return [SampleBatch(np.array([t], dtype=np.int64), self._columns(out))]
+        # One row: every column is a 1-D array of length 1 (channels x 1 samples), the
+        # same shape a hardware-clocked block has — never a 0-d scalar per channel.
+        return [SampleBatch(np.array([t], dtype=np.int64), self._columns(out.reshape(-1, 1)))]
 
     async def stream(self, ctx: AdapterContext) -> None:
         """Hardware-clocked mode: read blocks and emit them until :meth:`stop`."""
