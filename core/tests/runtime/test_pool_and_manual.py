@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import typing
 import time
 
 import anyio
@@ -194,3 +195,79 @@ def test_manual_client_during_a_run_goes_through_the_conductor(tmp_path):
     # After the run, the conductor refuses commands and the client falls back to the pool.
     with pytest.raises(ConductorStateError):
         anyio.run(conductor.dispatch, "a", capa.Command("pulse"))
+
+
+class Writer(capa.Procedure):
+    """Writes the relay channel beyond its interlock, then waits to be stopped."""
+
+    id = "test.writer"
+    Config = capa.EmptyConfig
+    results: typing.ClassVar[list] = []
+
+    async def run(self, ctx):
+        Writer.results.append(await ctx.write_channel("relay", 7.0, authorization_id="proc"))
+        Writer.results.append(await ctx.write_channel("relay", 3.0, authorization_id="proc"))
+        await ctx.external_stop.wait()
+
+
+def test_interlocks_hold_procedures_and_manual_commands_during_and_between_runs(tmp_path):
+    from capa.config.safety import InterlockConfig
+
+    LOG.clear()
+    Writer.results.clear()
+    pool = WorkerPool([device("a", "r1")])
+    plan = RunPlan(
+        experiment=None,
+        hardware_name="t",
+        devices=pool.devices,
+        channels=(ChannelPlan("relay", "a", "state", "", writable=True),),
+        procedure=Writer,
+        procedure_config=capa.EmptyConfig(),
+        interlocks=(InterlockConfig(channel="relay", max=5.0),),
+    )
+    session = RealRunSession(tmp_path / "runs")
+    conductor = Conductor(
+        plan=plan, pool=pool, session=session, config=ConductorConfig(shutdown_grace_s=1)
+    )
+    manual = ManualClient(pool, lambda: conductor, plan=plan)
+
+    async def main():
+        await pool.open()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(conductor.run)
+                while len(Writer.results) < 2:  # noqa: ASYNC110 - polls the procedure
+                    await anyio.sleep(0.01)
+                during = await manual.dispatch("a", capa.Command.write("state", 9.0, "op-1"))
+                assert not during.accepted
+                assert during.detail == "interlock: relay: 9 exceeds the interlock maximum 5"
+                conductor.stop("test done")
+            # between runs: the client holds the same limit before the pool sees it
+            between = await manual.dispatch(
+                "a", capa.Command.write("state", 6.0), confirmed_by="jd"
+            )
+            assert not between.accepted
+            assert "exceeds the interlock maximum 5" in between.detail
+            ok = await manual.dispatch("a", capa.Command.write("state", 4.0), confirmed_by="jd")
+            assert ok.accepted
+        finally:
+            await pool.close()
+
+    anyio.run(main)
+    refused, accepted = Writer.results
+    assert not refused.accepted
+    assert refused.detail.startswith("interlock: relay: 7 exceeds")
+    assert accepted.accepted
+    # the device saw exactly the permitted writes: 3 (procedure) and 4 (manual)
+    assert [e for e in LOG if e.startswith("command")] == [
+        "command a write done",
+        "command a write done",
+    ]
+    import sqlite3
+
+    with sqlite3.connect(session.bundle_path / "events.sqlite") as db:
+        rows = db.execute(
+            "SELECT kind, message FROM events WHERE kind = 'interlock.refused'"
+        ).fetchall()
+    assert len(rows) == 2  # the procedure's and the manual one, both recorded in the run
+    assert all("exceeds the interlock maximum 5" in m for _, m in rows)

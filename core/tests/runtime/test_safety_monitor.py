@@ -103,7 +103,8 @@ def test_safe_shutdown_alarm_writes_targets_then_stops_then_records():
     assert calls["stops"][0].startswith("alarm: overtemp: furnace_t = 612.5 > 600 (high)")
     raised, cleared = calls["events"]
     assert raised[0] == "alarm.raised"
-    assert raised[1] == "critical"
+    assert raised[1] == "error"
+    assert raised[3]["severity"] == "critical"
     assert raised[3]["channel"] == "furnace_t"
     assert raised[3]["value"] == 612.5
     assert raised[3]["limit"] == 600

@@ -49,7 +49,9 @@ class AlarmConfig(ConfigModel):
         default=None, gt=0, le=_DAY_S, description="Raise when no sample arrived for this long."
     )
     severity: Literal["warning", "error", "critical"] = Field(
-        default="error", description="Severity of the alarm events."
+        default="error",
+        description="How serious the alarm is (recorded in the event's metadata; a "
+        "critical alarm is an error event).",
     )
     action: AlarmAction = Field(default="warn", description="warn | safe_shutdown | abort.")
 

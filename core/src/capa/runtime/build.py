@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capa.errors import ConfigError
-from capa.runtime.plan import ChannelPlan, DevicePlan, RunPlan, RuntimeOptions, SinkPlan
+from capa.runtime.plan import (
+    ChannelPlan,
+    DerivedPlan,
+    DevicePlan,
+    RunPlan,
+    RuntimeOptions,
+    SinkPlan,
+)
 
 if TYPE_CHECKING:
     from capa.config.validate import Report
@@ -81,6 +88,20 @@ def plan_from_report(report: Report, host: PluginHost) -> RunPlan:
             tuple(p for p in report.profile.problems if not p.is_error) if report.profile else ()
         ),
         sinks=_sinks(report, host),
+        derived=tuple(
+            DerivedPlan(
+                name=r.config.name,
+                expression=r.config.expression,
+                constants=dict(r.config.constants),
+                unit=r.config.unit,
+                kind=r.config.kind,
+                inputs=r.expression.inputs,
+                plot_group=r.config.plot_group,
+            )
+            for r in hw.derived.values()
+        ),
+        alarms=(*hw.config.alarms, *exp.alarms),
+        interlocks=(*hw.config.interlocks, *exp.interlocks),
     )
 
 

@@ -35,6 +35,7 @@ from capa.runtime.pipeline import ChannelPipeline, RecordingPlan
 from capa.runtime.plan import RunPlan, RuntimeOptions
 from capa.runtime.pool import WorkerPool
 from capa.runtime.results import HeadlessResult, RunResult
+from capa.runtime.safety import SafetyMonitor, safe_targets_of
 from capa.runtime.session import RunSession
 from capa.runtime.state import ConductorState, RunOutcome
 
@@ -111,7 +112,7 @@ class Conductor:
         self.external_stop = external_stop or anyio.Event()
         self.state = ConductorState.PREPARING
         self.clock: RunClock | None = None
-        self.registry = ChannelRegistry(c.name for c in plan.channels)
+        self.registry = ChannelRegistry(plan.channel_names)
         self.pipeline: ChannelPipeline | None = None
         self.context: ConductorRunContext | None = None
         self._stop_reason: str | None = None
@@ -122,6 +123,8 @@ class Conductor:
         self._lag = LoopLagMeter(self.config.loop_lag_warn_ms)
         self._device_errors: dict[str, int] = {}
         self._writer_failure: str | None = None
+        self.safety: SafetyMonitor | None = None
+        """Alarms, watchdogs and interlocks; built when the run clock starts."""
 
     # ------------------------------------------------------------------ control
     @property
@@ -152,7 +155,12 @@ class Conductor:
             raise ConductorStateError(
                 f"command {command.name!r} to {device!r} refused: run is {self.state.value}"
             )
+        refused = self._interlock(device, command)
+        if refused is not None:
+            return refused
         result = await self.pool.dispatch(device, command, self.config.command_timeout_s)
+        if result.accepted and self.safety is not None and self._configured(device):
+            self.safety.command_accepted(self.plan.device(device), command)
         if self.clock is not None and result.t_mono_ns == 0:
             result = CommandResult(
                 result.accepted, result.detail, self.clock.now_ns(), result.value
@@ -174,6 +182,36 @@ class Conductor:
                 },
             )
         return result
+
+    def _configured(self, device: str) -> bool:
+        return any(d.name == device for d in self.plan.devices)
+
+    def _interlock(self, device: str, command: Command) -> CommandResult | None:
+        """A refusal if ``command`` breaks an interlock (recorded as an event), else None.
+
+        Checked here, where every command of a run passes — method steps, procedures and
+        manual commands alike — before anything reaches the device.
+        """
+        if self.safety is None or not self._configured(device):
+            return None
+        reason = self.safety.check_command(self.plan.device(device), command, self.registry.latest)
+        if reason is None:
+            return None
+        now = self.clock.now_ns() if self.clock is not None else 0
+        self._emit_safely(
+            "interlock.refused",
+            f"{device}: {command.name} refused by interlock: {reason}",
+            severity="error",
+            source="safety",
+            metadata={
+                "device": device,
+                "command": command.name,
+                "args": dict(command.args),
+                "reason": reason,
+                "authorization_id": command.authorization_id,
+            },
+        )
+        return CommandResult(False, f"interlock: {reason}", now)
 
     async def snapshot(self, device: str) -> Any:
         """Status fields of a device, gated like :meth:`dispatch`."""
@@ -295,13 +333,27 @@ class Conductor:
             log=log,
             run_child=self.run_child if self._allow_children else None,
         )
+        self.safety = SafetyMonitor(
+            alarms=self.plan.alarms,
+            interlocks=self.plan.interlocks,
+            channels=self.plan.channels,
+            devices=self.plan.devices,
+            safe_targets=safe_targets_of(self.plan.steps),
+            clock=self.clock,
+            emit=self._emit_safely,
+            stop=self.stop,
+            write_channel=self.context.write_channel,
+        )
         problems = await self._preflight(procedure)
         errors = [p for p in problems if p.is_error]
         if errors:
             return self._refused("preflight: " + "; ".join(str(p) for p in errors))
 
         recording = self._recording_plan(procedure)
-        fields = {**self.plan.manifest_fields, "recording": recording.to_manifest()}
+        recorded = recording.to_manifest()
+        if self.plan.derived:
+            recorded["derived"] = {d.name: d.to_manifest() for d in self.plan.derived}
+        fields = {**self.plan.manifest_fields, "recording": recorded}
         try:
             self.session.open(self.clock, fields)
         except Exception as exc:
@@ -338,6 +390,8 @@ class Conductor:
             # A session of another make may not keep a ledger: the pipeline then counts
             # into its own (nothing reaches the manifest, but nothing fails either).
             ledger=getattr(self.session, "ledger", None),
+            derived=self.plan.derived,
+            monitor=self.safety,
         )
         self._arm()
         self.session.log.info("conductor.armed", devices=self.pool.device_names)
@@ -409,7 +463,7 @@ class Conductor:
         )
 
     def _recording_plan(self, procedure: Any) -> RecordingPlan:
-        channels = frozenset(c.name for c in self.plan.channels)
+        channels = frozenset(self.plan.channel_names)
         devices = frozenset(d.name for d in self.plan.devices)
         plan = RecordingPlan(self.plan.recording_policy, channels, devices)
         narrow = getattr(procedure, "plan_capture", None)
@@ -427,6 +481,9 @@ class Conductor:
             watchers.start_soon(self._watch_saturation)
             watchers.start_soon(self._watch_external_stop)
             watchers.start_soon(self._watch_writer)
+            if self.safety is not None and self.safety.active:
+                # Beside the procedure, not inside it: alarms act even when it is stuck.
+                watchers.start_soon(self.safety.run)
             await self._run_procedure(procedure)
             watchers.cancel_scope.cancel()
 
@@ -551,8 +608,11 @@ class Conductor:
                 self.session.log.error(
                     "conductor.device_error_unrecorded", device=device, error=str(log_exc)
                 )
-        if plan.on_failure == "abort" and self._loop is not None:
+        if plan.on_failure != "warn" and self._loop is not None:
             reason = f"device {device}: {type(exc).__name__}: {exc}"
+            if plan.on_failure == "safe_shutdown" and self.safety is not None:
+                # Safe targets first (on the loop, by the monitor), then the stop.
+                self.safety.request_safe_shutdown(f"device {device}", reason)
             self._loop.call_soon_threadsafe(self._device_abort, reason)
 
     def _sink_failed(self, reason: str) -> None:
@@ -597,7 +657,7 @@ class Conductor:
             )
             # A worker that cannot be stopped is a failure of its devices: their
             # on_failure decides whether the run still counts as completed.
-            strict = [d for d in devices if self.plan.device(d).on_failure == "abort"]
+            strict = [d for d in devices if self.plan.device(d).on_failure != "warn"]
             if strict:
                 self._crash = self._crash or (
                     f"device {', '.join(strict)}: worker {rid} did not stop within "
@@ -677,6 +737,15 @@ class Conductor:
             return RunOutcome.ABORTED, self._stop_reason
         return RunOutcome.COMPLETED, ""
 
+    def _safety_counts(self, devices: dict[str, Any]) -> dict[str, Any]:
+        """``counts.safety``, and each device's watchdog trips in its own counters."""
+        if self.safety is None or not self.safety.active:
+            return {}
+        summary = self.safety.summary()
+        for name, trips in summary["watchdog_trips"].items():
+            devices.setdefault(name, {})["watchdog_trips"] = trips
+        return {"safety": summary}
+
     def _final_writer_error(self) -> str | None:
         try:
             error: str | None = getattr(self.session.progress(), "error", None)
@@ -711,6 +780,7 @@ class Conductor:
             "counts": {
                 "unmapped_batches": self.pipeline.stats.unmapped_batches,
                 "devices": devices,
+                **self._safety_counts(devices),
             },
             "cameras": cameras,
             "queue_health": {"runtime": diagnostics},

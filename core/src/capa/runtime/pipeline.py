@@ -39,10 +39,13 @@ from capa.components.emissions import (
 )
 from capa.errors import EmissionError
 from capa.runtime.channels import ChannelRegistry
-from capa.runtime.plan import ChannelPlan, DevicePlan
+from capa.runtime.plan import ChannelPlan, DerivedPlan, DevicePlan
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+
+    from capa.config.expressions import Expression
+    from capa.runtime.safety import SafetyMonitor
 
 __all__ = ["ChannelPipeline", "PipelineStats", "RecordingPlan"]
 
@@ -88,6 +91,17 @@ class _Binding:
     code: int  # index of the channel name in the scalars "channel" dictionary
     channel: ChannelPlan
     unit_code: int
+    source: str  # the scalars "source" value: "<device>.<field>", or "derived"
+
+
+@dataclass
+class _Derived:
+    """A derived channel as the pipeline evaluates it."""
+
+    plan: DerivedPlan
+    expression: Expression
+    binding: _Binding
+    lock: threading.Lock  # window state: batches of its devices arrive on their threads
 
 
 class ChannelPipeline:
@@ -103,6 +117,8 @@ class ChannelPipeline:
         submit: Submit,
         clock: RunClock,
         ledger: Ledger | None = None,
+        derived: Iterable[DerivedPlan] = (),
+        monitor: SafetyMonitor | None = None,
     ) -> None:
         self._submit = submit
         self.ledger = ledger if ledger is not None else Ledger()
@@ -115,12 +131,15 @@ class ChannelPipeline:
         self._clock = clock
         self._recording = recording
         self._adapter_ids = {d.name: d.adapter.id for d in devices}
+        self._monitor = monitor if monitor is not None and monitor.active else None
         chans = list(channels)
+        derived_plans = list(derived)
         self._schema = scalars_schema()
         # Dictionaries fixed for the whole run, so every batch of the in-flight stream
         # shares them and finalize never has to unify dictionaries.
-        self._channel_dict = pa.array([c.name for c in chans], pa.string())
-        units = sorted({c.unit for c in chans})
+        names = [c.name for c in chans] + [d.name for d in derived_plans]
+        self._channel_dict = pa.array(names, pa.string())
+        units = sorted({c.unit for c in chans} | {d.unit for d in derived_plans})
         self._unit_dict = pa.array(units, pa.string())
         self._status_values = list(STATUS_VALUES)
         self._status_dict = pa.array(self._status_values, pa.string())
@@ -128,9 +147,46 @@ class ChannelPipeline:
         self._bindings: dict[str, list[_Binding]] = {}
         for code, ch in enumerate(chans):
             self._bindings.setdefault(ch.device, []).append(
-                _Binding(ch.field, code, ch, units.index(ch.unit))
+                _Binding(ch.field, code, ch, units.index(ch.unit), f"{ch.device}.{ch.field}")
             )
+        self._derived = self._plan_derived(chans, derived_plans, names, units)
         self.stats = PipelineStats()
+
+    def _plan_derived(
+        self,
+        chans: list[ChannelPlan],
+        plans: list[DerivedPlan],
+        names: list[str],
+        units: list[str],
+    ) -> dict[str, list[_Derived]]:
+        """Derived channels by the devices whose batches trigger them, in evaluation order.
+
+        A derived channel is evaluated when a batch of a device that (directly or through
+        another derived channel) supplies one of its inputs arrives; inputs from other
+        devices are taken at their latest values.
+        """
+        from capa.config.expressions import parse_expression
+
+        unit_of = {c.name: c.unit for c in chans} | {p.name: p.unit for p in plans}
+        devices_of: dict[str, set[str]] = {c.name: {c.device} for c in chans}
+        by_device: dict[str, list[_Derived]] = {}
+        for d in plans:
+            expression = parse_expression(
+                d.expression,
+                channels={k: v for k, v in unit_of.items() if k != d.name},
+                constants=d.constants,
+            )
+            pseudo = ChannelPlan(name=d.name, device="derived", field=d.name, unit=d.unit)
+            entry = _Derived(
+                d,
+                expression,
+                _Binding(d.name, names.index(d.name), pseudo, units.index(d.unit), "derived"),
+                threading.Lock(),
+            )
+            devices_of[d.name] = set().union(*(devices_of.get(i, set()) for i in d.inputs))
+            for device in sorted(devices_of[d.name]):
+                by_device.setdefault(device, []).append(entry)
+        return by_device
 
     # ------------------------------------------------------------------ entry point
     def process(self, device: str, emission: Emission) -> None:
@@ -253,6 +309,11 @@ class ChannelPipeline:
             ) from exc
         if record is None:
             return
+        # Derived channels add rows of their own to this device's batch: count them.
+        extra = record.batch.num_rows - rows
+        if extra > 0:
+            self.ledger.emitted(device, SCALARS, extra)
+            rows += extra
         try:
             self._submit(record)
         except BaseException:
@@ -283,9 +344,45 @@ class ChannelPipeline:
             self._registry.update(b.channel.name, int(t[-1]), float(value[-1]))
             if b.channel.name in self._recording.channels:
                 recorded.append((b, raw, value))
+        derived = self._evaluate_derived(device, t, {b.channel.name: v for b, _, v in converted})
+        for b, value in derived:
+            if b.channel.name in self._recording.channels:
+                recorded.append((b, value, value))
+        if self._monitor is not None:
+            # Before the record is queued: a saturated writer must not blind the alarms.
+            self._monitor.device_alive(device, int(t[-1]))
+            for b, value in [*((b, v) for b, _, v in converted), *derived]:
+                self._monitor.observe(b.channel.name, t, value)
         if not recorded:
             return None
         return ScalarRows(self._scalar_batch(device, t, recorded, batch.status), device)
+
+    def _evaluate_derived(
+        self, device: str, t: npt.NDArray[np.int64], values: dict[str, npt.NDArray[np.float64]]
+    ) -> list[tuple[_Binding, npt.NDArray[np.float64]]]:
+        """Derived channels this batch triggers, evaluated at its sample times."""
+        out: list[tuple[_Binding, npt.NDArray[np.float64]]] = []
+        n = len(t)
+        for d in self._derived.get(device, ()):
+            if not any(name in values for name in d.plan.inputs):
+                continue  # this batch carries none of its inputs
+            env: dict[str, Any] = {}
+            for name in d.plan.inputs:
+                if name in values:
+                    env[name] = values[name]
+                else:
+                    latest = self._registry.latest(name)
+                    if latest is None:
+                        break  # an input has no value yet: nothing to compute
+                    env[name] = latest
+            else:
+                with d.lock:
+                    result = d.expression.evaluate(env)
+                value = np.array(np.broadcast_to(result, (n,)), dtype=np.float64)
+                values[d.plan.name] = value
+                self._registry.update(d.plan.name, int(t[-1]), float(value[-1]))
+                out.append((d.binding, value))
+        return out
 
     def _scalar_batch(
         self,
@@ -311,7 +408,7 @@ class ChannelPipeline:
         )
         sources = pa.DictionaryArray.from_arrays(
             pa.array(np.tile(np.arange(k, dtype=np.int32), n)),
-            pa.array([f"{device}.{b.field}" for b, _, _ in recorded], pa.string()),
+            pa.array([b.source for b, _, _ in recorded], pa.string()),
         ).cast(pa.string())
         columns = [
             pa.array(np.repeat(t, k)),

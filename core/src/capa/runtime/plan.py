@@ -16,11 +16,13 @@ from capa.components.adapter import Adapter
 from capa.components.model import ConfigModel
 from capa.components.procedure import Procedure
 from capa.components.sink import Sink
+from capa.config.safety import AlarmConfig, InterlockConfig
 from capa.problems import Problem
 
 __all__ = [
     "ChannelMapping",
     "ChannelPlan",
+    "DerivedPlan",
     "DevicePlan",
     "RunPlan",
     "RuntimeOptions",
@@ -77,6 +79,40 @@ class ChannelPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class DerivedPlan:
+    """A channel computed from other channels (``[[derived]]`` in the hardware file).
+
+    Attributes:
+        name: the channel name.
+        expression: the expression text (parsed afresh per run: window state is per run).
+        constants: named numbers the expression uses.
+        unit: unit of the computed value.
+        kind: what it measures.
+        inputs: channels it reads (measured or derived).
+        plot_group: display group, or ``None``.
+    """
+
+    name: str
+    expression: str
+    constants: Mapping[str, float]
+    unit: str
+    kind: str = "derived"
+    inputs: tuple[str, ...] = ()
+    plot_group: str | None = None
+
+    def to_manifest(self) -> dict[str, Any]:
+        """How the channel is computed, for ``manifest.recording.derived``."""
+        return {
+            "expression": self.expression,
+            "constants": dict(self.constants),
+            "unit": self.unit,
+            "kind": self.kind,
+            "inputs": list(self.inputs),
+            "plot_group": self.plot_group,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SinkPlan:
     """One extra sink of the experiment, resolved.
 
@@ -125,6 +161,9 @@ class RunPlan:
         profile_warnings: the domain profile's non-blocking findings, written as
             ``profile.preflight.warning`` events once the bundle is open (seed 003).
         sinks: extra sinks (besides the bundle), in experiment order.
+        derived: derived channels, in evaluation order (inputs first).
+        alarms: alarms of the rig and the experiment.
+        interlocks: command interlocks of the rig and the experiment.
     """
 
     experiment: Any
@@ -142,6 +181,14 @@ class RunPlan:
     manifest_fields: Mapping[str, Any] = field(default_factory=dict)
     profile_warnings: tuple[Problem, ...] = ()
     sinks: tuple[SinkPlan, ...] = ()
+    derived: tuple[DerivedPlan, ...] = ()
+    alarms: tuple[AlarmConfig, ...] = ()
+    interlocks: tuple[InterlockConfig, ...] = ()
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Every channel of the run: measured in file order, then derived."""
+        return [c.name for c in self.channels] + [d.name for d in self.derived]
 
     def device(self, name: str) -> DevicePlan:
         """The device called ``name``."""

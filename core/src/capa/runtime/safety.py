@@ -34,6 +34,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from capa.runtime.alarms import AlarmState, AlarmTransition, InterlockState
 
 if TYPE_CHECKING:
@@ -42,10 +44,12 @@ if TYPE_CHECKING:
     from capa.config.safety import AlarmConfig, InterlockConfig
     from capa.runtime.plan import ChannelPlan, DevicePlan
 
-__all__ = ["SafetyMonitor", "WatchdogTrip", "safe_targets_of"]
+__all__ = ["InterlockGate", "SafetyMonitor", "WatchdogTrip", "safe_targets_of"]
 
 CHECK_INTERVAL_S = 0.05
 """How often staleness and watchdogs are checked (bounds their reaction time)."""
+ACT_BOUND_S = 10.0
+"""Longest one action (safe-target writes and its event) may take once started."""
 
 Emit = Callable[..., None]
 WriteChannel = Callable[..., Awaitable["CommandResult"]]
@@ -59,6 +63,15 @@ class WatchdogTrip:
     silent_s: float
     limit_s: float
     policy: str
+    t_mono_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class _SafeShutdownRequest:
+    """A device failure whose policy is ``safe_shutdown`` (the conductor stops the run)."""
+
+    why: str
+    reason: str
     t_mono_ns: int
 
 
@@ -112,10 +125,10 @@ class SafetyMonitor:
         self._alarms: dict[str, list[AlarmState]] = {}
         for config in alarms:
             self._alarms.setdefault(config.channel, []).append(AlarmState(config))
-        self._interlocks = {c.channel: InterlockState(c) for c in interlocks}
-        self._channels = {c.name: c for c in channels}
-        self._writes = {(c.device, c.field): c for c in channels if c.writable}
+        self._interlocks = interlocks
+        self._gate = InterlockGate(interlocks, channels)
         self._watchdogs = {d.name: d for d in devices if getattr(d, "watchdog_s", None)}
+        self._safe_policy = any(d.on_failure == "safe_shutdown" for d in devices)
         self._last_seen: dict[str, int] = {}
         self._tripped: set[str] = set()
         self._safe_targets = dict(safe_targets)
@@ -124,7 +137,7 @@ class SafetyMonitor:
         self._stop = stop
         self._write_channel = write_channel
         self._lock = threading.Lock()  # alarm states are fed from several worker threads
-        self._pending: deque[AlarmTransition | WatchdogTrip] = deque()
+        self._pending: deque[AlarmTransition | WatchdogTrip | _SafeShutdownRequest] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._safe_done = False
@@ -133,7 +146,7 @@ class SafetyMonitor:
     @property
     def active(self) -> bool:
         """Whether there is anything to monitor (the conductor skips an idle monitor)."""
-        return bool(self._alarms or self._interlocks or self._watchdogs)
+        return bool(self._alarms or self._interlocks or self._watchdogs or self._safe_policy)
 
     def watches(self, channel: str) -> bool:
         """Whether any alarm watches ``channel`` (the pipeline skips other channels)."""
@@ -155,7 +168,16 @@ class SafetyMonitor:
         if device in self._watchdogs:
             self._last_seen[device] = t_ns  # one dict store: atomic under the GIL
 
-    def _hand_over(self, items: Sequence[AlarmTransition | WatchdogTrip]) -> None:
+    def request_safe_shutdown(self, why: str, reason: str) -> None:
+        """Write the safe targets for a failure whose policy is ``safe_shutdown`` (any thread).
+
+        The caller stops the run itself; this only makes the rig safe first.
+        """
+        self._hand_over([_SafeShutdownRequest(why, reason, self._clock.now_ns())])
+
+    def _hand_over(
+        self, items: Sequence[AlarmTransition | WatchdogTrip | _SafeShutdownRequest]
+    ) -> None:
         self._pending.extend(items)
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
@@ -186,11 +208,16 @@ class SafetyMonitor:
             self._wake.clear()
             self._check_timers()
             while self._pending:
-                await self._act(self._pending.popleft())
+                item = self._pending.popleft()
+                # Shielded: stopping the run cancels this task soon after an abort, and
+                # the action's record must still be written. Bounded, so a writer stuck
+                # on a full disk cannot hold the run's drain.
+                with anyio.move_on_after(ACT_BOUND_S, shield=True):
+                    await self._act(item)
 
     def _check_timers(self) -> None:
         now = self._clock.now_ns()
-        found: list[AlarmTransition | WatchdogTrip] = []
+        found: list[AlarmTransition | WatchdogTrip | _SafeShutdownRequest] = []
         with self._lock:
             for states in self._alarms.values():
                 for state in states:
@@ -205,9 +232,18 @@ class SafetyMonitor:
                 self._tripped.discard(name)
         self._pending.extend(found)
 
-    async def _act(self, item: AlarmTransition | WatchdogTrip) -> None:
+    async def _act(self, item: AlarmTransition | WatchdogTrip | _SafeShutdownRequest) -> None:
         if isinstance(item, WatchdogTrip):
             await self._watchdog(item)
+            return
+        if isinstance(item, _SafeShutdownRequest):
+            meta = await self._shutdown("safe_shutdown", item.why, item.t_mono_ns)
+            await self._record(
+                "safety.safe_shutdown",
+                f"{item.why} failed (on_failure safe_shutdown): {item.reason}",
+                "error",
+                {"cause": item.why, "reason": item.reason, **meta},
+            )
             return
         config = next(s.config for s in self._alarms[item.channel] if s.config.name == item.alarm)
         if not item.raised:
@@ -225,7 +261,9 @@ class SafetyMonitor:
             reaction = await self._shutdown(config.action, f"alarm {item.alarm}", item.t_mono_ns)
             meta.update(reaction)
             self._stop(f"alarm: {item.alarm}: {_describe(item)} (action {config.action})")
-        severity = "critical" if config.severity == "critical" else config.severity
+        # events.sqlite knows info / warning / error (seed 003): a critical alarm is an
+        # error event, its own severity stays in the metadata.
+        severity = "warning" if config.severity == "warning" else "error"
         await self._record("alarm.raised", message, severity, meta)
 
     async def _watchdog(self, trip: WatchdogTrip) -> None:
@@ -274,8 +312,6 @@ class SafetyMonitor:
         self, kind: str, message: str, severity: str, meta: Mapping[str, Any]
     ) -> None:
         # The writer's queue blocks while the disk is behind: never on this loop.
-        import anyio
-
         await anyio.to_thread.run_sync(
             lambda: self._emit(kind, message, severity=severity, source="safety", metadata=meta)
         )
@@ -285,29 +321,14 @@ class SafetyMonitor:
         self, device: DevicePlan, command: Command, latest: Callable[[str], float | None]
     ) -> str | None:
         """``None`` if ``command`` to ``device`` respects every interlock, else why not."""
-        if not self._interlocks:
-            return None
-        now = self._clock.now_ns()
-        for field_name, raw in _written_fields(device, command).items():
-            channel = self._writes.get((device.name, field_name))
-            if channel is None or channel.name not in self._interlocks:
-                continue
-            value = _to_value(channel, raw)
-            refusal = self._interlocks[channel.name].check(value, now, latest(channel.name))
-            if refusal is not None:
-                self.counters.interlock_refusals += 1
-                return refusal
-        return None
+        refusal = self._gate.check(device, command, latest, self._clock.now_ns())
+        if refusal is not None:
+            self.counters.interlock_refusals += 1
+        return refusal
 
     def command_accepted(self, device: DevicePlan, command: Command) -> None:
         """Record a write that the device accepted (the reference of rate limits)."""
-        if not self._interlocks:
-            return
-        now = self._clock.now_ns()
-        for field_name, raw in _written_fields(device, command).items():
-            channel = self._writes.get((device.name, field_name))
-            if channel is not None and channel.name in self._interlocks:
-                self._interlocks[channel.name].accepted(_to_value(channel, raw), now)
+        self._gate.accepted(device, command, self._clock.now_ns())
 
     def summary(self) -> dict[str, Any]:
         """``manifest.counts.safety``: alarms raised, watchdog trips, refusals, reactions."""
@@ -318,6 +339,49 @@ class SafetyMonitor:
             "interlock_refusals": c.interlock_refusals,
             "safe_shutdown_reaction_ms": list(c.reaction_ms),
         }
+
+
+class InterlockGate:
+    """The interlocks of a rig, applied to device commands.
+
+    Used by the run's safety monitor and, between runs, by the manual client, so a
+    manual command is held to the same limits whether or not a run is going on.
+    """
+
+    def __init__(
+        self, interlocks: Sequence[InterlockConfig], channels: Sequence[ChannelPlan]
+    ) -> None:
+        self._states = {c.channel: InterlockState(c) for c in interlocks}
+        self._writes = {(c.device, c.field): c for c in channels if c.writable}
+
+    def check(
+        self,
+        device: DevicePlan,
+        command: Command,
+        latest: Callable[[str], float | None],
+        now_ns: int,
+    ) -> str | None:
+        """``None`` if ``command`` respects every interlock at ``now_ns``, else why not."""
+        if not self._states:
+            return None
+        for field_name, raw in _written_fields(device, command).items():
+            channel = self._writes.get((device.name, field_name))
+            if channel is None or channel.name not in self._states:
+                continue
+            value = _to_value(channel, raw)
+            refusal = self._states[channel.name].check(value, now_ns, latest(channel.name))
+            if refusal is not None:
+                return refusal
+        return None
+
+    def accepted(self, device: DevicePlan, command: Command, now_ns: int) -> None:
+        """Record an accepted write (the reference of rate limits)."""
+        if not self._states:
+            return
+        for field_name, raw in _written_fields(device, command).items():
+            channel = self._writes.get((device.name, field_name))
+            if channel is not None and channel.name in self._states:
+                self._states[channel.name].accepted(_to_value(channel, raw), now_ns)
 
 
 def _written_fields(device: DevicePlan, command: Command) -> dict[str, float]:
