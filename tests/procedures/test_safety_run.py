@@ -61,8 +61,10 @@ def write(tmp, method: str, *, extra_rig: str = "", extra_exp: str = "") -> obje
 
 
 def samples(bundle, channel):
-    table = pq.read_table(bundle / "scalars.parquet").to_pylist()
-    return [(r["t_mono_ns"], r["value"], r["source_field"]) for r in table if r["channel"] == channel]
+    rows = pq.read_table(bundle / "scalars.parquet").to_pylist()
+    return [
+        (r["t_mono_ns"], r["value"], r["source_field"]) for r in rows if r["channel"] == channel
+    ]
 
 
 def test_overshoot_is_shut_down_safely_by_the_monitor(capa_proc):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-import typing
 import time
+import typing
 
 import anyio
 import pytest
