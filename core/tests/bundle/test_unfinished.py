@@ -10,7 +10,7 @@ from capa.bundle.manifest import read_manifest
 
 SCHEMA = pa.schema(
     [pa.field("t_mono_ns", pa.int64()), pa.field("file", pa.string())],
-    metadata={b"capa.files_column": b"file"},
+    metadata={b"capa.files_column": b"file", b"capa.written_by": b"producer"},
 )
 
 

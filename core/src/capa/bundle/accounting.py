@@ -277,8 +277,23 @@ def check_accounting(
     return AccountingCheck(status, problems, block)
 
 
+WRITTEN_BY_KEY: Final = b"capa.written_by"
+"""Schema metadata key of a table its producer writes into the bundle itself.
+
+A table whose Arrow schema metadata has ``capa.written_by = producer`` (capa-camera's
+segment-committed frames table) never passes through the bundle writer, so the writer's
+ledger has no rows for it; its producer accounts for it (e.g. the camera's
+``captured = frames + dropped + lost_uncommitted`` in ``manifest.cameras``). Accounting
+leaves such tables out of its recount instead of calling every row of them unaccounted.
+"""
+
+
 def parquet_rows(bundle: Path) -> dict[str, int]:
-    """Rows of every sealed stream file, from the Parquet footers (no data is read)."""
+    """Rows of every sealed stream file the bundle writer wrote, from the Parquet footers.
+
+    No data is read; tables their producer wrote itself (:data:`WRITTEN_BY_KEY`) are left
+    out.
+    """
     import pyarrow.parquet as pq
 
     rows: dict[str, int] = {}
@@ -287,8 +302,12 @@ def parquet_rows(bundle: Path) -> dict[str, int]:
     candidates += sorted((bundle / VIDEO_DIR).glob("*.frames.parquet"))
     for path in candidates:
         if path.exists():
+            footer = pq.ParquetFile(path)
+            metadata = footer.schema_arrow.metadata or {}
+            if metadata.get(WRITTEN_BY_KEY) == b"producer":
+                continue
             key = path.relative_to(bundle).as_posix()[: -len(".parquet")]
-            rows[key] = int(pq.ParquetFile(path).metadata.num_rows)
+            rows[key] = int(footer.metadata.num_rows)
     return rows
 
 

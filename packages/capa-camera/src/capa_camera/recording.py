@@ -52,7 +52,13 @@ __all__ = ["FRAMES_SCHEMA_METADATA", "FrameRow", "SegmentedRecorder", "frames_sc
 UNFINISHED: Final = ".in-flight."
 """Marks a file that is not finished yet (core's finalize removes such leftovers)."""
 
-FRAMES_SCHEMA_METADATA: Final = {b"capa.table": b"frames", b"capa.files_column": b"segment"}
+# capa.written_by = producer: this table never passes through the bundle writer, so the
+# run's accounting leaves it to the camera (captured = frames + dropped + lost_uncommitted).
+FRAMES_SCHEMA_METADATA: Final = {
+    b"capa.table": b"frames",
+    b"capa.files_column": b"segment",
+    b"capa.written_by": b"producer",
+}
 """``segment`` names a file of the bundle: finalize drops rows whose segment is gone."""
 
 
