@@ -21,7 +21,7 @@ nox.options.sessions = ["tests", "oracles", "lint", "typecheck", "wheels", "trus
 ROOT = Path(__file__).parent
 PYTHONS = ["3.11", "3.13"]
 PACKAGES = ["capa", *sorted(p.name for p in (ROOT / "packages").iterdir() if p.is_dir())]
-PLUGINS = ["camera", "nidaq", "procedures", "sartorius", "watlow"]
+PLUGINS = ["camera", "gui", "nidaq", "procedures", "sartorius", "watlow"]
 
 
 def _expose_pyenv_interpreters() -> None:
