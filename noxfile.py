@@ -145,7 +145,7 @@ def wheels(session: nox.Session) -> None:
     """Build every distribution as a wheel and install them with plain pip into a clean venv.
 
     Proves the packages stand alone (no workspace, no editable installs): afterwards
-    `capa plugins list --json` in that venv must list all five plugins, loaded.
+    `capa plugins list --json` in that venv must list every plugin in PLUGINS, loaded.
     """
     out = ROOT / "dist" / "wheels"
     shutil.rmtree(out, ignore_errors=True)

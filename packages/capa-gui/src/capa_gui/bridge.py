@@ -10,6 +10,7 @@ never samples.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -144,13 +145,16 @@ class ObservedSession:
     ) -> None:
         """Record an event, then show it."""
         self.inner.emit(kind, message, severity=severity, source=source, metadata=metadata)
+        t_mono_ns = None
+        with contextlib.suppress(Exception):  # a session without a run clock: no time
+            t_mono_ns = int(self.inner.writer.clock.now_ns())
         self.bridge.offer(
             EventView(
                 kind=kind,
                 message=message,
                 severity=str(severity),
                 source=source,
-                t_mono_ns=None,
+                t_mono_ns=t_mono_ns,
                 t_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 metadata=dict(metadata or {}),
             )

@@ -106,6 +106,10 @@ def _main(  # noqa: PLR0917 - mirrors the command's options
         webbrowser.open(served.url)
     try:
         served.server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts down on Ctrl-C and then re-raises it for the parent process;
+        # for the console Ctrl-C is the normal way to close (seed 001: exit 0).
+        pass
     finally:
         click.echo("capa console: closing (a run still going is stopped and sealed)")
         rig.shutdown()
