@@ -102,6 +102,8 @@ class Console:
         self.frames_sent = 0
         self.frames_dropped = 0
         self.on_quit: Callable[[], None] | None = None
+        self.stopping: Callable[[], bool] = lambda: False
+        """True once the server is shutting down: live streams end so it need not wait."""
         self.closing = False
         self.prompt: dict[str, Any] | None = None
         self._prompt_checked = 0.0
@@ -150,9 +152,9 @@ class Console:
             self.clients.add(queue)
             try:
                 yield f"data: {json.dumps(snapshot, allow_nan=False)}\n\n"
-                while not self.closing:
+                while not self.closing and not self.stopping():
                     try:
-                        message = await asyncio.wait_for(queue.get(), timeout=1.0)
+                        message = await asyncio.wait_for(queue.get(), timeout=0.5)
                     except TimeoutError:
                         yield ": keep-alive\n\n"
                         continue

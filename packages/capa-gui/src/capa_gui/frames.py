@@ -196,7 +196,7 @@ def channel_meta(plan: Any) -> list[dict[str, Any]]:
     out = []
     for ch in plan.channels:
         mapping: Mapping[str, Any] | Any = ch.mapping
-        group = getattr(mapping, "plot_group", None) or ch.unit or ch.kind
+        group = getattr(mapping, "plot_group", None) or ch.kind or ch.unit
         out.append(
             {
                 "name": ch.name,

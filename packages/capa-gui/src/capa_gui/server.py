@@ -89,6 +89,7 @@ def make_server(rig: Rig, sock: socket.socket, *, token: str | None = None) -> S
         server.should_exit = True
 
     console.on_quit = quit_
+    console.stopping = lambda: bool(server.should_exit)
     host, port = sock.getsockname()[:2]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     if ":" in shown:

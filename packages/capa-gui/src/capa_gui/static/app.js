@@ -319,7 +319,7 @@ $("#quit-btn").addEventListener("click", async () => {
   const busy = state.status && state.status.busy;
   const ok = await confirmDialog(busy ? "Quit the console? The run in progress is stopped and sealed first." : "Quit the console?");
   if (!ok) return;
-  try { await api("/api/quit", {}); document.body.replaceChildren(el("p", { class: "card", text: "The console was closed. You can close this tab." })); }
+  try { await api("/api/quit", {}); if (state.es) state.es.close(); document.body.replaceChildren(el("p", { class: "card", text: "The console was closed. You can close this tab." })); }
   catch (e) { message(e.message, "err"); }
 });
 
