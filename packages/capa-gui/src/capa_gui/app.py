@@ -94,7 +94,7 @@ def _cross_origin(request: Request) -> str | None:
 class Console:
     """The running console: the rig, the connected pages and the broadcaster."""
 
-    def __init__(self, rig: Rig, token: str, *, frame_period_s: float = 0.1) -> None:
+    def __init__(self, rig: Rig, token: str, *, frame_period_s: float = 1 / 15) -> None:
         self.rig = rig
         self.token = token
         self.frame_period_s = frame_period_s

@@ -74,7 +74,7 @@ class FrameBuilder:
         self,
         channels: Iterable[str],
         *,
-        buckets: int = 12,
+        buckets: int = 8,
         history: int = 3000,
         events_kept: int = 300,
     ) -> None:

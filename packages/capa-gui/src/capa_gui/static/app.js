@@ -4,7 +4,7 @@
  * the run. */
 "use strict";
 
-const RING = 4000;          // points kept per channel for the live plots
+const RING = 12000;         // points kept per channel for the live plots
 const EVENTS_SHOWN = 300;   // event rows kept in the DOM
 const $ = (sel) => document.querySelector(sel);
 
@@ -15,7 +15,7 @@ const state = {
   status: null,
   windowS: 120,
   promptShownFor: null,
-  stats: { frames: 0, draws: 0, lastFrameAt: 0 },
+  stats: { frames: 0, draws: 0, rafs: 0, drawMs: 0, lastFrameAt: 0 },
 };
 window.__capa = state;  // for tests and curious operators
 
@@ -187,6 +187,8 @@ function addEvents(events, list) {
 }
 
 function draw() {
+  state.stats.rafs++;
+  const t0 = performance.now();
   let newest = 0;
   for (const ch of state.channels.values()) newest = Math.max(newest, ch.ring.last() || 0);
   const from = state.windowS > 0 ? newest - state.windowS : -Infinity;
@@ -199,7 +201,7 @@ function draw() {
     g.plot.setData(data);
     drew = true;
   }
-  if (drew) state.stats.draws++;
+  if (drew) { state.stats.draws++; state.stats.drawMs += performance.now() - t0; }
   requestAnimationFrame(draw);
 }
 
