@@ -102,6 +102,8 @@ class Console:
         self.frames_sent = 0
         self.frames_dropped = 0
         self.on_quit: Callable[[], None] | None = None
+        self.on_ready: Callable[[], None] | None = None
+        """Called once the server listens (and handles Ctrl-C): print the URL then."""
         self.stopping: Callable[[], bool] = lambda: False
         """True once the server is shutting down: live streams end so it need not wait."""
         self.closing = False
@@ -340,6 +342,8 @@ def build_app(console: Console) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().create_task(console.broadcaster())
+        if console.on_ready is not None:
+            console.on_ready()
         try:
             yield
         finally:

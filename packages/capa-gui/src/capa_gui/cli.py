@@ -96,14 +96,19 @@ def _main(  # noqa: PLR0917 - mirrors the command's options
         )
     served = make_server(rig, sock)
     rig.start_loop()
-    click.echo(f"capa console for {config or 'no experiment'} (runs root {runs_root})")
-    click.echo(f"    {served.url}")
-    click.echo("Ctrl-C here, or Quit in the page, closes it.")
-    sys.stdout.flush()
-    if not no_browser:
-        import webbrowser
 
-        webbrowser.open(served.url)
+    def ready() -> None:
+        # Printed from the server's start-up, once it listens and handles Ctrl-C.
+        click.echo(f"capa console for {config or 'no experiment'} (runs root {runs_root})")
+        click.echo(f"    {served.url}")
+        click.echo("Ctrl-C here, or Quit in the page, closes it.")
+        sys.stdout.flush()
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(served.url)
+
+    served.console.on_ready = ready
     try:
         served.server.run(sockets=[sock])
     except KeyboardInterrupt:
