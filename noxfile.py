@@ -105,6 +105,12 @@ def package_tests(session: nox.Session, package: str) -> None:
     path = "core" if package == "capa" else f"packages/{package}"
     session.install("-e", "core", *(["-e", path] if path != "core" else []))
     session.install("pytest", "hypothesis")
+    if package == "capa-gui":
+        # The console's tests drive the demo rig (every device package and the recipe
+        # runner) over HTTP and in the system chromium (Playwright, no browser download).
+        rig = ["capa-watlow", "capa-sartorius", "capa-nidaq", "capa-camera", "capa-procedures"]
+        editable = [arg for name in rig for arg in ("-e", f"packages/{name}")]
+        session.install(*editable, "httpx", "playwright")
     session.run("pytest", f"{path}/tests", "-p", "no:cacheprovider", *session.posargs)
 
 

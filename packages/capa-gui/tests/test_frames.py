@@ -131,7 +131,22 @@ def test_observed_session_writes_first_then_shows():
     session.emit("k", "m", severity="info")
     assert inner.submitted == rows  # the writer got every record
     assert inner.events == ["k"]
-    assert bridge.dropped == 4  # the display dropped the overflow (capacity 2)
+    assert bridge.dropped == 3  # the display dropped the overflow (capacity 2)
     shown = bridge.take_all()
-    assert shown[0] is rows[-1]
-    assert isinstance(shown[1], EventView)
+    assert isinstance(shown[0], EventView)  # events are kept apart: never pushed out
+    assert shown[1:] == rows[-2:]
+
+
+def test_a_flood_of_samples_never_pushes_out_events():
+    bridge = DisplayBridge(capacity=4, event_capacity=3)
+    bridge.offer_event("e1")
+    for i in range(100):
+        bridge.offer(i)
+    bridge.offer_event("e2")
+    assert bridge.take_all() == ["e1", "e2", 96, 97, 98, 99]
+    assert bridge.dropped == 96
+    assert bridge.events_dropped == 0
+    for i in range(5):
+        bridge.offer_event(i)
+    assert bridge.take_all() == [2, 3, 4]
+    assert bridge.events_dropped == 2

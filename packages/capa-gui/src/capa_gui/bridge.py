@@ -62,20 +62,28 @@ def _jsonable(value: Any) -> Any:
 class DisplayBridge:
     """A bounded hand-off from acquisition threads to the console; never blocks a producer.
 
+    Sample batches and events are held apart: a flood of samples the console cannot
+    keep up with pushes out older *samples*, never the (far rarer) events, so the event
+    feed and the health counts built from events stay complete.
+
     Args:
-        capacity: items held at most; beyond it the oldest item is dropped and counted.
+        capacity: sample batches held at most; beyond it the oldest is dropped and counted.
+        event_capacity: events held at most (dropped and counted the same way).
     """
 
-    def __init__(self, capacity: int = 512) -> None:
+    def __init__(self, capacity: int = 512, event_capacity: int = 4096) -> None:
         self.capacity = capacity
+        self.event_capacity = event_capacity
         self._items: deque[Any] = deque()
+        self._events: deque[Any] = deque()
         # A plain lock held for an append: producers on several worker threads.
         self._lock = threading.Lock()
         self.offered = 0
         self.dropped = 0
+        self.events_dropped = 0
 
     def offer(self, item: Any) -> None:
-        """Hand ``item`` to the console (any thread). Drops the oldest item when full."""
+        """Hand a sample batch to the console (any thread). Drops the oldest when full."""
         with self._lock:
             self.offered += 1
             if len(self._items) >= self.capacity:
@@ -83,10 +91,19 @@ class DisplayBridge:
                 self.dropped += 1
             self._items.append(item)
 
-    def take_all(self) -> list[Any]:
-        """Everything waiting, oldest first."""
+    def offer_event(self, event: Any) -> None:
+        """Hand an event to the console (any thread). Drops the oldest event when full."""
         with self._lock:
-            items = list(self._items)
+            if len(self._events) >= self.event_capacity:
+                self._events.popleft()
+                self.events_dropped += 1
+            self._events.append(event)
+
+    def take_all(self) -> list[Any]:
+        """Everything waiting: events first, then sample batches, each oldest first."""
+        with self._lock:
+            items = [*self._events, *self._items]
+            self._events.clear()
             self._items.clear()
         return items
 
@@ -131,8 +148,10 @@ class ObservedSession:
     def submit(self, record: capa.RunRecord) -> None:
         """Store ``record`` (blocking as the writer requires), then show it."""
         self.inner.submit(record)
-        if isinstance(record, capa.ScalarRows | capa.EventRecord):
+        if isinstance(record, capa.ScalarRows):
             self.bridge.offer(record)
+        elif isinstance(record, capa.EventRecord):
+            self.bridge.offer_event(record)
 
     def emit(
         self,
@@ -148,7 +167,7 @@ class ObservedSession:
         t_mono_ns = None
         with contextlib.suppress(Exception):  # a session without a run clock: no time
             t_mono_ns = int(self.inner.writer.clock.now_ns())
-        self.bridge.offer(
+        self.bridge.offer_event(
             EventView(
                 kind=kind,
                 message=message,

@@ -299,6 +299,7 @@ class Rig:
             "device_errors": sum(v for k, v in counts.items() if k == "worker_adapter_error"),
             "reconnects": sum(v for k, v in counts.items() if "reconnect" in k),
             "display_dropped": self.bridge.dropped,
+            "display_events_dropped": self.bridge.events_dropped,
         }
 
     def probe_loop_lag(self) -> None:

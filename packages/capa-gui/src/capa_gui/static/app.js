@@ -237,7 +237,7 @@ function applyStatus(s) {
   $("#h-dropped").textContent = String(h.dropped_rows ?? 0);
   $("#h-device-errors").textContent = String(h.device_errors ?? 0);
   $("#h-reconnects").textContent = String(h.reconnects ?? 0);
-  $("#h-display").textContent = `${h.display_dropped ?? 0} items, ${h.frames_dropped ?? 0} frames`;
+  $("#h-display").textContent = `${h.display_dropped ?? 0} batches, ${h.display_events_dropped ?? 0} events, ${h.frames_dropped ?? 0} frames`;
   $("#h-bundle").textContent = s.bundle || "–";
   for (const li of document.querySelectorAll("#steps li")) {
     li.classList.toggle("current", !!info && Number(li.dataset.index) === info.index && s.busy);
