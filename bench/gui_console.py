@@ -142,6 +142,7 @@ def main() -> int:
                     "() => ({...window.__capa.stats, heap: performance.memory.usedJSHeapSize})"
                 )
                 stats["t"] = time.monotonic() - t0
+                stats["running"] = rig_.busy
                 samples.append(stats)
                 if time.monotonic() - t0 > duration + 60:
                     break
@@ -164,7 +165,12 @@ def main() -> int:
                 "rafs_per_s": (b["rafs"] - a["rafs"]) / dt,
             }
         )
-    running = rates[2 : max(3, int(duration) - 1)]  # while the run records
+    # seconds during which the run recorded (both ends of the interval)
+    running = [
+        r
+        for r, a, b in zip(rates, samples, samples[1:], strict=False)
+        if a["running"] and b["running"]
+    ][1:]
     heap_5s = next((s["heap"] for s in samples if s["t"] >= 5), None)
     figures = {
         "duration_s": duration,
@@ -175,6 +181,13 @@ def main() -> int:
         "draws_per_s_min": min(r["draws_per_s"] for r in running),
         "animation_frames_per_s_median": statistics.median(r["rafs_per_s"] for r in running),
         "mean_redraw_ms": samples[-1]["drawMs"] / max(1, samples[-1]["draws"]),
+        "mean_frame_handling_ms": samples[-1]["ingestMs"] / max(1, samples[-1]["frames"]),
+        "js_heap_mb_median_first_third": statistics.median(
+            s["heap"] / 1e6 for s in samples[: len(samples) // 3]
+        ),
+        "js_heap_mb_median_last_third": statistics.median(
+            s["heap"] / 1e6 for s in samples[-(len(samples) // 3) :]
+        ),
         "js_heap_mb_at_5s": heap_5s / 1e6 if heap_5s else None,
         "js_heap_mb_at_end": samples[-1]["heap"] / 1e6,
         "display_items_dropped": rig_.bridge.dropped,

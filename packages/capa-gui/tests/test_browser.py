@@ -116,6 +116,11 @@ def test_console_runs_the_demo_rig_in_chromium(serve, demo_dir, browser_page):
     assert "Insert the specimen" in page.inner_text("#prompt-message")
     page.wait_for_timeout(500)  # let a few more frames draw for the screenshot
     page.screenshot(path=str(shots / "run-prompt.png"), full_page=True)
+    # "Later" puts it off; the toolbar keeps a button to bring it back.
+    page.click("#prompt-later")
+    page.wait_for_selector("#prompt-reopen", state="visible", timeout=10_000)
+    page.click("#prompt-reopen")
+    page.wait_for_selector("#prompt-dialog[open]", timeout=10_000)
     page.fill("#prompt-by", "alice")
     page.click("#prompt-ack")
     page.wait_for_selector("#prompt-dialog", state="hidden", timeout=10_000)

@@ -15,7 +15,7 @@ const state = {
   status: null,
   windowS: 120,
   promptShownFor: null,
-  stats: { frames: 0, draws: 0, rafs: 0, drawMs: 0, lastFrameAt: 0 },
+  stats: { frames: 0, draws: 0, rafs: 0, drawMs: 0, ingestMs: 0, lastFrameAt: 0 },
 };
 window.__capa = state;  // for tests and curious operators
 
@@ -256,11 +256,13 @@ function applyStatus(s) {
 function handlePrompt(p) {
   const d = $("#prompt-dialog");
   if (!p) {
+    $("#prompt-reopen").hidden = true;
     if (d.open) d.close("gone");
     state.promptShownFor = null;
     return;
   }
   const key = `${p.run_id}:${p.step}`;
+  $("#prompt-reopen").hidden = d.open;
   if (state.promptShownFor === key) return;  // already shown (or put off with "Later")
   state.promptShownFor = key;
   state.prompt = p;
@@ -269,7 +271,13 @@ function handlePrompt(p) {
   $("#prompt-cmd").textContent = p.ack_command;
   $("#prompt-error").textContent = "";
   if (!d.open) d.showModal();
+  $("#prompt-reopen").hidden = true;
 }
+$("#prompt-reopen").addEventListener("click", () => {
+  const d = $("#prompt-dialog");
+  if (!d.open) d.showModal();
+  $("#prompt-reopen").hidden = true;
+});
 
 // ------------------------------------------------------------------ stream
 function connect() {
@@ -277,6 +285,7 @@ function connect() {
   es.onopen = () => $("#conn").classList.add("live");
   es.onerror = () => $("#conn").classList.remove("live");  // EventSource reconnects itself
   es.onmessage = (e) => {
+    const t0 = performance.now();
     const msg = JSON.parse(e.data);
     state.stats.frames++;
     state.stats.lastFrameAt = performance.now();
@@ -288,6 +297,7 @@ function connect() {
     } else if (msg.type === "error") {
       message(`console: ${msg.error}`, "err");
     }
+    state.stats.ingestMs += performance.now() - t0;
   };
   state.es = es;
 }
@@ -429,7 +439,9 @@ async function loadRuns() {
         el("td", { text: run.run_status }), el("td", { text: run.bundle_status }),
         el("td", { text: run.integrity_status }), el("td", { text: run.operator || "" }),
         el("td", { text: run.sample || "" }), el("td", { text: run.procedure_id || "" }));
-      tr.addEventListener("click", () => openRun(run.run_id));
+      tr.addEventListener("click", () => openRun(run.run_id).catch((err) => {
+        $("#detail-title").textContent = `${run.run_id}: ${err.message}`;
+      }));
       return tr;
     }));
   } catch (err) { $("#runs-table tbody").replaceChildren(el("tr", {}, el("td", { text: err.message }))); }
@@ -453,7 +465,7 @@ async function openRun(runId) {
     ["tags", (m.tags || []).join(", ")], ["bundle", d.bundle],
   ];
   $("#run-summary").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v ?? "") })]));
-  const end = Math.max(1e-9, ...d.events.map((e) => e.t_s));
+  const end = d.events.reduce((m, e) => Math.max(m, e.t_s), 1e-9);
   $("#timeline").replaceChildren(...d.timeline.map((s) => {
     const left = (100 * s.start_s) / end, width = Math.max(0.5, (100 * ((s.end_s ?? end) - s.start_s)) / end);
     return el("div", { class: "bar" }, el("span", {
