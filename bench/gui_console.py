@@ -8,8 +8,8 @@ seconds from the console (capa-gui), watched by one page in headless Chromium (D
 `chromium`, driven by Playwright). Each second the page reports its counters; the figures:
 - frames/s the page received (the server pushes 15 a second), plot redraws/s and the
   mean time one redraw of every plot takes, animation frames/s (the page's own frame rate);
-- JS heap (performance.memory, precise) after the first 5 s and at the end, to show memory
-  does not grow with run length (ring buffers are fixed);
+- JS heap after a forced garbage collection (performance.memory, precise) each second, to
+  show memory does not grow with run length (ring buffers are fixed);
 - display items / frames the console dropped, and the bundle's dropped rows (must be 0)
   with rows per channel against the samples each device produced.
 Asserts nothing; prints and writes bench/results/gui_console.json.
@@ -40,6 +40,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--enable-precise-memory-info",
+    "--js-flags=--expose-gc",
 ]
 
 
@@ -139,10 +140,12 @@ def main() -> int:
             while rig_.busy or time.monotonic() - t0 < 2:
                 time.sleep(1.0)
                 stats = page.evaluate(
-                    "() => ({...window.__capa.stats, heap: performance.memory.usedJSHeapSize})"
+                    "() => { window.gc(); "
+                    "return {...window.__capa.stats, heap: performance.memory.usedJSHeapSize}; }"
                 )
                 stats["t"] = time.monotonic() - t0
-                stats["running"] = rig_.busy
+                conductor = rig_.conductor
+                stats["running"] = conductor is not None and conductor.state.value == "running"
                 samples.append(stats)
                 if time.monotonic() - t0 > duration + 60:
                     break
