@@ -196,3 +196,70 @@ def test_review_rejects_unknown_runs(serve, demo_dir, run_id):
     running = serve(None)
     with _client(running) as client:
         assert client.get(f"/api/review/run/{run_id}").status_code == 404
+
+
+class _Stubborn:
+    """A procedure that ignores the stop request (only cancellation ends it)."""
+
+    @staticmethod
+    def procedure() -> type:
+        import anyio
+
+        import capa
+
+        class Stubborn(capa.Procedure):
+            """Sleeps through a stop request."""
+
+            id = "test.stubborn"
+            name = "Stubborn"
+            Config = capa.EmptyConfig
+            uses_method = False
+
+            async def preflight(self, ctx: capa.RunContext) -> list[capa.Problem]:
+                return []
+
+            async def run(self, ctx: capa.RunContext) -> None:
+                await anyio.sleep(120)
+
+        return Stubborn
+
+
+def test_force_stop_cancels_a_run_that_ignores_stop_and_still_seals_it(tmp_path, demo_dir):
+    import capa
+    import capa.embed
+    from capa_gui.rig import Rig
+
+    host = capa.embed.load_host()
+    plugin = type("StubbornPlugin", (), {})()
+    procedure = _Stubborn.procedure()
+    plugin.capa_register_procedures = capa.hookimpl(lambda: [procedure])  # type: ignore[attr-defined]
+    host.register(plugin, name="stubborn")
+    experiment = demo_dir / "stubborn.yaml"
+    experiment.write_text(
+        "hardware: signals_rig.toml\nprocedure: {id: test.stubborn}\n"
+        "operator: {id: t}\nsample: {id: s}\nruntime: {shutdown_grace_s: 60}\n"
+    )
+    rig = Rig(host, tmp_path / "runs")
+    assert rig.load(experiment), rig.problems
+    rig.start_loop()
+    try:
+        rig.start_run()
+        _wait(lambda: rig.status()["state"] == "running", what="running")
+        with pytest.raises(Exception, match="graceful stop first"):
+            rig.force_stop()
+        rig.request_stop()
+        _wait(lambda: rig.status()["force_available"], what="force offered")
+        started = time.monotonic()
+        rig.force_stop()
+        rig.wait_run(timeout=60)
+        waited = time.monotonic() - started
+    finally:
+        rig.shutdown()
+    result = rig.last_result
+    assert result is not None
+    assert (result.run_status, result.bundle_status) == ("aborted", "sealed")
+    assert result.exit_reason == "operator_force_stop"
+    assert waited < 30  # not the 60 s grace the conductor would have waited
+    m = manifest(Path(str(result.bundle_path)))
+    assert m["integrity"]["status"] == "ok"
+    assert m["counts"]["scalars"]["rows"] > 0
