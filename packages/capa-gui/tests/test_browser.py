@@ -145,6 +145,19 @@ def test_console_runs_the_demo_rig_in_chromium(serve, demo_dir, browser_page):
     health = page.inner_text("#health")
     assert "dropped rows\n0" in health or "dropped rows\t0" in health, health
 
+    # Manual command between runs: through the pool, confirmed, with who confirmed it.
+    page.select_option("#manual-device", "furnace")
+    page.fill("#manual-command", "write")
+    page.fill("#manual-args", '{"field": "setpoint", "value": 30}')
+    page.fill("#manual-by", "alice")
+    page.click("#manual-send")
+    assert "between runs" in page.inner_text("#confirm-text")
+    page.click("#confirm-ok")
+    page.wait_for_function(
+        "document.querySelector('#manual-result').textContent.startsWith('accepted via pool')",
+        timeout=15_000,
+    )
+
     # Review: the sealed run is in the catalog; its plots, events, timeline; verify it.
     page.click("#tab-review")
     row = page.locator(f"#runs-table tr[data-run='{result.run_id}']")
