@@ -326,8 +326,12 @@ class Rig:
         for event in frame["events"]:
             if event["kind"] == "method.step.entered":
                 index = event["metadata"].get("index")
-                if isinstance(index, int) and self.conductor is not None:
-                    with contextlib.suppress(Exception):
+                if not isinstance(index, int):
+                    continue
+                if event["t_s"] is not None:  # the event's own run-clock time
+                    self.step_entered[index] = float(event["t_s"])
+                elif self.conductor is not None:
+                    with contextlib.suppress(Exception):  # between states: skip this one
                         self.step_entered[index] = self.conductor.progress()["elapsed_s"]
         return frame
 
