@@ -22,7 +22,7 @@ nox.options.sessions = ["tests", "oracles", "lint", "typecheck", "wheels", "trus
 ROOT = Path(__file__).parent
 PYTHONS = ["3.11", "3.13"]
 PACKAGES = ["capa", *sorted(p.name for p in (ROOT / "packages").iterdir() if p.is_dir())]
-PLUGINS = ["camera", "nidaq", "procedures", "sartorius", "watlow"]
+PLUGINS = ["camera", "gui", "nidaq", "procedures", "sartorius", "watlow"]
 
 
 def _expose_pyenv_interpreters() -> None:
@@ -106,6 +106,12 @@ def package_tests(session: nox.Session, package: str) -> None:
     path = "core" if package == "capa" else f"packages/{package}"
     session.install("-e", "core", *(["-e", path] if path != "core" else []))
     session.install("pytest", "hypothesis")
+    if package == "capa-gui":
+        # The console's tests drive the demo rig (every device package and the recipe
+        # runner) over HTTP and in the system chromium (Playwright, no browser download).
+        rig = ["capa-watlow", "capa-sartorius", "capa-nidaq", "capa-camera", "capa-procedures"]
+        editable = [arg for name in rig for arg in ("-e", f"packages/{name}")]
+        session.install(*editable, "httpx", "playwright")
     session.run("pytest", f"{path}/tests", "-p", "no:cacheprovider", *session.posargs)
 
 
@@ -146,7 +152,7 @@ def wheels(session: nox.Session) -> None:
     """Build every distribution as a wheel and install them with plain pip into a clean venv.
 
     Proves the packages stand alone (no workspace, no editable installs): afterwards
-    `capa plugins list --json` in that venv must list all five plugins, loaded.
+    `capa plugins list --json` in that venv must list every plugin in PLUGINS, loaded.
     """
     out = ROOT / "dist" / "wheels"
     shutil.rmtree(out, ignore_errors=True)

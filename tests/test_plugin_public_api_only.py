@@ -1,4 +1,5 @@
-"""Plugins import only capa's public API: `capa` and `capa.testing`, never internals."""
+"""Plugins import only capa's public API (`capa`, `capa.testing`, `capa.runtime`,
+`capa.embed`), never internals."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGES = Path(__file__).resolve().parents[1] / "packages"
-ALLOWED = {"capa", "capa.testing"}
+ALLOWED = {"capa", "capa.testing", "capa.runtime", "capa.embed"}
 
 
 def capa_imports(path: Path) -> list[tuple[int, str]]:
@@ -35,7 +36,7 @@ def test_plugin_sources_use_public_api_only():
 
 
 def test_every_plugin_distribution_is_complete():
-    for pkg in ("watlow", "sartorius", "nidaq", "camera", "procedures"):
+    for pkg in ("watlow", "sartorius", "nidaq", "camera", "procedures", "gui"):
         root = PACKAGES / f"capa-{pkg}"
         for rel in ("pyproject.toml", "README.md", "CHANGELOG.md", f"src/capa_{pkg}/plugin.py"):
             assert (root / rel).is_file(), f"{root.name} lacks {rel}"

@@ -13,11 +13,13 @@ its contract and records which distribution provided it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
 
     from capa.components.adapter import Adapter
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROJECT_NAME",
+    "capa_live_console",
     "capa_register_adapters",
     "capa_register_cli",
     "capa_register_procedures",
@@ -77,4 +80,16 @@ def capa_register_cli(group: click.Group) -> None:
 
     Add one group named after the plugin rather than many top-level commands; a command
     whose name is already taken is refused and reported by ``capa plugins list``.
+    """
+
+
+@hookspec(firstresult=True)
+def capa_live_console(address: str, runs_root: Path, plan: Any) -> Any:
+    """Serve a live view of one ``capa run`` (``capa run CONFIG --serve [HOST:PORT]``).
+
+    Return ``None`` to decline, or an object with ``url`` (str, printed for the operator),
+    ``attach(conductor)`` (called on the run's loop before the conductor runs),
+    ``finished(result)`` (the :class:`~capa.runtime.HeadlessResult`) and ``close()``.
+    The console may stop the run and answer its prompts; it must never slow it. The
+    first plugin that returns an object serves (capa-gui provides one).
     """

@@ -9,7 +9,6 @@ else. A second Ctrl-C exits 130 at once, leaving the bundle for ``capa finalize`
 from __future__ import annotations
 
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,25 @@ __all__ = ["run"]
 
 EXIT_CONFIG_ERROR = 2
 EXIT_REFUSED = 1
+
+
+def _console_available() -> bool:
+    """Whether a loaded plugin serves live consoles (``--serve``); never raises."""
+    try:
+        from capa.cli.common import load_plugin_host
+
+        return load_plugin_host().has_live_console()
+    except Exception:  # e.g. production mode without a lock: no plugin, no console
+        return False
+
+
+class _ServeOption(click.Option):
+    """``--serve``: listed in ``--help`` only when a plugin (capa-gui) provides a console."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if not _console_available():
+            return None
+        return super().get_help_record(ctx)
 
 
 @click.command("run")
@@ -34,9 +52,23 @@ EXIT_REFUSED = 1
     type=click.Path(path_type=Path),
     help="plugins.lock to use (default: ./plugins.lock, then the user config dir).",
 )
+@click.option(
+    "--serve",
+    cls=_ServeOption,
+    is_flag=False,
+    flag_value="127.0.0.1",
+    default=None,
+    metavar="[HOST:PORT]",
+    help="Also serve a live console for this run (read-only except stop and prompts); "
+    "needs a console plugin (capa-gui). Default 127.0.0.1 on a free port.",
+)
 @click.pass_context
 def run(
-    ctx: click.Context, config: Path, runs_root: Path | None, plugins_lock: Path | None
+    ctx: click.Context,
+    config: Path,
+    runs_root: Path | None,
+    plugins_lock: Path | None,
+    serve: str | None,
 ) -> None:
     """Run the experiment CONFIG headless and record a sealed run bundle.
 
@@ -44,10 +76,12 @@ def run(
     script can branch on: 0 sealed, 1 aborted, 2 crashed or bad config, 3 bundle failed
     verification. Ctrl-C (or SIGTERM) stops gracefully; a second Ctrl-C exits at once.
     """
-    ctx.exit(_execute(config, runs_root, plugins_lock))
+    ctx.exit(_execute(config, runs_root, plugins_lock, serve))
 
 
-def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> int:
+def _execute(
+    config: Path, runs_root_opt: Path | None, lock_opt: Path | None, serve: str | None = None
+) -> int:
     from capa.bundle.paths import resolve_runs_root
     from capa.cli.common import load_plugin_host
 
@@ -62,7 +96,7 @@ def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
     if is_production():
         if lock is None:
             return _production_unavailable(lock, log)
-        return _execute_production(config, runs_root, lock, log)
+        return _execute_production(config, runs_root, lock, log, serve)
 
     host = load_plugin_host()
     from capa.config.validate import validate_experiment
@@ -85,16 +119,36 @@ def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
     from capa.runtime.build import plan_from_report
 
     plan = plan_from_report(report, host)
-    return _run_plan(plan, runs_root, log, host)
+    return _run_plan(plan, runs_root, log, host, serve)
 
 
-def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
+def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any, serve: str | None = None) -> int:
+    console = None
+    if serve is not None:
+        console = host.live_console(serve, runs_root, plan)
+        if console is None:
+            click.echo(
+                "capa: error: --serve needs a plugin that serves a live console "
+                "(pip install capa-gui)",
+                err=True,
+            )
+            return EXIT_CONFIG_ERROR
+        click.echo(f"live console: {console.url}", err=True)
+    try:
+        return _run_with(plan, runs_root, log, host, console)
+    finally:
+        if console is not None:
+            console.close()
+
+
+def _run_with(plan: Any, runs_root: Path, log: Any, host: Any, console: Any) -> int:
     import anyio
 
+    from capa.cli.live import live_status
     from capa.runtime.headless import run_headless
     from capa.runtime.signals import install_sigint_handler
 
-    live = _LiveLine() if sys.stderr.isatty() else None
+    live = live_status(plan, console.url if console is not None else None)
 
     async def main() -> Any:
         stop = anyio.Event()
@@ -106,13 +160,18 @@ def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
                 external_stop=stop,
                 progress=live.update if live else None,
                 host=host,
+                on_conductor=console.attach if console is not None else None,
             )
         finally:
             uninstall()
 
-    result = anyio.run(main)
-    if live is not None:
-        live.clear()
+    try:
+        result = anyio.run(main)
+    finally:
+        if live is not None:
+            live.clear()
+    if console is not None:
+        console.finished(result)
     log.info(
         "run.finished",
         run_id=result.run_id,
@@ -192,7 +251,9 @@ _UNRESOLVED = {
 }
 
 
-def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> int:
+def _execute_production(
+    config: Path, runs_root: Path, lock: Path, log: Any, serve: str | None = None
+) -> int:
     """Production mode: load only what ``lock`` pins, refuse runs needing anything else.
 
     A component that a blocked plugin provides is a preflight refusal (exit 1, no
@@ -225,7 +286,7 @@ def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> 
 
     from capa.runtime.build import plan_from_report
 
-    return _run_plan(plan_from_report(report, host), runs_root, log, host)
+    return _run_plan(plan_from_report(report, host), runs_root, log, host, serve)
 
 
 def _blocked_reason(problem: Any, gate: Any) -> str:
@@ -270,26 +331,3 @@ def _prerun_logger() -> Any:
             structlog.processors.JSONRenderer(default=str),
         ],
     ).bind(pid=os.getpid())
-
-
-class _LiveLine:
-    """One self-overwriting progress line on a terminal (never in CI logs)."""
-
-    def __init__(self) -> None:
-        self._width = 0
-
-    def update(self, progress: dict[str, Any]) -> None:
-        latest = progress.get("latest", {})
-        values = "  ".join(f"{k}={v:.4g}" for k, v in list(latest.items())[:6])
-        step = f"  step {progress['step']}" if "step" in progress else ""
-        text = (f"{progress['elapsed_s']:8.1f} s  {progress['rows']:>10,} rows{step}  {values}")[
-            :200
-        ]
-        sys.stderr.write("\r" + text.ljust(self._width))
-        sys.stderr.flush()
-        self._width = len(text)
-
-    def clear(self) -> None:
-        if self._width:
-            sys.stderr.write("\r" + " " * self._width + "\r")
-            sys.stderr.flush()

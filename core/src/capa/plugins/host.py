@@ -32,6 +32,8 @@ from capa.plugins.registry import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
 
 __all__ = ["BUILTIN_PLUGIN", "Admission", "PluginHost"]
@@ -269,6 +271,17 @@ class PluginHost:
         return [r for r in self.rejections if r.plugin == plugin]
 
     # ------------------------------------------------------------------ CLI
+    def live_console(self, address: str, runs_root: Path, plan: Any) -> Any:
+        """The live console a plugin serves for ``capa run --serve``, or ``None``.
+
+        See :func:`capa.hookspecs.capa_live_console`.
+        """
+        return self._pm.hook.capa_live_console(address=address, runs_root=runs_root, plan=plan)
+
+    def has_live_console(self) -> bool:
+        """Whether a loaded plugin implements ``capa_live_console``."""
+        return bool(self._pm.hook.capa_live_console.get_hookimpls())
+
     def register_cli(self, group: click.Group, reserved: Collection[str] = ()) -> None:
         """Let every loaded plugin add its subcommands to ``group``.
 

@@ -125,6 +125,12 @@ class PromptStep(capa.Step):
         await anyio.to_thread.run_sync(remove_quietly, ack)  # a stale answer is no answer
         await anyio.to_thread.run_sync(write_json_atomic, pending, record)
         deadline = time.monotonic() + wait_s
+        # Shown by `capa run`'s live status (and any console) while the prompt waits.
+        ctx.run.progress["prompt"] = {
+            "title": self.config.title,
+            "message": self.config.message,
+            "ack": f"capa prompt ack {ctx.run.run_id}",
+        }
         try:
             while True:
                 answer = await anyio.to_thread.run_sync(read_json, ack)
@@ -134,6 +140,7 @@ class PromptStep(capa.Step):
                 if remaining <= 0 or not await ctx.sleep(min(_POLL_S, remaining)):
                     return None
         finally:
+            ctx.run.progress.pop("prompt", None)
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(remove_quietly, ack)
                 await anyio.to_thread.run_sync(remove_quietly, pending)
