@@ -43,6 +43,11 @@ PARTS: dict[str, tuple[str, list[str], list[str]]] = {
     "stop": ("stop_latency.py", [], ["--quick"]),
     "peers": ("peers.py", [], ["--quick"]),
     "profile": ("profile_run.py", [], ["--quick"]),
+    "safety": (
+        "safety_reaction.py",
+        ["--runs", "10", "--json", f"{R}/safety_reaction.json"],
+        ["--runs", "2", "--json", f"{R}/safety_reaction.json"],
+    ),
 }
 
 
