@@ -2,8 +2,9 @@
 
 Runs the demo rig (examples/demo/rig.toml: the Watlow simulator over Standard Bus on a
 pseudo-terminal, the Sartorius, NI-DAQ and camera simulators beside it) with its furnace
-made fast (20 s -> 2 s time constant) and a method that ramps the set point past an
-over-temperature alarm whose action is ``safe_shutdown``. For each run it reads the bundle:
+made fast (20 s -> 2 s time constant), its over-temperature alarm (``furnace_overtemp``,
+action ``safe_shutdown``) lowered from 600 to 120 degC, and a method that ramps the set
+point past it. For each run it reads the bundle:
 
 - ``reaction_ms``: the monitor's own figure — from the run-clock time of the sample that
   raised the alarm to the moment the safe-target write is handed to the device's worker;
@@ -49,23 +50,16 @@ kind = "safe_shutdown"
 cool_target = { furnace_sp = 25.0 }
 """
 
-ALARM = """
-[[alarms]]
-name = "furnace_overtemp"
-channel = "furnace_t"
-high = 120.0
-hysteresis = 5.0
-severity = "critical"
-action = "safe_shutdown"
-"""
-
 
 def prepare(folder: Path) -> Path:
-    """Copy the demo rig with a fast furnace and the alarm; write method and experiment."""
+    """Copy the demo rig with a fast furnace and its over-temperature alarm at 120 degC."""
     rig = (c.ROOT / "examples" / "demo" / "rig.toml").read_text()
     fast = rig.replace("sim://?tau=20&ambient=25&seed=1", "sim://?tau=2&ambient=25&seed=1")
-    assert fast != rig, "examples/demo/rig.toml changed shape: the furnace port was not found"
-    (folder / "rig.toml").write_text(fast + ALARM)
+    alarm = 'channel = "furnace_t"\nhigh = '
+    fast = fast.replace(alarm + "600.0", alarm + "120.0")
+    if fast.count("tau=2&") != 1 or "high = 120.0" not in fast:
+        raise SystemExit("examples/demo/rig.toml changed shape: furnace port or alarm not found")
+    (folder / "rig.toml").write_text(fast)
     (folder / "overshoot.method.toml").write_text(METHOD)
     (folder / "experiment.yaml").write_text(
         "hardware: rig.toml\n"

@@ -34,7 +34,10 @@ def validate(ctx: click.Context, config: Path, strict: bool) -> None:
     if report.hardware is not None:
         hw = report.hardware.config
         click.echo(f"hardware: {hw.name} ({len(hw.devices)} device{'s' * (len(hw.devices) != 1)})")
-        click.echo(f"channels: {len(hw.channels)}")
+        derived = len(report.hardware.derived)
+        click.echo(f"channels: {len(hw.channels)}" + (f" (+{derived} derived)" if derived else ""))
+        if hw.alarms or hw.interlocks:
+            click.echo(f"safety: {len(hw.alarms)} alarm(s), {len(hw.interlocks)} interlock(s)")
     if report.experiment is not None:
         click.echo(f"procedure: {report.experiment.procedure.id}")
     if report.method is not None:
