@@ -156,7 +156,9 @@ def test_finalizing_a_copied_runs_root_never_touches_the_original(tmp_path, caps
     writer.submit(rows(0, 10))
     wait_for(lambda: writer.metrics().rows_durable >= 10)
     copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
+    # Copied while the writer still runs: skip its transient temp files (an atomic write's
+    # temp file can vanish between listing and copying; it is never part of a bundle).
+    shutil.copytree(original, copy, ignore=shutil.ignore_patterns(".capa-tmp-*"))
     writer.close("aborted", "test", finalize=False)  # the original stays unsealed
     before = (writer.bundle / "manifest.json").read_bytes()
     # The copied checkpoint still names the original bundle, from a process now gone.
