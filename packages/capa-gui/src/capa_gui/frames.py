@@ -192,7 +192,11 @@ def _channel_columns(batch: Any) -> list[tuple[str, Any, Any, str]]:
 
 
 def channel_meta(plan: Any) -> list[dict[str, Any]]:
-    """Name, unit, kind, device and plot group of every channel, in hardware-file order."""
+    """Name, unit, kind, device and plot group of every channel, in hardware-file order.
+
+    Derived channels follow the measured ones (device ``derived``, their expression as
+    the field).
+    """
     out = []
     for ch in plan.channels:
         mapping: Mapping[str, Any] | Any = ch.mapping
@@ -206,6 +210,18 @@ def channel_meta(plan: Any) -> list[dict[str, Any]]:
                 "field": ch.field,
                 "group": group,
                 "writable": bool(ch.writable),
+            }
+        )
+    for d in getattr(plan, "derived", ()):
+        out.append(
+            {
+                "name": d.name,
+                "unit": d.unit,
+                "kind": d.kind,
+                "device": "derived",
+                "field": d.expression,
+                "group": d.plot_group or d.kind or d.unit,
+                "writable": False,
             }
         )
     return out

@@ -157,14 +157,14 @@ class Rig:
         ]
         self.plan = capa.embed.plan_from_report(report, self.host) if report.ok else None
         if self.plan is not None:
-            self.frames = FrameBuilder(c.name for c in self.plan.channels)
+            self.frames = FrameBuilder(self.plan.channel_names)
         return self.plan is not None
 
     def attach_plan(self, plan: RunPlan) -> None:
         """Use an already-resolved plan (``capa run --serve``)."""
         self.plan = plan
         self.config_path = plan.source
-        self.frames = FrameBuilder(c.name for c in plan.channels)
+        self.frames = FrameBuilder(plan.channel_names)
 
     # ------------------------------------------------------------------ state
     @property
@@ -352,7 +352,7 @@ class Rig:
         self.last_error = None
         self.force_requested = False
         self.step_entered = {}
-        self.frames = FrameBuilder(c.name for c in self.plan.channels)
+        self.frames = FrameBuilder(self.plan.channel_names)
         self.bridge.take_all()
         self.runs_started += 1
         self._run_future = self._portal.start_task_soon(self._run)
