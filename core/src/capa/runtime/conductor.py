@@ -485,6 +485,7 @@ class Conductor:
             self.session,
             self.config.saturation_deadline_s,
             self.config.saturation_poll_period_s,
+            blocked=self.pool.blocked_resources,
         )
         self._saturation = trip
         self.session.log.error("conductor.saturation_escalation", **trip.metadata())
