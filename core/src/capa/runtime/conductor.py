@@ -124,6 +124,12 @@ class Conductor:
         self._writer_failure: str | None = None
 
     # ------------------------------------------------------------------ control
+    def runtime_diagnostics(self) -> dict[str, dict[str, float]]:
+        """Loop-lag, per-resource hand-off and worker counters (:mod:`.diagnostics`)."""
+        from capa.runtime.diagnostics import snapshot
+
+        return snapshot(self._lag, self.pool.workers)
+
     @property
     def run_id(self) -> str:
         """The run's id (empty before the bundle opens)."""
@@ -714,7 +720,7 @@ class Conductor:
                 "devices": devices,
             },
             "cameras": cameras,
-            "queue_health": {"runtime": diagnostics},
+            "queue_health": {"runtime": diagnostics, **self.runtime_diagnostics()},
             "custom": dict(self.context.custom) if self.context else {},
         }
         ended = self.clock.now_ns()

@@ -181,11 +181,14 @@ class RealRunSession:
     def open(self, clock: RunClock, manifest_fields: Mapping[str, Any]) -> None:
         """Create the bundle directory, manifest, catalog row and crash checkpoint."""
         from capa.bundle.writer import DEFAULT_QUEUE_SIZE, BundleWriter
+        from capa.runtime.diagnostics import RUNTIME_VERSION
 
+        # Seed 004: the bundle records which runtime revision wrote it.
+        fields = {**manifest_fields, "capa": {"runtime_version": RUNTIME_VERSION}}
         self._writer = BundleWriter.open(
             self.runs_root,
             run_id=self._requested_id,
-            manifest_fields=manifest_fields,
+            manifest_fields=fields,
             config_files=self._config_files,
             flush_interval_s=self._flush_interval_s,
             queue_size=self._queue_size or DEFAULT_QUEUE_SIZE,

@@ -80,6 +80,8 @@ class WorkerStats:
     handoff_ms: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
     handoff_total_s: float = 0.0
     handoff_since: float | None = None
+    last_handoff: float | None = None
+    """``time.monotonic`` when the last hand-off ended (the age of the newest emission)."""
     _inflight: int = 0
     # Adapters that emit from their own threads (cameras) share these counters.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -95,8 +97,10 @@ class WorkerStats:
 
     def handoff_ended(self, started: float) -> None:
         """Mark a hand-off begun at ``started`` as done (accepted or failed)."""
-        took = time.monotonic() - started
+        ended = time.monotonic()
+        took = ended - started
         with self._lock:
+            self.last_handoff = ended
             self._inflight -= 1
             if self._inflight == 0:
                 self.handoff_since = None
