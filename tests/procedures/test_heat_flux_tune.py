@@ -273,6 +273,14 @@ def test_operator_skips_targets_with_capa_prompt_tune(capa_proc: CapaProcess):
     proc = capa_proc.start("run", str(exp), "--runs-root", "runs")
     bundle = wait_for_event(capa_proc, proc, "heat_flux_tune.holding")
     run_id = bundle.name
+    # A command the tuner does not know (written by hand, not by the CLI) is recorded as
+    # ignored, and the tune goes on.
+    tmp = bundle / ".tune.command.json.tmp"  # whole or nothing, as the CLI writes it
+    tmp.write_text('{"command": "pause", "by": "bob"}')
+    tmp.replace(bundle / "tune.command.json")
+    wait_for_event(
+        capa_proc, proc, "heat_flux_tune.operator_command", where=lambda m: m["by"] == "bob"
+    )
     sent = capa_proc.run("prompt", "tune", run_id, "skip", "--runs-root", "runs", "--by", "alice")
     assert sent.returncode == 0, sent.stderr
     assert "target 5.0 kW/m², iteration 1" in sent.stdout
@@ -288,12 +296,13 @@ def test_operator_skips_targets_with_capa_prompt_tune(capa_proc: CapaProcess):
     rows = event_rows(bundle)
     commands = [(sev, m) for k, sev, _, m in rows if k == "heat_flux_tune.operator_command"]
     assert [(m["command"], m["outcome"], m["target_kw_m2"]) for _, m in commands] == [
+        ("pause", "ignored", 5.0),
         ("skip", "skipped", 5.0),
         ("skip", "skipped", 10.0),
     ]
-    assert commands[0][1]["by"] == "alice"
-    assert commands[1][1]["by"]  # the login name by default
-    assert all(sev == "info" for sev, _ in commands)
+    assert [sev for sev, _ in commands] == ["warning", "info", "info"]
+    assert commands[1][1]["by"] == "alice"
+    assert commands[2][1]["by"]  # the login name by default
     kinds = [k for k, *_ in rows]
     assert "heat_flux_tune.target_accepted" not in kinds
     completed = next(m for k, _, _, m in rows if k == "heat_flux_tune.completed")
@@ -302,7 +311,7 @@ def test_operator_skips_targets_with_capa_prompt_tune(capa_proc: CapaProcess):
     data = tomllib.loads(artifact.read_text())
     assert data["tune"]["complete"] is False
     assert data["tune"]["end_reason"] == "completed_with_skipped"
-    assert [x["by"] for x in data["skipped"]] == ["alice", commands[1][1]["by"]]
+    assert [x["by"] for x in data["skipped"]] == ["alice", commands[2][1]["by"]]
     # The command files are gone before the seal; a sealed run takes no commands.
     assert not list(bundle.glob("tune.*.json"))
     assert "tune.pending" not in (bundle / "manifest.sha256").read_text()
