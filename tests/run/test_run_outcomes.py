@@ -69,6 +69,7 @@ def test_completed_run_is_sealed_with_every_sample(capa_proc: CapaProcess):
     from capa.runtime import RUNTIME_VERSION
 
     assert m["capa"]["runtime_version"] == RUNTIME_VERSION
+    assert m["capa"]["engine_version"] == RUNTIME_VERSION  # seed 004's name
     assert m["capa"]["version"]
     qh = m["queue_health"]
     assert qh["loop.conductor"]["samples"] > 0

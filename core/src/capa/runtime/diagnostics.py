@@ -1,9 +1,10 @@
 """Runtime version marker and the runtime-diagnostics snapshot (seed 004).
 
 :data:`RUNTIME_VERSION` names the revision of the conductor / worker / pool semantics; it
-is recorded in every manifest as ``capa.runtime_version`` so a bundle can be read knowing
-which engine wrote it. :func:`runtime_diagnostics` is the per-loop / per-resource snapshot
-that lands in ``manifest.queue_health`` at the end of a run, one flat entry per tag:
+is recorded in every manifest as ``capa.runtime_version`` (and ``capa.engine_version``,
+seed 004's name) so a bundle can be read knowing which engine wrote it.
+:func:`runtime_diagnostics` is the per-loop / per-resource snapshot that lands in
+``manifest.queue_health`` at the end of a run, one flat entry per tag:
 
 * ``loop.conductor`` — how late the run loop's 20 Hz heartbeat woke up: ``samples``,
   ``lag_p50_ms``, ``lag_p99_ms``, ``lag_max_ms``, ``lag_warnings``.
@@ -37,7 +38,8 @@ RUNTIME_VERSION: Final[str] = "0.1.0-rt1"
 """Revision of the runtime's semantics (conductor, workers, pool, pipeline).
 
 Bumped when a change alters how a bundle must be interpreted (what is counted, when a run
-is sealed, what an outcome means); recorded as ``manifest.capa.runtime_version``.
+is sealed, what an outcome means); recorded as ``manifest.capa.runtime_version`` and
+``manifest.capa.engine_version``.
 """
 
 

@@ -183,8 +183,14 @@ class RealRunSession:
         from capa.bundle.writer import DEFAULT_QUEUE_SIZE, BundleWriter
         from capa.runtime.diagnostics import RUNTIME_VERSION
 
-        # Seed 004: the bundle records which runtime revision wrote it.
-        fields = {**manifest_fields, "capa": {"runtime_version": RUNTIME_VERSION}}
+        # Seed 004: the bundle records which runtime revision wrote it (``engine_version``
+        # is the seed's name for it, ``runtime_version`` the one next to capa's version).
+        capa_block = {
+            **dict(manifest_fields.get("capa") or {}),
+            "runtime_version": RUNTIME_VERSION,
+            "engine_version": RUNTIME_VERSION,
+        }
+        fields = {**manifest_fields, "capa": capa_block}
         self._writer = BundleWriter.open(
             self.runs_root,
             run_id=self._requested_id,
