@@ -66,7 +66,7 @@ def snapshot(lag: LoopLagMeter, workers: Iterable[Worker]) -> dict[str, dict[str
     for worker in workers:
         rid = worker.resource_id
         stats = worker.stats
-        handoffs = list(stats.handoff_ms)  # a copy: producers may append meanwhile
+        handoffs = stats.handoff_latencies_ms()
         blocked = stats.blocked_for_s()
         last = stats.last_handoff
         out[f"bridge.outbound:{rid}"] = {

@@ -107,6 +107,11 @@ class WorkerStats:
             self.handoff_total_s += took
             self.handoff_ms.append(took * 1e3)
 
+    def handoff_latencies_ms(self) -> list[float]:
+        """A copy of the recent hand-off durations (a producer may be appending)."""
+        with self._lock:
+            return list(self.handoff_ms)
+
     def blocked_for_s(self) -> float | None:
         """How long the oldest hand-off still in progress has been waiting, or ``None``."""
         since = self.handoff_since
