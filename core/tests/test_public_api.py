@@ -64,6 +64,7 @@ PUBLIC_API = [
     "WorkerStateError",
     "__version__",
     "hookimpl",
+    "log_context",
 ]
 
 

@@ -263,3 +263,74 @@ def test_operator_stop_cools_down_and_aborts(capa_proc: CapaProcess):
         ("cool_down", 20.0),
     ]
     assert "heat_flux_tune.completed" not in [k for k, *_ in rows]
+
+
+def test_operator_skips_targets_with_capa_prompt_tune(capa_proc: CapaProcess):
+    """Seed 003 ``heat_flux_tune.operator_command``: an operator's command, recorded."""
+    from .conftest import wait_for_event
+
+    exp = _write(capa_proc.tmp, {**CONFIG, "dwell_s": 600.0})  # never accepts by itself
+    proc = capa_proc.start("run", str(exp), "--runs-root", "runs")
+    bundle = wait_for_event(capa_proc, proc, "heat_flux_tune.holding")
+    run_id = bundle.name
+    # A command the tuner does not know (written by hand, not by the CLI) is recorded as
+    # ignored, and the tune goes on.
+    tmp = bundle / ".tune.command.json.tmp"  # whole or nothing, as the CLI writes it
+    tmp.write_text('{"command": "pause", "by": "bob"}')
+    tmp.replace(bundle / "tune.command.json")
+    wait_for_event(
+        capa_proc, proc, "heat_flux_tune.operator_command", where=lambda m: m["by"] == "bob"
+    )
+    sent = capa_proc.run("prompt", "tune", run_id, "skip", "--runs-root", "runs", "--by", "alice")
+    assert sent.returncode == 0, sent.stderr
+    assert "target 5.0 kW/m², iteration 1" in sent.stdout
+    wait_for_event(
+        capa_proc, proc, "heat_flux_tune.holding", where=lambda m: m["target_kw_m2"] == 10.0
+    )
+    sent = capa_proc.run("prompt", "tune", run_id, "skip", "--runs-root", "runs")
+    assert sent.returncode == 0, sent.stderr
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    s = summary(out)
+    assert (s["run_status"], s["bundle_status"]) == ("completed", "sealed")
+    rows = event_rows(bundle)
+    commands = [(sev, m) for k, sev, _, m in rows if k == "heat_flux_tune.operator_command"]
+    assert [(m["command"], m["outcome"], m["target_kw_m2"]) for _, m in commands] == [
+        ("pause", "ignored", 5.0),
+        ("skip", "skipped", 5.0),
+        ("skip", "skipped", 10.0),
+    ]
+    assert [sev for sev, _ in commands] == ["warning", "info", "info"]
+    assert commands[1][1]["by"] == "alice"
+    assert commands[2][1]["by"]  # the login name by default
+    kinds = [k for k, *_ in rows]
+    assert "heat_flux_tune.target_accepted" not in kinds
+    completed = next(m for k, _, _, m in rows if k == "heat_flux_tune.completed")
+    assert [x["target_kw_m2"] for x in completed["skipped"]] == [5.0, 10.0]
+    artifact = next((capa_proc.tmp / "tunes").glob("*.toml"))
+    data = tomllib.loads(artifact.read_text())
+    assert data["tune"]["complete"] is False
+    assert data["tune"]["end_reason"] == "completed_with_skipped"
+    assert [x["by"] for x in data["skipped"]] == ["alice", commands[2][1]["by"]]
+    # The command files are gone before the seal; a sealed run takes no commands.
+    assert not list(bundle.glob("tune.*.json"))
+    assert "tune.pending" not in (bundle / "manifest.sha256").read_text()
+    assert "tune.command" not in (bundle / "manifest.sha256").read_text()
+    late = capa_proc.run("prompt", "tune", run_id, "skip", "--runs-root", "runs")
+    assert late.returncode == 2
+    assert late.stderr.strip() == f"capa: error: run {run_id} is sealed; it has no prompt waiting"
+
+
+def test_prompt_tune_refuses_a_run_without_a_tune(capa_proc: CapaProcess):
+    (capa_proc.runs / "20260101T000000-aaaa").mkdir(parents=True)
+    proc = capa_proc.run("prompt", "tune", "20260101T000000-aaaa", "skip", "--runs-root", "runs")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "capa: error: run 20260101T000000-aaaa has no heat-flux tune waiting for commands"
+    )
+    bad = capa_proc.run("prompt", "tune", "20260101T000000-aaaa", "accept", "--runs-root", "runs")
+    # An unknown command is a usage error (click's 2 today; seed 001's 64 is another
+    # change), and nothing is written for the tune to read.
+    assert bad.returncode in (2, 64)
+    assert "'accept'" in bad.stderr
+    assert not list((capa_proc.runs / "20260101T000000-aaaa").iterdir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 
 import pytest
@@ -138,6 +139,17 @@ def test_recipe_events_follow_the_method_and_device_sees_inverted_setpoints(
     assert sp[-1]["raw_value"] == pytest.approx(_raw(30.0))
     assert any(r["raw_value"] == pytest.approx(_raw(80.0)) for r in sp)
     assert manifest(bundle)["procedure"]["id"] == "capa.builtin.recipe_runner"
+
+    # run.log (seed 003): operator_id on every line; step_id / step_kind on the lines
+    # written while a step runs, and only there.
+    log = [json.loads(line) for line in (bundle / "run.log").read_text().splitlines()]
+    assert log
+    assert all(line["operator_id"] == "tester" for line in log)
+    step_lines = [line for line in log if line["event"] == "method.step.entered"]
+    assert [(line["step_id"], line["step_kind"]) for line in step_lines] == list(enumerate(KINDS))
+    assert all(line["procedure_id"] == "capa.builtin.recipe_runner" for line in step_lines)
+    opened = next(line for line in log if line["event"] == "bundle.opened")
+    assert "step_id" not in opened
     assert manifest(bundle)["custom"]["notes"] == "PMMA replicate 3"  # seed 002
 
 

@@ -65,6 +65,29 @@ def test_completed_run_is_sealed_with_every_sample(capa_proc: CapaProcess):
     assert m["procedure"]["id"] == "capa.builtin.free_run"
     assert m["operator"]["id"] == "tester"
     assert m["queue_health"]["runtime"]["loop_lag"]["beats"] > 0
+    # Seed 004: the engine revision and the flat runtime-diagnostics snapshot.
+    from capa.runtime import RUNTIME_VERSION
+
+    assert m["capa"]["runtime_version"] == RUNTIME_VERSION
+    assert m["capa"]["engine_version"] == RUNTIME_VERSION  # seed 004's name
+    assert m["capa"]["version"]
+    qh = m["queue_health"]
+    assert qh["loop.conductor"]["samples"] > 0
+    assert qh["loop.conductor"]["lag_max_ms"] >= qh["loop.conductor"]["lag_p50_ms"] >= 0
+    assert {k for k in qh if k.startswith(("bridge.outbound:", "worker:"))} == {
+        "bridge.outbound:sim:oven",
+        "bridge.outbound:sim:daq",
+        "worker:sim:oven",
+        "worker:sim:daq",
+    }
+    # Every v0 sample went through the DAQ worker's hand-off; none failed or is pending.
+    daq, bridge = qh["worker:sim:daq"], qh["bridge.outbound:sim:daq"]
+    assert daq["samples_emitted"] == counts["v0"]
+    assert bridge["enqueued_total"] == daq["emissions_total"] > 0
+    assert bridge["dropped_total"] == 0
+    assert bridge["blocked_since_ms"] == -1.0
+    assert bridge["latency_p99_ms"] >= bridge["latency_p50_ms"] > 0
+    assert daq["last_sample_age_s"] >= 0
     kinds = [k for k, _, _ in events(bundle)]
     assert kinds == ["free_run.started", "free_run.ended"]
     log_lines = (bundle / "run.log").read_text().splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
@@ -42,6 +43,8 @@ def test_stalled_writer_trips_the_saturation_deadline(tmp_path, monkeypatch):
         original(self, record)
 
     monkeypatch.setattr(BundleWriter, "_accept", stalling_accept)
+    # A short writer queue, so the DAQ's producer fills it and blocks within the deadline.
+    monkeypatch.setattr("capa.bundle.writer.DEFAULT_QUEUE_SIZE", 64)
     host = PluginHost()
     host.load()
     report = validate_experiment(exp, host)
@@ -63,7 +66,19 @@ def test_stalled_writer_trips_the_saturation_deadline(tmp_path, monkeypatch):
     assert result.bundle_path is not None
     with sqlite3.connect(result.bundle_path / "events.sqlite") as db:
         kinds = [k for (k,) in db.execute("SELECT kind FROM events ORDER BY id")]
+        # Seed 003's own query: the resource whose producer was blocked on the writer
+        # longest, and for how long the writer made no progress.
+        rid, blocked_s, meta = db.execute(
+            "SELECT json_extract(metadata_json, '$.resource_id'),"
+            " json_extract(metadata_json, '$.blocked_s'), metadata_json"
+            " FROM events WHERE kind = 'saturation_deadline'"
+        ).fetchone()
     assert "saturation_deadline" in kinds
+    blocked = json.loads(meta)["blocked_resources"]
+    assert blocked, meta  # the 64-record queue was full: producers were waiting on it
+    assert set(blocked) <= {d.resource_id for d in plan.devices}
+    assert rid == max(blocked, key=blocked.get), meta
+    assert blocked_s >= 1.0
     m = manifest(result.bundle_path)
     assert m["integrity"]["status"] == "ok"
     assert m["run_status"] == "crashed"

@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     "UnknownDeviceError": "capa.errors",
     "WorkerStateError": "capa.errors",
     "hookimpl": "capa.hookspecs",
+    "log_context": "capa.bundle.runlog",
 }
 
 __all__ = [
@@ -134,6 +135,7 @@ __all__ = [
     "WorkerStateError",
     "__version__",
     "hookimpl",
+    "log_context",
 ]
 
 
@@ -151,6 +153,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static view of the lazy names for type checkers and IDEs
+    from capa.bundle.runlog import log_context
     from capa.clock import RunClock
     from capa.components.adapter import (
         Acquisition,

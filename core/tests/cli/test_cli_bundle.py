@@ -251,3 +251,41 @@ def test_finalize_refuses_a_run_that_is_still_recording(root, capsys):
         assert (root / A / "scalars.in-flight.arrows").exists()
     finally:
         writer.close()
+
+
+def test_catalog_verify_reports_a_bundle_finalize_found_incomplete(root, capsys):
+    """Checksums that match do not make a bundle whose manifest says it failed ok."""
+    bundle = record(root, A, finalize=False)
+    stream = bundle / "scalars.in-flight.arrows"
+    data = stream.read_bytes()
+    stream.write_bytes(data[: len(data) - 8 - 100])  # a torn tail: rows the writer wrote
+    code, out, _ = run_cli(capsys, "finalize", A, "--runs-root", str(root))
+    assert code == 3, out
+    assert "verification_failed" in out
+    code, out, _ = run_cli(capsys, "catalog", "verify", A, "--runs-root", str(root))
+    assert code == 3, out
+    # The reason, not a manifest.json that merely looks edited (its only change since the
+    # checksums is finalize's verdict).
+    assert out.strip() == (
+        f"{A}  verification_failed (integrity partial); "
+        "accounting: scalars: the file holds 20 rows, the writer wrote 30"
+    )
+    # The same bundle in a --all sweep, next to a good one.
+    record(root, B)
+    code, out, _ = run_cli(capsys, "catalog", "verify", "--all", "--runs-root", str(root))
+    assert code == 3
+    assert f"{B}  ok" in out
+    assert f"{A}  verification_failed" in out
+
+
+def test_catalog_verify_still_sees_a_failed_bundles_manifest_edited(root, capsys):
+    bundle = record(root, A, finalize=False)
+    stream = bundle / "scalars.in-flight.arrows"
+    stream.write_bytes(stream.read_bytes()[:-108])
+    assert run_cli(capsys, "finalize", A, "--runs-root", str(root))[0] == 3
+    manifest = bundle / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"tags": []', '"tags": ["edited"]'))
+    code, out, _ = run_cli(capsys, "catalog", "verify", A, "--runs-root", str(root))
+    assert code == 3
+    assert "verification_failed (integrity partial)" in out
+    assert "mismatch; changed: manifest.json" in out

@@ -67,6 +67,21 @@ def test_sim_recording_keeps_every_frame_in_order(tmp_path):
     assert [g["file"] for g in listed["segments"]] == [
         f"video/{f}" for f in decode_segments(tmp_path)[0]
     ]
+    # Seed 003: the recording's start (with its first frame) and stop (with the counts),
+    # in that order, before the summary.
+    kinds = [e.kind for e in ctx.events()]
+    assert kinds.index("camera.recording_started") < kinds.index("camera.recording_stopped")
+    assert kinds.index("camera.recording_stopped") < kinds.index("camera.summary")
+    (started,) = ctx.events("camera.recording_started")
+    (stopped,) = ctx.events("camera.recording_stopped")
+    assert started.metadata["folder"] == "video/cam"
+    assert started.metadata["first_frame_t_mono_ns"] == frame_rows(tmp_path)[0]["t_mono_ns"]
+    assert (started.metadata["width"], started.metadata["height"]) == (160, 120)
+    assert stopped.metadata["frames"] == len(numbers)
+    assert stopped.metadata["segments"] == len(listed["segments"])
+    assert stopped.metadata["lost_uncommitted"] == 0
+    assert stopped.metadata["reason"] == "stopped"
+    assert stopped.severity is EventSeverity.INFO
 
 
 def test_segments_rotate_every_segment_s(tmp_path):
@@ -147,6 +162,8 @@ def test_a_video_file_is_replayed_at_its_rate_then_ends(tmp_path):
     summary = ctx.events("camera.summary")[0].metadata
     assert summary["source_ended"] is True
     assert summary["fps"] == pytest.approx(30.0)
+    (stopped,) = ctx.events("camera.recording_stopped")
+    assert (stopped.metadata["reason"], stopped.metadata["frames"]) == ("source_ended", 12)
 
 
 def test_a_source_that_cannot_open_is_a_device_error(tmp_path):
@@ -292,6 +309,11 @@ def test_a_full_disk_ends_the_recording_as_a_device_error(tmp_path, monkeypatch,
     assert summary["lost_uncommitted"] > 0  # the frames of the segment that failed
     assert summary["captured"] == len(rows) + summary["lost_uncommitted"] + summary["dropped"]
     assert [f for f in files if ".in-flight." in f]
+    (stopped,) = ctx.events("camera.recording_stopped")
+    assert stopped.metadata["reason"] == "failed"
+    assert "No space left on device" in stopped.metadata["error"]
+    assert stopped.metadata["frames"] == len(rows)
+    assert stopped.severity is EventSeverity.WARNING
 
 
 def test_a_run_that_cannot_take_events_gives_a_device_error_not_a_traceback(
@@ -316,6 +338,9 @@ def test_without_a_bundle_frames_are_receipts(tmp_path):
     assert receipts
     assert [r.frame_idx for r in receipts] == list(range(len(receipts)))
     assert ctx.events("camera.summary")[0].metadata["folder"] is None
+    # Nothing is recorded, so there is no recording to start or stop.
+    assert not ctx.events("camera.recording_started")
+    assert not ctx.events("camera.recording_stopped")
 
 
 def test_a_segment_that_reaches_the_avi_size_limit_is_committed_early(tmp_path, monkeypatch):

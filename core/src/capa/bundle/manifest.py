@@ -219,7 +219,8 @@ def new_manifest(run_id: str, started_utc: str, fields: dict[str, Any] | None = 
     """A manifest for a run that is starting (``running`` / ``open`` / ``unknown``).
 
     ``fields`` supplies the runtime's blocks (operator, sample, procedure, tags, custom,
-    plugins, recording, cameras); the capa, Python and platform fields are filled in here.
+    plugins, recording, cameras, and entries of the ``capa`` block such as
+    ``runtime_version``); capa's version, Python and platform are filled in here.
     """
     from capa import __version__
 
@@ -235,6 +236,10 @@ def new_manifest(run_id: str, started_utc: str, fields: dict[str, Any] | None = 
     clash = sorted(reserved & extra.keys())
     if clash:
         raise BundleError(f"manifest fields {clash} are managed by the bundle writer")
+    # The runtime adds to the capa block (``runtime_version``); the version stays ours.
+    capa_extra = extra.pop("capa", None)
+    if isinstance(capa_extra, dict):
+        base["capa"] = {**capa_extra, "version": __version__}
     base.update(extra)
     try:
         return Manifest.model_validate(base)

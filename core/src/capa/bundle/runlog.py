@@ -1,8 +1,10 @@
 """``run.log``: structlog JSON lines, every line bound to the run (seed 003).
 
 Each line is one JSON object with ``timestamp`` (ISO-8601 UTC), ``level`` (``DEBUG`` /
-``INFO`` / ``WARNING`` / ``ERROR``), ``event`` and ``run_id``; ``procedure_id`` /
-``step_id`` are bound by callers as the run progresses (:meth:`RunLog.bind`). The file is
+``INFO`` / ``WARNING`` / ``ERROR``), ``event`` and ``run_id``; ``operator_id`` is bound
+for the whole run (:meth:`RunLog.bind_run`), ``procedure_id`` by the conductor's logger
+(:meth:`RunLog.bind`) and ``step_id`` / ``step_kind`` by the method executor while a step
+runs (:func:`log_context`, which reaches every line written from that task). The file is
 line-buffered and not fsynced per line: a hard kill may lose the last lines, which is why
 ``events.sqlite`` is the authoritative end-of-run record. The logger is independent of
 structlog's global configuration, so the application's own logging is left alone.
@@ -12,10 +14,33 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any, TextIO, cast
 
-__all__ = ["RunLog"]
+__all__ = ["RunLog", "log_context"]
+
+# Values bound by :func:`log_context`. A context variable, not a global: a step's lines
+# carry its ``step_id`` while a worker thread logging at the same moment does not
+# (asyncio tasks and ``to_thread`` calls started inside the block inherit it).
+_CONTEXT: ContextVar[Mapping[str, Any] | None] = ContextVar("capa_run_log_context", default=None)
+
+
+@contextmanager
+def log_context(**values: Any) -> Iterator[None]:
+    """Bind ``values`` to every ``run.log`` line written from this task while the block runs.
+
+    Nested blocks add to (and may override) the outer values; leaving a block restores
+    them. Explicit keyword arguments of a log call win over bound values. The method
+    executor binds ``step_id`` and ``step_kind`` this way (seed 003).
+    """
+    token = _CONTEXT.set({**(_CONTEXT.get() or {}), **values})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 def _upper_level(_logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +101,19 @@ class _LineFile:
                 self._file = None
 
 
+class _MergeBound:
+    """structlog processor: adds run-wide and task-scoped values a call did not pass."""
+
+    def __init__(self) -> None:
+        self.run_values: dict[str, Any] = {}
+
+    def __call__(self, _logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        for source in (self.run_values, _CONTEXT.get() or {}):
+            for key, value in source.items():
+                event_dict.setdefault(key, value)
+        return event_dict
+
+
 class RunLog:
     """The bundle's ``run.log`` and a structlog logger writing to it.
 
@@ -90,7 +128,9 @@ class RunLog:
         self.path = path
         self.run_id = run_id
         self._file = _LineFile(path)
+        self._bound = _MergeBound()
         processors: list[Any] = [
+            self._bound,
             structlog.processors.add_log_level,
             _upper_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
@@ -106,6 +146,14 @@ class RunLog:
     def bind(self, **values: Any) -> Any:
         """A logger for this file with extra bound values (``procedure_id``, ``step_id``)."""
         return self.logger.bind(**values)
+
+    def bind_run(self, **values: Any) -> None:
+        """Bind values (``operator_id``) to every later line of this file, from any logger.
+
+        Unlike :meth:`bind`, loggers handed out before the call carry them too.
+        """
+        # Replaced, not updated: a logging thread may be iterating the old mapping.
+        self._bound.run_values = {**self._bound.run_values, **values}
 
     def close(self) -> None:
         """Flush and close the file; later log calls are dropped silently."""

@@ -231,6 +231,10 @@ class BundleWriter:
                     f"cannot start recording: {describe_write_failure(bundle, exc)}"
                 ) from exc
             raise
+        operator = (manifest_fields or {}).get("operator")
+        if isinstance(operator, Mapping) and operator.get("id"):
+            # Seed 003: every run.log line names who ran the run.
+            writer._runlog.bind_run(operator_id=str(operator["id"]))
         catalog: Catalog | None = None
         if use_catalog:
             try:

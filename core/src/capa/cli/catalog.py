@@ -3,8 +3,10 @@
 Exit codes (seed 001): ``list`` 0 always (unreadable rows are shown with a warning);
 ``verify`` 0 every run ok, 2 catalog error (no catalog, run not in it, bundle missing or
 never sealed, no public key for ``--require-signature``), 3 any mismatch (the offending
-files are listed; also a bundle whose ``manifest.sha256`` is not the one the seal journal
-or the catalog recorded at seal, or lacks a valid signature with ``--require-signature``),
+files are listed; also a bundle finalize marked ``verification_failed`` (an accounting
+mismatch, rows lost), with its reasons; a bundle whose ``manifest.sha256`` is not the one
+the seal journal or the catalog recorded at seal, or lacks a valid signature with
+``--require-signature``),
 64 when neither RUN_ID nor ``--all`` is given; ``rebuild`` 0; ``keygen`` 0, 2 if the key
 files exist or ``cryptography`` is missing.
 """
@@ -193,12 +195,14 @@ def _verify_row(cat: Any, row: Any, records: list[Any], key: Any, require_signat
     from capa.bundle.integrity import verify_bundle
     from capa.bundle.manifest import IntegrityStatus
     from capa.bundle.seal import check_anchors
+    from capa.bundle.verdict import recorded_verdict
 
     bundle = cat.bundle_path(row)
     if not bundle.is_dir():
         click.echo(f"{row.run_id}  error: bundle directory {bundle} is missing")
         return EXIT_CATALOG_ERROR
     result = verify_bundle(bundle)
+    verdict, result = recorded_verdict(bundle, result)
     anchors = check_anchors(
         bundle,
         row.run_id,
@@ -210,7 +214,7 @@ def _verify_row(cat: Any, row: Any, records: list[Any], key: Any, require_signat
     if result.status is IntegrityStatus.UNKNOWN and not anchors.problems:
         click.echo(f"{row.run_id}  not sealed: run `capa finalize {row.run_id}` first")
         return EXIT_CATALOG_ERROR
-    if result.ok and not anchors.problems:
+    if result.ok and not anchors.problems and not verdict:
         extra = "; signed" if anchors.signed else ""
         notes = "".join(f"; {n}" for n in anchors.notes)
         click.echo(f"{row.run_id}  ok ({result.checked} files{extra}){notes}")
@@ -219,7 +223,9 @@ def _verify_row(cat: Any, row: Any, records: list[Any], key: Any, require_signat
     # that was sealed: that is a mismatch too.
     unchecked = (IntegrityStatus.OK, IntegrityStatus.UNKNOWN)
     own = result.describe() if result.status not in unchecked else ""
-    click.echo(f"{row.run_id}  {'; '.join([own or 'mismatch', *anchors.problems])}")
+    # Finalize's own verdict first: files can match their list and still not be the run.
+    reasons = [*verdict, own] if own else verdict or ["mismatch"]
+    click.echo(f"{row.run_id}  {'; '.join([*reasons, *anchors.problems])}")
     return EXIT_MISMATCH
 
 

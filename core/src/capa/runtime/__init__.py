@@ -14,6 +14,7 @@ from capa.errors import (
     WorkerStateError,
 )
 from capa.runtime.conductor import Conductor, ConductorConfig
+from capa.runtime.diagnostics import RUNTIME_VERSION, runtime_diagnostics
 from capa.runtime.headless import run_headless
 from capa.runtime.manual import ManualClient
 from capa.runtime.plan import RunPlan
@@ -24,6 +25,7 @@ from capa.runtime.signals import install_sigint_handler
 from capa.runtime.state import ConductorState, RunOutcome, WorkerState
 
 __all__ = [
+    "RUNTIME_VERSION",
     "Conductor",
     "ConductorConfig",
     "ConductorState",
@@ -44,4 +46,5 @@ __all__ = [
     "WorkerStateError",
     "install_sigint_handler",
     "run_headless",
+    "runtime_diagnostics",
 ]

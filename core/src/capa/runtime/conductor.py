@@ -127,6 +127,12 @@ class Conductor:
         """Alarms, watchdogs and interlocks; built when the run clock starts."""
 
     # ------------------------------------------------------------------ control
+    def runtime_diagnostics(self) -> dict[str, dict[str, float]]:
+        """Loop-lag, per-resource hand-off and worker counters (:mod:`.diagnostics`)."""
+        from capa.runtime.diagnostics import snapshot
+
+        return snapshot(self._lag, self.pool.workers)
+
     @property
     def run_id(self) -> str:
         """The run's id (empty before the bundle opens)."""
@@ -542,6 +548,7 @@ class Conductor:
             self.session,
             self.config.saturation_deadline_s,
             self.config.saturation_poll_period_s,
+            blocked=self.pool.blocked_resources,
         )
         self._saturation = trip
         self.session.log.error("conductor.saturation_escalation", **trip.metadata())
@@ -783,7 +790,7 @@ class Conductor:
                 **self._safety_counts(devices),
             },
             "cameras": cameras,
-            "queue_health": {"runtime": diagnostics},
+            "queue_health": {"runtime": diagnostics, **self.runtime_diagnostics()},
             "custom": dict(self.context.custom) if self.context else {},
         }
         ended = self.clock.now_ns()

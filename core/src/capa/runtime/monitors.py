@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,16 @@ import anyio
 
 from capa.runtime.session import RunSession
 
-__all__ = ["LoopLagMeter", "SaturationTrip", "watch_saturation", "watch_writer_failure"]
+__all__ = [
+    "WRITER_RESOURCE",
+    "LoopLagMeter",
+    "SaturationTrip",
+    "watch_saturation",
+    "watch_writer_failure",
+]
+
+WRITER_RESOURCE = "bundle_writer"
+"""``resource_id`` of a saturation trip when no device producer was blocked on the writer."""
 
 
 class LoopLagMeter:
@@ -70,22 +80,36 @@ class SaturationTrip:
     blocked_s: float
     queue_depth: int
     rows_written: int
+    blocked_resources: tuple[tuple[str, float], ...] = ()
+    """``(resource_id, seconds)`` of the producers blocked on the writer, longest first."""
+
+    @property
+    def resource_id(self) -> str:
+        """The resource the deadline names: the longest-blocked producer, else the writer."""
+        return self.blocked_resources[0][0] if self.blocked_resources else WRITER_RESOURCE
 
     def metadata(self) -> dict[str, Any]:
-        """Event metadata."""
+        """Event metadata (seed 003 decodes ``$.resource_id`` and ``$.blocked_s``)."""
         return {
+            "resource_id": self.resource_id,
             "blocked_s": round(self.blocked_s, 3),
             "queue_depth": self.queue_depth,
             "rows_written": self.rows_written,
+            "blocked_resources": {rid: round(s, 3) for rid, s in self.blocked_resources},
         }
 
 
 async def watch_saturation(
-    session: RunSession, deadline_s: float, poll_s: float = 0.25
+    session: RunSession,
+    deadline_s: float,
+    poll_s: float = 0.25,
+    blocked: Callable[[], Sequence[tuple[str, float]]] | None = None,
 ) -> SaturationTrip:
     """Return once the writer has had work queued but accepted none for ``deadline_s``.
 
     An idle writer (nothing queued) is never saturated, however long it waits.
+    ``blocked`` lists the producers waiting on the writer at that moment
+    (:meth:`~capa.runtime.pool.WorkerPool.blocked_resources`); the trip names them.
     """
     stalled_since: float | None = None
     last_seen: int | None = None
@@ -101,7 +125,10 @@ async def watch_saturation(
         if stalled_since is None:
             stalled_since = now
         elif now - stalled_since >= deadline_s:
-            return SaturationTrip(now - stalled_since, progress.queue_depth, progress.rows)
+            producers = tuple(blocked()) if blocked is not None else ()
+            return SaturationTrip(
+                now - stalled_since, progress.queue_depth, progress.rows, producers
+            )
 
 
 async def watch_writer_failure(session: RunSession, poll_s: float = 0.25) -> str:

@@ -203,6 +203,15 @@ class WorkerPool:
             for w in self.workers
         }
 
+    def blocked_resources(self) -> list[tuple[str, float]]:
+        """``(resource_id, seconds)`` of workers blocked handing emissions to the writer.
+
+        Longest-blocked first; a worker with no hand-off in progress is not listed.
+        """
+        blocked = [(w.resource_id, w.stats.blocked_for_s()) for w in self.workers]
+        found = [(rid, s) for rid, s in blocked if s is not None]
+        return sorted(found, key=lambda item: -item[1])
+
     def adapters(self) -> Sequence[tuple[str, Adapter]]:
         """``(device name, adapter)`` pairs in file order."""
         return [(d.name, self.worker_for(d.name).adapters[d.name]) for d in self.devices]

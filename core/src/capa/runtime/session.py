@@ -181,11 +181,20 @@ class RealRunSession:
     def open(self, clock: RunClock, manifest_fields: Mapping[str, Any]) -> None:
         """Create the bundle directory, manifest, catalog row and crash checkpoint."""
         from capa.bundle.writer import DEFAULT_QUEUE_SIZE, BundleWriter
+        from capa.runtime.diagnostics import RUNTIME_VERSION
 
+        # Seed 004: the bundle records which runtime revision wrote it (``engine_version``
+        # is the seed's name for it, ``runtime_version`` the one next to capa's version).
+        capa_block = {
+            **dict(manifest_fields.get("capa") or {}),
+            "runtime_version": RUNTIME_VERSION,
+            "engine_version": RUNTIME_VERSION,
+        }
+        fields = {**manifest_fields, "capa": capa_block}
         self._writer = BundleWriter.open(
             self.runs_root,
             run_id=self._requested_id,
-            manifest_fields=manifest_fields,
+            manifest_fields=fields,
             config_files=self._config_files,
             flush_interval_s=self._flush_interval_s,
             queue_size=self._queue_size or DEFAULT_QUEUE_SIZE,

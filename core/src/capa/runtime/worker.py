@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,48 @@ class WorkerStats:
     late_polls: int = 0
     abandoned: bool = False
     close_errors: list[str] = field(default_factory=list)
+    # The hand-off of emissions to the pipeline (which blocks while the writer is behind):
+    # how long each took, and since when one has been in progress. The saturation monitor
+    # names the resources whose producers are blocked there (seed 003 ``resource_id``).
+    handoff_ms: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    handoff_total_s: float = 0.0
+    handoff_since: float | None = None
+    last_handoff: float | None = None
+    """``time.monotonic`` when the last hand-off ended (the age of the newest emission)."""
+    _inflight: int = 0
+    # Adapters that emit from their own threads (cameras) share these counters.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def handoff_started(self) -> float:
+        """Mark an emission hand-off as begun; returns its start (``time.monotonic``)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._inflight == 0:
+                self.handoff_since = now
+            self._inflight += 1
+        return now
+
+    def handoff_ended(self, started: float) -> None:
+        """Mark a hand-off begun at ``started`` as done (accepted or failed)."""
+        ended = time.monotonic()
+        took = ended - started
+        with self._lock:
+            self.last_handoff = ended
+            self._inflight -= 1
+            if self._inflight == 0:
+                self.handoff_since = None
+            self.handoff_total_s += took
+            self.handoff_ms.append(took * 1e3)
+
+    def handoff_latencies_ms(self) -> list[float]:
+        """A copy of the recent hand-off durations (a producer may be appending)."""
+        with self._lock:
+            return list(self.handoff_ms)
+
+    def blocked_for_s(self) -> float | None:
+        """How long the oldest hand-off still in progress has been waiting, or ``None``."""
+        since = self.handoff_since
+        return None if since is None else time.monotonic() - since
 
 
 @dataclass(slots=True)
@@ -100,6 +143,7 @@ class DeviceContext:
             t = emission.t_mono_ns
             # A 0-d time column has no len(); the pipeline rejects it with a clear message.
             self._stats.samples += len(t) if getattr(t, "ndim", 1) and hasattr(t, "__len__") else 1
+        started = self._stats.handoff_started()
         try:
             self._handler(self.device, emission)
         except Exception as exc:
@@ -107,6 +151,8 @@ class DeviceContext:
             if self._on_error is None:
                 raise  # no run to report to: the caller must see it
             self._on_error(self.device, exc)
+        finally:
+            self._stats.handoff_ended(started)
 
     def latest(self, channel: str) -> float | None:
         """Latest calibrated value of a run channel."""

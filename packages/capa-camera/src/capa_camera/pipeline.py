@@ -86,6 +86,7 @@ class Pipeline:
         self._on_done = on_done
         self._queue: queue.Queue[Any] = queue.Queue(p.queue_frames)
         self._last_drop_warning = 0.0
+        self._started = False  # camera.recording_started was emitted (with the first frame)
         self._threads = [
             threading.Thread(target=self._capture, name=f"camera {name} capture"),
             threading.Thread(target=self._encode, name=f"camera {name} encoder"),
@@ -196,10 +197,7 @@ class Pipeline:
                 t_ns, t_utc, latency, frame = item
                 in_hand = True
                 if recorder is not None:
-                    if recorder.due_in_s(clock.now_ns()) == 0.0:
-                        recorder.commit()
-                    idx = recorder.write(frame, t_ns, t_utc, latency, clock.now_ns())
-                    self.size = recorder.size
+                    idx = self._record(recorder, frame, t_ns, t_utc, latency)
                 else:
                     idx = self.stats.written
                     self.ctx.emit(FrameReceipt(idx, t_ns, t_utc, latency))
@@ -208,16 +206,89 @@ class Pipeline:
                 self.latest_idx = idx
             if recorder is not None:
                 recorder.close()
+                self._recording_stopped(recorder, None)
         except Exception as exc:
             self.stats.discarded += in_hand
             self._fail("recording", exc)
             if recorder is not None:
                 self._cleanup(recorder.abandon)
+                self._recording_stopped(recorder, exc)
             while not ended:  # take what capture still queues until it has finished
                 ended = self._queue.get() is _END
                 self.stats.discarded += not ended
         finally:
             self._on_done()
+
+    def _record(
+        self, recorder: SegmentedRecorder, frame: Any, t_ns: int, t_utc: str, latency: float
+    ) -> int:
+        """Write one frame (committing a segment whose time is up); its ``frame_idx``."""
+        clock = self.ctx.clock
+        if recorder.due_in_s(clock.now_ns()) == 0.0:
+            recorder.commit()
+        idx = recorder.write(frame, t_ns, t_utc, latency, clock.now_ns())
+        self.size = recorder.size
+        if not self._started:
+            self._started = True
+            self._recording_started(recorder, t_ns)
+        return idx
+
+    def _recording_started(self, recorder: SegmentedRecorder, t_ns: int) -> None:
+        """``camera.recording_started`` (seed 003): the first frame is in the first segment."""
+        width, height = recorder.size or (None, None)
+        self._event(
+            "camera.recording_started",
+            f"recording to {recorder.video_dir.name}/{recorder.name}/ "
+            f"({self.p.codec} {self.p.container}, segments of {self.p.segment_s:g} s)",
+            EventSeverity.INFO,
+            {
+                "camera": self.name,
+                "folder": f"{recorder.video_dir.name}/{recorder.name}",
+                "codec": self.p.codec,
+                "container": self.p.container,
+                "segment_s": self.p.segment_s,
+                "fps": recorder.fps,
+                "width": width,
+                "height": height,
+                "first_frame_t_mono_ns": t_ns,
+            },
+        )
+
+    def _recording_stopped(
+        self, recorder: SegmentedRecorder, failure: BaseException | None
+    ) -> None:
+        """``camera.recording_stopped`` (seed 003) with the committed frames and segments.
+
+        Only after a ``recording_started``. Frames written into a segment that a failure
+        kept from being committed are not in the bundle: ``frames`` counts only committed
+        ones, ``lost_uncommitted`` the rest.
+        """
+        if not self._started:
+            return
+        committed = sum(g.frames for g in recorder.segments)
+        if failure is not None:
+            why = "failed"
+        elif self.stats.source_ended:
+            why = "source_ended"
+        else:
+            why = "stopped"
+        meta: dict[str, Any] = {
+            "camera": self.name,
+            "folder": f"{recorder.video_dir.name}/{recorder.name}",
+            "frames": committed,
+            "segments": len(recorder.segments),
+            "lost_uncommitted": recorder.frames - committed,
+            "dropped": self.stats.dropped,
+            "reason": why,
+        }
+        if failure is not None:
+            meta["error"] = f"{type(failure).__name__}: {failure}"
+        self._event(
+            "camera.recording_stopped",
+            f"recording {why}: {committed} frames in {len(recorder.segments)} segments",
+            EventSeverity.INFO if failure is None else EventSeverity.WARNING,
+            meta,
+        )
 
     def _fail(self, what: str, exc: BaseException) -> None:
         """Record a failure of this recording (the adapter raises it from ``stream()``)."""

@@ -199,13 +199,19 @@ class MethodExecutor:
 
     async def execute(self, step: capa.Step, *, purpose: str = "method") -> None:
         """Run one step between its ``entered`` and ``exited`` / ``failed`` events."""
-        events = self.ctx.events
         meta = _step_meta(step)
         if purpose != "method":
             meta["purpose"] = purpose
         label = _step_label(step)
         self._current = step.index
         self.ctx.progress["step"] = f"{step.index + 1}/{len(self.steps)} {step.kind}"
+        # Seed 003: run.log lines written while the step runs (its own, the executor's,
+        # the commands it issues) carry the step's id and kind.
+        with capa.log_context(step_id=step.index, step_kind=step.kind):
+            await self._execute_logged(step, meta, label)
+
+    async def _execute_logged(self, step: capa.Step, meta: dict[str, Any], label: str) -> None:
+        events = self.ctx.events
         self.ctx.log.info("method.step.entered", **meta)
         events.emit("method.step.entered", label, metadata=meta)
         try:

@@ -1,7 +1,10 @@
-"""``capa prompt``: see and acknowledge a running method's prompt from another terminal.
+"""``capa prompt``: answer a running run from another terminal.
 
-Added to the ``capa`` command through ``capa_register_cli``. Exit codes: 0 done; 2 no such
-run, the run is sealed, or no prompt is waiting.
+``show`` / ``ack`` see and acknowledge a method's prompt step; ``tune RUN_ID skip`` sends
+an operator command to a running heat-flux tune (see
+:mod:`capa_procedures.heat_flux.operator`). Added to the ``capa`` command through
+``capa_register_cli``. Exit codes: 0 done; 2 no such run, the run is sealed, or no prompt
+(no tune) is waiting.
 """
 
 from __future__ import annotations
@@ -91,3 +94,32 @@ def ack_cmd(run_id: str, runs_root: Path | None, by: str | None) -> None:
         {"step": pending.get("step"), "by": who, "acked_utc": datetime.now(UTC).isoformat()},
     )
     click.echo(f"acknowledged prompt {pending.get('title', '')!r} of run {run_id} as {who}")
+
+
+@prompt.command("tune")
+@click.argument("run_id")
+@click.argument("command", type=click.Choice(["skip"]))
+@_RUNS_ROOT_OPTION
+@click.option("--by", "by", default=None, help="Who gives the command (default: login name).")
+def tune_cmd(run_id: str, command: str, runs_root: Path | None, by: str | None) -> None:
+    """Send COMMAND to the heat-flux tune RUN_ID is running (skip: give up this target)."""
+    import capa
+    from capa_procedures.heat_flux.operator import (
+        TUNE_COMMAND_FILE,
+        TUNE_PENDING_FILE,
+    )
+    from capa_procedures.prompt_files import read_json, write_json_atomic
+
+    bundle = _bundle(run_id, runs_root)
+    pending = read_json(bundle / TUNE_PENDING_FILE)
+    if pending is None:
+        raise capa.BundleError(f"run {run_id} has no heat-flux tune waiting for commands")
+    who = by or getpass.getuser()
+    write_json_atomic(
+        bundle / TUNE_COMMAND_FILE,
+        {"command": command, "by": who, "issued_utc": datetime.now(UTC).isoformat()},
+    )
+    click.echo(
+        f"sent {command!r} to the tune of run {run_id} as {who} (target "
+        f"{pending.get('target_kw_m2')} kW/m², iteration {pending.get('iteration')})"
+    )

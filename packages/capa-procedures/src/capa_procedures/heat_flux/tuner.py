@@ -13,6 +13,7 @@ from capa_procedures.commands import write_recorded
 from capa_procedures.errors import ProcedureError
 from capa_procedures.heat_flux.artifact import copy_into_bundle, dumps_toml, write_new_file
 from capa_procedures.heat_flux.config import HeatFluxTuneConfig
+from capa_procedures.heat_flux.operator import COMMANDS, OperatorChannel
 from capa_procedures.heat_flux.secant import Point, next_setpoint
 from capa_procedures.heat_flux.steady import Measurement, SteadyWindow
 
@@ -28,6 +29,10 @@ class TuneAborted(ProcedureError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(f"heat-flux tune aborted ({reason}): {message}")
+
+
+class _Skipped(Exception):
+    """The operator gave up the current target (``capa prompt tune RUN_ID skip``)."""
 
 
 class Tuner:
@@ -54,6 +59,9 @@ class Tuner:
         self._started_s = 0.0
         self._last_flux_s = 0.0
         self._writes = 0
+        self.skipped: list[dict[str, Any]] = []
+        bundle = ctx.bundle_path
+        self.operator = OperatorChannel(Path(bundle) if bundle is not None else None)
 
     def _now_s(self) -> float:
         return self.ctx.clock.now_ns() / 1e9
@@ -92,6 +100,9 @@ class Tuner:
             raise
         finally:
             channels.unsubscribe(sub)
+            # Shielded: a cancelled tune must not leave its command files to be sealed.
+            with anyio.CancelScope(shield=True):
+                await self.operator.close()
         if not completed:
             events.emit(
                 "heat_flux_tune.aborted",
@@ -104,14 +115,20 @@ class Tuner:
             return
         if c.cool_down_at_end:
             await self._cool_down("end")
-        artifact, copy = await self._write_artifact(complete=True, reason="completed")
+        # A skipped target has no point: the artifact does not cover every target.
+        complete = not self.skipped
+        artifact, copy = await self._write_artifact(
+            complete=complete, reason="completed" if complete else "completed_with_skipped"
+        )
+        skipped = f", {len(self.skipped)} skipped by the operator" if self.skipped else ""
         events.emit(
             "heat_flux_tune.completed",
-            f"{len(self.accepted)} target(s) accepted; artifact {artifact}",
+            f"{len(self.accepted)} target(s) accepted{skipped}; artifact {artifact}",
             metadata={
                 "artifact": str(artifact),
                 "bundle_copy": str(copy) if copy else None,
                 "points": self.accepted,
+                "skipped": self.skipped,
             },
         )
 
@@ -120,10 +137,13 @@ class Tuner:
         c = self.c
         setpoint = c.initial_setpoint
         for n, target in enumerate(c.targets_kw_m2):
-            if n > 0:
+            if n > 0 and self.points:
                 setpoint, self.gain = self._next(target)
             for iteration in range(1, c.max_iterations + 1):
-                measurement = await self._measure(sub, setpoint, target, iteration)
+                try:
+                    measurement = await self._measure(sub, setpoint, target, iteration)
+                except _Skipped:
+                    break  # recorded by _operator_command; on to the next target
                 if measurement is None:
                     return False
                 if self._record(target, iteration, setpoint, measurement):
@@ -206,9 +226,15 @@ class Tuner:
             f"holding setpoint {setpoint:.4g} for target {target:g} kW/m²",
             metadata={"target_kw_m2": target, "iteration": iteration, "setpoint": setpoint},
         )
+        await self.operator.publish(
+            {"target_kw_m2": target, "iteration": iteration, "setpoint": setpoint}
+        )
         stop = self.ctx.external_stop
         while not stop.is_set():
             now = self._now_s()
+            command = await self.operator.poll(now)
+            if command is not None:
+                self._operator_command(command, target, iteration, setpoint)
             if now - begin > c.settle_timeout_s:
                 raise TuneAborted(
                     "settle_timeout", f"no steady state within {c.settle_timeout_s:g} s"
@@ -226,6 +252,37 @@ class Tuner:
             if measurement is not None:
                 return measurement
         return None
+
+    def _operator_command(
+        self, command: dict[str, Any], target: float, iteration: int, setpoint: float
+    ) -> None:
+        """Record the operator's command; raise :class:`_Skipped` for ``skip``."""
+        name = str(command.get("command", ""))
+        by = str(command.get("by", "") or "unknown")
+        meta = {
+            "command": name,
+            "by": by,
+            "issued_utc": command.get("issued_utc"),
+            "target_kw_m2": target,
+            "iteration": iteration,
+            "setpoint": setpoint,
+        }
+        if name not in COMMANDS:
+            self.ctx.events.emit(
+                "heat_flux_tune.operator_command",
+                f"ignored unknown operator command {name!r} from {by}",
+                severity="warning",
+                metadata={**meta, "outcome": "ignored"},
+            )
+            return
+        self.ctx.events.emit(
+            "heat_flux_tune.operator_command",
+            f"{by}: skip target {target:g} kW/m² at iteration {iteration} "
+            f"(setpoint {setpoint:.4g})",
+            metadata={**meta, "outcome": "skipped"},
+        )
+        self.skipped.append({"target_kw_m2": target, "iteration": iteration, "by": by})
+        raise _Skipped
 
     def _take(self, items: list[tuple[str, int, float]]) -> None:
         c = self.c
@@ -312,7 +369,7 @@ class Tuner:
                     "setpoint_ceiling": c.setpoint_ceiling,
                 },
             },
-            {"points": self.accepted, "iterations": self.iterations},
+            {"points": self.accepted, "iterations": self.iterations, "skipped": self.skipped},
         )
         safe_rig = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in rig)
         path = await anyio.to_thread.run_sync(
