@@ -128,7 +128,7 @@ BAD_INPUT = [
         "50 MB file",
         {"rig.toml": _big},
         ["config", "validate", "rig.toml"],
-        ["rig.toml", "file.too_large", "52.4 MB"],
+        ["rig.toml", "file.too_large", "52,428,800 bytes"],
     ),
     (
         "method with an unsupported suffix",

@@ -332,7 +332,7 @@ def test_missing_and_cyclic_references(tmp_path, host):
     assert problem.code == "file.cycle"
     assert "experiment.yaml -> experiment.yaml" in problem.message
     exp.write_text(tc.EXPERIMENT.replace("hardware: rig.toml", "hardware: ."))
-    assert codes(validate_experiment(exp, host)) == ["file.unsupported_suffix"]
+    assert codes(validate_experiment(exp, host)) == ["file.is_directory"]
     (tmp_path / "rig.toml").write_text("name = \n")
     exp.write_text(tc.EXPERIMENT)
     (problem,) = validate_experiment(exp, host).problems

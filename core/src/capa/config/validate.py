@@ -299,15 +299,16 @@ def _included(
     """The section of a referenced file, or of the inline table."""
     if not isinstance(value, str):
         return root.at(key)
-    target = resolve_path(value, root.doc.path)
     try:
+        target = resolve_path(value, root.doc.path)
         with stack.entering(target):
             doc = load_document(target)
     except ConfigFileError as exc:
         problem = exc.problem
         if problem.code in _REFERENCE_CODES:
             # About the reference itself: point at the key that names the file.
-            col.error(root, problem.code, (key,), f"{value}: {problem.message}")
+            shown = value if value.isprintable() else repr(value)
+            col.error(root, problem.code, (key,), f"{shown}: {problem.message}")
         else:
             col.problems.append(problem)  # about the file's content: keep its line
         return None
@@ -315,7 +316,17 @@ def _included(
 
 
 _REFERENCE_CODES = frozenset(
-    {"file.not_found", "file.cycle", "file.is_directory", "file.unsupported_suffix"}
+    {
+        "file.not_found",
+        "file.cycle",
+        "file.is_directory",
+        "file.unsupported_suffix",
+        "file.bad_path",
+        "file.symlink_loop",
+        "file.not_regular",
+        "file.unreadable",
+        "file.too_large",
+    }
 )
 
 
