@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from capa import __version__
 from capa.testing import make_distribution
 
@@ -195,6 +197,25 @@ def test_unexpected_error_exit_5_and_traceback_only_with_debug(capa_site):
 
 def test_unknown_command_is_a_usage_error():
     proc = run_capa("frobnicate")
-    assert proc.returncode == 2
+    assert proc.returncode == 64  # EX_USAGE (seeds 000/001), not click's 2
     assert "No such command 'frobnicate'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["validate"], "Missing argument 'CONFIG'"),
+        (["run"], "Missing argument 'CONFIG'"),
+        (["finalize"], "Missing argument"),
+        (["method", "validate"], "Missing argument"),
+        (["run", "--no-such-option", "x.yaml"], "No such option"),
+        (["catalog", "list", "--run-status", "sideways"], "Invalid value"),
+    ],
+)
+def test_every_usage_error_exits_64(argv, says):
+    proc = run_capa(*argv)
+    assert proc.returncode == 64, proc.stderr
+    assert says in proc.stderr
+    assert "Usage: capa" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -17,7 +17,7 @@ import click
 
 from capa import __version__
 
-__all__ = ["cli", "main"]
+__all__ = ["EXIT_USAGE", "cli", "main"]
 
 # command name -> "module:attribute"; each module is one command group.
 BUILTIN_COMMANDS: dict[str, str] = {
@@ -35,6 +35,11 @@ BUILTIN_COMMANDS: dict[str, str] = {
 
 EXIT_INTERNAL_ERROR = 5
 """Exit code for an error capa did not anticipate (seed 001's "unexpected": a bug)."""
+
+EXIT_USAGE = 64
+"""Exit code of a usage error: a missing argument, an unknown option or command, an option
+value of the wrong form (EX_USAGE from sysexits.h, seeds 000/001). Click's own code is 2,
+which capa reserves for "the input was read and is invalid"."""
 
 
 def debug_enabled() -> bool:
@@ -92,6 +97,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.Abort:
         click.echo("capa: aborted", err=True)
         code = 130
+    except click.UsageError as exc:  # every subcommand's, plugins' included: one boundary
+        exc.show()
+        code = EXIT_USAGE
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code

@@ -9,6 +9,7 @@ else. A second Ctrl-C exits 130 at once, leaving the bundle for ``capa finalize`
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,19 +70,8 @@ def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
 
     report = validate_experiment(config, host)
     errors = [p for p in report.problems if p.is_error]
-    unresolved = [p for p in errors if p.code == "plugin.procedure_unknown"]
-    if errors and len(unresolved) < len(errors):
-        for problem in errors:
-            click.echo(f"capa: error: {problem}", err=True)
-            log.error("run.config_error", problem=str(problem))
-        return EXIT_CONFIG_ERROR
-    if unresolved:
-        # A procedure that no trusted plugin provides is a preflight refusal (exit 1),
-        # not a malformed file (seed 001): nothing is written.
-        reason = f"procedure_resolution: {unresolved[0].message}"
-        log.error("run.refused", exit_reason=reason)
-        return _refused(reason)
-
+    if errors:
+        return _config_or_refusal(errors, log)
     from capa.runtime.build import plan_from_report
 
     plan = plan_from_report(report, host)
@@ -126,10 +116,64 @@ def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
     return int(result.exit_code())
 
 
+REFUSED_RUN_ID = "preflight-refused"
+"""``run_id`` printed for a run refused before it had one (seed 004)."""
+
+# Problem codes that seed 001 counts as a preflight refusal (exit 1), not a malformed
+# configuration (exit 2): the files parse and match their schema, but this rig cannot
+# run them — the component is not installed, an adapter cannot be built from its params,
+# two devices claim one resource, the procedure refuses the experiment.
+_REFUSAL_CODES: dict[str, str] = {
+    "plugin.procedure_unknown": "procedure_resolution",
+    "plugin.adapter_unknown": "adapter_materialization",
+    "resource.conflict": "resource_conflict",
+    "resource.claim_conflict": "resource_conflict",
+    "procedure.method_required": "preflight",
+}
+_ADAPTER_PATH = re.compile(r"(^|\.)devices\[\d+\](\.params)?(\.|\[|$)")
+
+
+def refusal_kind(problem: Any) -> str | None:
+    """The seed-001 refusal class of a validation problem, or None for a config error.
+
+    Besides the codes above, any error inside a device's ``params`` (the adapter's own
+    model) or raised by the adapter's code while it is built is an adapter that cannot
+    be materialized.
+    """
+    kind = _REFUSAL_CODES.get(problem.code)
+    if kind is not None:
+        return kind
+    path = str(problem.path or "")
+    if problem.code == "plugin.error" and _ADAPTER_PATH.search(path):
+        return "adapter_materialization"
+    if ".params" in path and _ADAPTER_PATH.search(path):
+        return "adapter_materialization"
+    return None
+
+
+def _config_or_refusal(errors: list[Any], log: Any) -> int:
+    """Exit 2 when any error is a configuration error; else a preflight refusal (exit 1)."""
+    kinds = [refusal_kind(p) for p in errors]
+    if any(kind is None for kind in kinds):
+        for problem in errors:
+            click.echo(f"capa: error: {problem}", err=True)
+            log.error("run.config_error", problem=str(problem))
+        return EXIT_CONFIG_ERROR
+    for problem in errors:
+        click.echo(f"capa: refused: {problem}", err=True)
+    first = errors[0]
+    where = f"{first.path}: " if first.path else ""
+    reason = f"{kinds[0]}: {where}{first.message}"
+    if len(errors) > 1:
+        reason += f" (and {len(errors) - 1} more)"
+    log.error("run.refused", exit_reason=reason)
+    return _refused(reason)
+
+
 def _refused(reason: str) -> int:
     from capa.runtime.results import HeadlessResult
 
-    result = HeadlessResult("", None, "aborted", "none", "unknown", reason)
+    result = HeadlessResult(REFUSED_RUN_ID, None, "aborted", "none", "unknown", reason)
     click.echo(result.summary())
     return EXIT_REFUSED
 
@@ -192,10 +236,7 @@ def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> 
         log.error("run.refused", exit_reason=reason)
         return _refused(reason)
     if errors:
-        for problem in errors:
-            click.echo(f"capa: error: {problem}", err=True)
-            log.error("run.config_error", problem=str(problem))
-        return EXIT_CONFIG_ERROR
+        return _config_or_refusal(errors, log)
 
     from capa.runtime.build import plan_from_report
 

@@ -315,6 +315,9 @@ def _included(
     return Section(doc)
 
 
+FREE_RUN_ID = "capa.builtin.free_run"
+"""Core's own procedure that records without a method (the hint when one is missing)."""
+
 _REFERENCE_CODES = frozenset(
     {
         "file.not_found",
@@ -365,7 +368,13 @@ def _check_procedure(
                 f"{ref.version!r}",
             )
     if cls.uses_method and exp.method is None:
-        col.error(root, "procedure.method_required", ("method",), f"{ref.id} needs a method")
+        col.error(
+            root,
+            "procedure.method_required",
+            ("method",),
+            f"{ref.id} needs a method (`method:` in the experiment); to record without one, "
+            f"use {FREE_RUN_ID}",
+        )
     elif not cls.uses_method and exp.method is not None:
         col.warning(root, "procedure.method_unused", ("method",), f"{ref.id} ignores the method")
     hw = report.hardware

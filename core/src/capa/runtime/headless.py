@@ -55,7 +55,10 @@ async def run_headless(
     try:
         await pool.open()
     except DeviceError as exc:
-        return HeadlessResult("", None, "aborted", "none", "unknown", f"pool_open: {exc}")
+        # Refused before a run id exists: seed 004's placeholder id, never an empty one.
+        return HeadlessResult(
+            "preflight-refused", None, "aborted", "none", "unknown", f"pool_open: {exc}"
+        )
     session = RealRunSession(
         runs_root, config_files=plan.config_files, config_path=plan.source, run_id=run_id
     )
