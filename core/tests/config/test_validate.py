@@ -300,7 +300,7 @@ def test_unknown_procedure_lists_what_is_available(tmp_path, host):
     (problem,) = validate_experiment(exp, host).problems
     assert problem.code == "plugin.procedure_unknown"
     assert "did you mean 'test.recipe'?" in problem.message
-    assert "available: test.free_run, test.recipe" in problem.message
+    assert "available: capa.builtin.free_run, test.free_run, test.recipe" in problem.message
 
 
 def test_inline_hardware_and_method(tmp_path, host):

@@ -18,6 +18,7 @@ from capa.components.adapter import Adapter, FieldSpec
 from capa.components.model import ConfigModel
 from capa.config.hardware import ChannelConfig, DeviceConfig, HardwareConfig
 from capa.config.problems import Collector, Section, did_you_mean
+from capa.config.providers import provider_hint
 from capa.config.units import canonical_unit, is_convertible
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ def _resolve_device(
             section,
             "plugin.adapter_unknown",
             (*loc, "adapter"),
-            f"unknown adapter {dev.adapter!r}{did_you_mean(dev.adapter, available)}; "
+            f"unknown adapter {dev.adapter!r}{did_you_mean(dev.adapter, available)}"
+            f"{provider_hint('adapter', dev.adapter)}; "
             f"available: {', '.join(available) or 'none installed'}",
         )
         return None

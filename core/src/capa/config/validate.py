@@ -26,6 +26,7 @@ from capa.config.experiment import ExperimentConfig
 from capa.config.loader import ConfigFileError, Document, LoadStack, load_document, resolve_path
 from capa.config.method import is_method_path
 from capa.config.problems import Collector, Section, did_you_mean
+from capa.config.providers import provider_hint
 from capa.errors import ConfigError
 from capa.problems import Problem, Severity
 
@@ -344,7 +345,8 @@ def _check_procedure(
             root,
             "plugin.procedure_unknown",
             ("procedure", "id"),
-            f"unknown procedure {ref.id!r}{did_you_mean(ref.id, available)}; "
+            f"unknown procedure {ref.id!r}{did_you_mean(ref.id, available)}"
+            f"{provider_hint('procedure', ref.id)}; "
             f"available: {', '.join(available) or 'none installed'}",
         )
         return None
