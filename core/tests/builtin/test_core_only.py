@@ -87,7 +87,7 @@ def test_core_alone_records_a_free_run(core_only, tmp_path, capsys):
 
 def test_unknown_procedure_names_the_distribution_to_install(core_only, tmp_path, capsys):
     exp = write(tmp_path, "capa.builtin.recipe_runner")
-    code, out, err = run_capa(capsys, "validate", exp)
+    code, _, err = run_capa(capsys, "validate", exp)
     assert code == 2
     # capa-procedures is installed in this workspace, just not loaded by this host
     assert "it is provided by capa-procedures, which is installed but did not load" in err

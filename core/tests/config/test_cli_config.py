@@ -92,7 +92,11 @@ BAD_INPUT = [
         "unknown procedure",
         {"experiment.yaml": tc.EXPERIMENT.replace("test.recipe", "acme.bake")},
         ["validate", "experiment.yaml"],
-        ["procedure.id", "plugin.procedure_unknown", "available: capa.builtin.free_run, test.free_run, test.recipe"],
+        [
+            "procedure.id",
+            "plugin.procedure_unknown",
+            "available: capa.builtin.free_run, test.free_run, test.recipe",
+        ],
     ),
     (
         "unknown step kind",
