@@ -91,6 +91,36 @@ def test_version_lists_core_and_installed_plugins():
     assert "capa-watlow" in text.stdout
 
 
+def test_version_warns_when_the_installed_capa_is_a_foreign_package(capa_site):
+    # The PyPI name `capa` also belongs to an unrelated package at 0.1: metadata first on
+    # sys.path that is not this project's is reported (and the command still exits 0).
+    make_distribution(capa_site, "capa", "0.1")
+    proc = run_capa("version", "--json", site=capa_site)
+    assert proc.returncode == 0, proc.stderr
+    assert "capa: warning: the installed 'capa' distribution (0.1" in proc.stderr
+    assert "is not this project" in proc.stderr
+    assert json.loads(proc.stdout)["foreign_capa"].startswith("the installed 'capa'")
+    ours = run_capa("version", "--json")
+    assert ours.stderr == ""
+    assert json.loads(ours.stdout)["foreign_capa"] is None
+
+
+def test_no_plugin_accepts_the_foreign_capa_0_1():
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    for name in ("watlow", "sartorius", "nidaq", "camera", "procedures"):
+        (req,) = [
+            Requirement(r)
+            for r in metadata.requires(f"capa-{name}") or []
+            if Requirement(r).name == "capa"
+        ]
+        assert not req.specifier.contains("0.1"), (name, req)
+        assert not req.specifier.contains("0.1.9"), (name, req)
+        assert req.specifier.contains(__version__), (name, req)
+
+
 def test_plugins_list_json_shows_status_and_rejections(capa_site):
     make_distribution(
         capa_site,
