@@ -130,3 +130,20 @@ def test_validate_still_reports_every_refusal_as_exit_2(tmp_path, capsys):
     code, _, err = run_capa(capsys, "validate", exp)
     assert code == 2  # seed 001: `capa validate` is 0 or 2, whatever the error
     assert "devices[0].params.baudrate" in err
+
+
+def test_ctrl_c_before_the_run_starts_is_an_operator_stop(tmp_path, monkeypatch, capsys):
+    # Found by bench/fuzz_configs.py: SIGINT while plugins load / files validate exited 130
+    # ("capa: aborted"); seed 001 reserves 130 for a second Ctrl-C.
+    import capa.config.validate
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(capa.config.validate, "validate_experiment", interrupted)
+    code, out, _ = _run(tmp_path, monkeypatch, capsys)
+    assert code == 1
+    s = summary(out)
+    assert s["run_id"] == "preflight-refused"
+    assert s["run_status"] == "aborted"
+    assert s["exit_reason"].startswith("operator_stop: interrupted before the run started")

@@ -49,6 +49,20 @@ def run(
 
 
 def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> int:
+    # Ctrl-C before the run's own SIGINT handler is installed (while plugins load and the
+    # files are validated) is still an operator stop: exit 1, nothing written (seed 001),
+    # not click's "aborted" 130, which seed 001 reserves for a second Ctrl-C.
+    try:
+        prepared = _prepare(config, runs_root_opt, lock_opt)
+    except KeyboardInterrupt:
+        return _refused("operator_stop: interrupted before the run started; nothing was written")
+    if isinstance(prepared, int):
+        return prepared
+    return _run_plan(*prepared)
+
+
+def _prepare(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> Any:
+    """Everything before the run: an exit code, or ``(plan, runs_root, log, host)``."""
     from capa.bundle.paths import resolve_runs_root
     from capa.cli.common import load_plugin_host
 
@@ -75,7 +89,7 @@ def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
     from capa.runtime.build import plan_from_report
 
     plan = plan_from_report(report, host)
-    return _run_plan(plan, runs_root, log, host)
+    return plan, runs_root, log, host
 
 
 def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
@@ -210,7 +224,7 @@ _UNRESOLVED = {
 }
 
 
-def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> int:
+def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> Any:
     """Production mode: load only what ``lock`` pins, refuse runs needing anything else.
 
     A component that a blocked plugin provides is a preflight refusal (exit 1, no
@@ -240,7 +254,7 @@ def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> 
 
     from capa.runtime.build import plan_from_report
 
-    return _run_plan(plan_from_report(report, host), runs_root, log, host)
+    return plan_from_report(report, host), runs_root, log, host
 
 
 def _blocked_reason(problem: Any, gate: Any) -> str:

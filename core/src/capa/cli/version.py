@@ -34,8 +34,7 @@ def foreign_capa() -> str | None:
         return "no 'capa' distribution is installed (running from a source tree?)"
     scripts = {ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
     if dist.version != __version__ or CONSOLE_SCRIPT not in scripts:
-        meta = dist.metadata
-        summary = (meta["Summary"] if "Summary" in meta else "") or "no summary"
+        summary = str(dist.metadata.json.get("summary") or "no summary")
         return (
             f"the installed 'capa' distribution ({dist.version}: {summary}) is not this "
             f"project (capa {__version__}, lab control and data acquisition); plugins need "
