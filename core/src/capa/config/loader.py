@@ -480,6 +480,8 @@ def _parse_yaml(path: Path, text: str) -> tuple[dict[str, Any], dict[Loc, int]]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         what = exc.problem or exc.context or "syntax error"
+        if "nesting depth" in what:  # libyaml's own limit, met while scanning ahead
+            raise _fail(path, "file.too_deep", _deep_message(), line) from None
         raise _fail(path, "file.syntax", f"malformed YAML: {what}", line) from None
     except yaml.YAMLError as exc:
         raise _fail(path, "file.syntax", f"malformed YAML: {exc}") from None
