@@ -147,3 +147,24 @@ def test_ctrl_c_before_the_run_starts_is_an_operator_stop(tmp_path, monkeypatch,
     assert s["run_id"] == "preflight-refused"
     assert s["run_status"] == "aborted"
     assert s["exit_reason"].startswith("operator_stop: interrupted before the run started")
+
+
+def test_a_real_sigint_during_validation_stops_before_the_run(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    import capa.config.validate
+
+    real = capa.config.validate.validate_experiment
+
+    def interrupted_midway(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered to the main thread: this one
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(capa.config.validate, "validate_experiment", interrupted_midway)
+    code, out, err = _run(tmp_path, monkeypatch, capsys)
+    assert code == 1, out + err
+    assert summary(out)["exit_reason"].startswith("operator_stop: interrupted before")
+    assert "SIGINT received — stopping before the run starts" in err
+    # main() gave SIGINT back: pytest's own handling is in place again
+    assert signal.getsignal(signal.SIGINT) is not None

@@ -88,6 +88,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and turn every failure into one line on stderr and an exit code."""
+    from capa.cli.common import EARLY_SIGINT
+
+    EARLY_SIGINT.install()  # Ctrl-C is never lost, even if the parent ignored SIGINT
     code: int
     try:
         result = cli.main(args=argv, prog_name="capa", standalone_mode=False)
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = 0
     except Exception as exc:
         code = _report(exc)
+    finally:
+        EARLY_SIGINT.uninstall()
     sys.exit(code)
 
 

@@ -48,16 +48,25 @@ def run(
     ctx.exit(_execute(config, runs_root, plugins_lock))
 
 
+_EARLY_STOP = "operator_stop: interrupted before the run started; nothing was written"
+
+
 def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> int:
     # Ctrl-C before the run's own SIGINT handler is installed (while plugins load and the
     # files are validated) is still an operator stop: exit 1, nothing written (seed 001),
-    # not click's "aborted" 130, which seed 001 reserves for a second Ctrl-C.
+    # not click's "aborted" 130, which seed 001 reserves for a second Ctrl-C. The early
+    # handler remembers it; the run is then not started.
+    from capa.cli.common import EARLY_SIGINT
+
+    EARLY_SIGINT.arm()
     try:
         prepared = _prepare(config, runs_root_opt, lock_opt)
-    except KeyboardInterrupt:
-        return _refused("operator_stop: interrupted before the run started; nothing was written")
+    except KeyboardInterrupt:  # the early handler is not ours (capa run called in-process)
+        return _refused(_EARLY_STOP)
     if isinstance(prepared, int):
         return prepared
+    if EARLY_SIGINT.received:
+        return _refused(_EARLY_STOP)
     return _run_plan(*prepared)
 
 
@@ -89,7 +98,16 @@ def _prepare(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
     from capa.runtime.build import plan_from_report
 
     plan = plan_from_report(report, host)
+    _import_runtime()
     return plan, runs_root, log, host
+
+
+def _import_runtime() -> None:
+    """Import what the run needs now, while a Ctrl-C still means "do not start"."""
+    import anyio  # noqa: F401
+
+    import capa.runtime.headless
+    import capa.runtime.signals  # noqa: F401
 
 
 def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
@@ -101,8 +119,12 @@ def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
     live = _LiveLine() if sys.stderr.isatty() else None
 
     async def main() -> Any:
+        from capa.cli.common import EARLY_SIGINT
+
         stop = anyio.Event()
         uninstall = install_sigint_handler(stop)
+        if EARLY_SIGINT.received:  # between the check in _execute and the line above
+            stop.set()
         try:
             return await run_headless(
                 plan,
@@ -254,7 +276,9 @@ def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> 
 
     from capa.runtime.build import plan_from_report
 
-    return plan_from_report(report, host), runs_root, log, host
+    plan = plan_from_report(report, host)
+    _import_runtime()
+    return plan, runs_root, log, host
 
 
 def _blocked_reason(problem: Any, gate: Any) -> str:
