@@ -105,3 +105,30 @@ def test_provider_hint_for_a_distribution_that_is_not_installed(monkeypatch):
     )
     assert providers.provider_hint("adapter", "acme.unknown") == ""
     assert providers.provider_hint("step", "ramp").startswith("; it is provided by capa-procedures")
+
+
+def test_sigint_between_validation_and_the_runs_handler_stops_the_run(
+    core_only, tmp_path, monkeypatch, capsys
+):
+    # The last gap before the run's own two-stage handler: the early handler remembers the
+    # signal, and the run stops as soon as it starts (a free run would otherwise never end).
+    import os
+    import signal
+
+    import capa.runtime.signals
+
+    real = capa.runtime.signals.install_sigint_handler
+
+    def late_install(stop, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # lands on the early handler, armed
+        return real(stop, **kwargs)
+
+    monkeypatch.setattr(capa.runtime.signals, "install_sigint_handler", late_install)
+    exp = write(tmp_path, "capa.builtin.free_run")  # no duration: runs until stopped
+    runs = tmp_path / "runs"
+    code, out, err = run_capa(capsys, "run", exp, "--runs-root", runs)
+    assert code == 1, out + err
+    assert "SIGINT received — stopping before the run starts" in err
+    rows = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    assert rows["run_status"].strip() == "aborted"
+    assert rows["bundle_status"].strip() == "sealed"

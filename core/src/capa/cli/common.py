@@ -21,10 +21,11 @@ class EarlySigint:
 
     Installed by :func:`capa.cli.main.main` first thing, so a Ctrl-C is never lost, even
     when the parent started capa with SIGINT ignored (a shell's background job, ``nohup``):
-    it raises ``KeyboardInterrupt`` (exit 130) like Python's default — until ``capa run``
-    arms it. Armed, the first SIGINT is only remembered (``received``): the run is then
-    not started, or stopped at once when its handler is installed (exit 1, seed 001); a
-    second one exits 130 at once, as the run's own handler does.
+    it raises ``KeyboardInterrupt`` (exit 130) like Python's default; ``capa run`` turns
+    that into "the run is not started" (exit 1, seed 001) while it loads plugins and
+    validates. Armed (from just before the run starts until the run's own handler is in
+    place) the first SIGINT is only remembered (``received``) and the run stops at once
+    when its handler is installed; a second one exits 130 at once, as the run's does.
     """
 
     def __init__(self) -> None:
@@ -51,7 +52,6 @@ class EarlySigint:
     def arm(self) -> None:
         """From now on remember the first SIGINT instead of raising."""
         self.armed = True
-        self.received = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if not self.armed:

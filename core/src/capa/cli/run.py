@@ -53,19 +53,18 @@ _EARLY_STOP = "operator_stop: interrupted before the run started; nothing was wr
 
 def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> int:
     # Ctrl-C before the run's own SIGINT handler is installed (while plugins load and the
-    # files are validated) is still an operator stop: exit 1, nothing written (seed 001),
-    # not click's "aborted" 130, which seed 001 reserves for a second Ctrl-C. The early
-    # handler remembers it; the run is then not started.
+    # files are validated) is still an operator stop: exit 1 at once, nothing written
+    # (seed 001), not click's "aborted" 130, which seed 001 reserves for a second Ctrl-C.
+    # Validation is interrupted (KeyboardInterrupt); from the moment the run is about to
+    # start, the early handler only remembers the signal and the run stops at once.
     from capa.cli.common import EARLY_SIGINT
 
-    EARLY_SIGINT.arm()
     try:
         prepared = _prepare(config, runs_root_opt, lock_opt)
-    except KeyboardInterrupt:  # the early handler is not ours (capa run called in-process)
-        return _refused(_EARLY_STOP)
-    if isinstance(prepared, int):
-        return prepared
-    if EARLY_SIGINT.received:
+        if isinstance(prepared, int):
+            return prepared
+        EARLY_SIGINT.arm()
+    except KeyboardInterrupt:
         return _refused(_EARLY_STOP)
     return _run_plan(*prepared)
 
@@ -123,7 +122,7 @@ def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any) -> int:
 
         stop = anyio.Event()
         uninstall = install_sigint_handler(stop)
-        if EARLY_SIGINT.received:  # between the check in _execute and the line above
+        if EARLY_SIGINT.received:  # after _prepare, before the line above
             stop.set()
         try:
             return await run_headless(
