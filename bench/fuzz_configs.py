@@ -227,6 +227,8 @@ def main() -> None:
         ]
         for i, future in enumerate(futures, 1):
             results.append(future.result())
+            if results[-1].get("problems"):
+                print(f"FAIL {results[-1]['case']}: {results[-1]['problems']}", flush=True)
             if i % 50 == 0:
                 bad = sum(1 for r in results if r.get("problems"))
                 print(f"{i}/{cases} cases, {bad} failing", flush=True)

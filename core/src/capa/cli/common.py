@@ -21,11 +21,13 @@ class EarlySigint:
 
     Installed by :func:`capa.cli.main.main` first thing, so a Ctrl-C is never lost, even
     when the parent started capa with SIGINT ignored (a shell's background job, ``nohup``):
-    it raises ``KeyboardInterrupt`` (exit 130) like Python's default; ``capa run`` turns
-    that into "the run is not started" (exit 1, seed 001) while it loads plugins and
-    validates. Armed (from just before the run starts until the run's own handler is in
-    place) the first SIGINT is only remembered (``received``) and the run stops at once
-    when its handler is installed; a second one exits 130 at once, as the run's does.
+    it raises ``KeyboardInterrupt`` (exit 130) like Python's default. ``capa run`` arms
+    it: the first SIGINT is then only remembered (``received``) — never raised, since a
+    KeyboardInterrupt raised inside an import leaves C extensions half-loaded ("cannot load
+    module more than once") or is swallowed by importlib's lock callbacks (found by
+    bench/fuzz_configs.py) — and ``capa run`` checks it between its phases: the run is not
+    started (exit 1, seed 001) or stops as soon as its own handler is installed. A second
+    SIGINT exits 130 at once, as the run's own handler does.
     """
 
     def __init__(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import traceback
 from typing import NoReturn
@@ -116,7 +117,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as exc:
         code = _report(exc)
     finally:
-        EARLY_SIGINT.uninstall()
+        if argv is None:
+            # The process is exiting with `code`: a late Ctrl-C during interpreter
+            # shutdown must not replace it by death by SIGINT.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:  # called in-process (tests, embedding): give SIGINT back
+            EARLY_SIGINT.uninstall()
     sys.exit(code)
 
 

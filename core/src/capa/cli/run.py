@@ -53,20 +53,29 @@ _EARLY_STOP = "operator_stop: interrupted before the run started; nothing was wr
 
 def _execute(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> int:
     # Ctrl-C before the run's own SIGINT handler is installed (while plugins load and the
-    # files are validated) is still an operator stop: exit 1 at once, nothing written
-    # (seed 001), not click's "aborted" 130, which seed 001 reserves for a second Ctrl-C.
-    # Validation is interrupted (KeyboardInterrupt); from the moment the run is about to
-    # start, the early handler only remembers the signal and the run stops at once.
+    # files are validated) is still an operator stop: exit 1, nothing written (seed 001),
+    # not click's "aborted" 130, which seed 001 reserves for a second Ctrl-C. The early
+    # handler remembers it; _prepare checks between its phases, and a run that gets as
+    # far as starting is stopped as soon as its own handler is installed.
     from capa.cli.common import EARLY_SIGINT
 
+    EARLY_SIGINT.arm()
     try:
         prepared = _prepare(config, runs_root_opt, lock_opt)
-        if isinstance(prepared, int):
-            return prepared
-        EARLY_SIGINT.arm()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # no early handler (capa run called off the main thread)
+        return _refused(_EARLY_STOP)
+    if isinstance(prepared, int):
+        return prepared
+    if EARLY_SIGINT.received:
         return _refused(_EARLY_STOP)
     return _run_plan(*prepared)
+
+
+def _interrupted() -> bool:
+    """Whether a Ctrl-C arrived since ``capa run`` began (checked between phases)."""
+    from capa.cli.common import EARLY_SIGINT
+
+    return EARLY_SIGINT.received
 
 
 def _prepare(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> Any:
@@ -88,9 +97,13 @@ def _prepare(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
         return _execute_production(config, runs_root, lock, log)
 
     host = load_plugin_host()
+    if _interrupted():
+        return _refused(_EARLY_STOP)
     from capa.config.validate import validate_experiment
 
     report = validate_experiment(config, host)
+    if _interrupted():
+        return _refused(_EARLY_STOP)
     errors = [p for p in report.problems if p.is_error]
     if errors:
         return _config_or_refusal(errors, log)
@@ -257,6 +270,8 @@ def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> 
     from capa.trust.gate import gate_for
 
     host = load_plugin_host(lock)
+    if _interrupted():
+        return _refused(_EARLY_STOP)
     gate = gate_for(host)
     assert gate is not None  # load_plugin_host gates every host in production mode
     log.info("run.plugins_lock", path=str(lock), sha256=gate.lock.sha256)
