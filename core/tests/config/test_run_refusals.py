@@ -162,9 +162,10 @@ def test_a_real_sigint_during_validation_stops_before_the_run(tmp_path, monkeypa
         return real(*args, **kwargs)
 
     monkeypatch.setattr(capa.config.validate, "validate_experiment", interrupted_midway)
+    before = signal.getsignal(signal.SIGINT)
     code, out, err = _run(tmp_path, monkeypatch, capsys)
     assert code == 1, out + err
     assert summary(out)["exit_reason"].startswith("operator_stop: interrupted before")
     assert "SIGINT received — stopping before the run starts" in err
     # main() gave SIGINT back: pytest's own handling is in place again
-    assert signal.getsignal(signal.SIGINT) is not None
+    assert signal.getsignal(signal.SIGINT) is before
