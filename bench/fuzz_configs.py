@@ -18,7 +18,12 @@ Prints the counts and writes ``bench/results/fuzz_configs.json`` with every fail
     uv run python bench/fuzz_configs.py --cases 1000 --work /tmp/capa-fuzz
     uv run python bench/fuzz_configs.py --quick
 
-Recorded result: see bench/README.md, "Configuration fuzzing".
+Recorded result (2026-12-01, 1,000 fresh cases, seeds 1796143238000+, 2 jobs on a shared
+2-core machine, 20 min): ``capa validate`` exit 0: 232, 2: 768, no other code, 0 hangs, 0
+tracebacks, 0 files written; the 232 that validated ran and got SIGINT after 2 s: exit 1:
+231, exit 2: 1 (a device refused a finite but absurd setpoint), 0 hangs, stop after
+SIGINT median 0.71 s, p95 1.73 s, max 2.75 s (none over 5 s). Details and the earlier run
+that found two SIGINT bugs: bench/README.md, "Configuration fuzzing".
 """
 
 from __future__ import annotations
