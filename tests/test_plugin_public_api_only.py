@@ -41,5 +41,5 @@ def test_every_plugin_distribution_is_complete():
         for rel in ("pyproject.toml", "README.md", "CHANGELOG.md", f"src/capa_{pkg}/plugin.py"):
             assert (root / rel).is_file(), f"{root.name} lacks {rel}"
         text = (root / "pyproject.toml").read_text()
-        assert '"capa>=0.1,<0.2"' in text
+        assert '"capa>=0.2,<0.3"' in text
         assert f'{pkg} = "capa_{pkg}.plugin"' in text

@@ -233,3 +233,44 @@ def test_free_run_refuses_a_method_at_preflight(capa_proc: CapaProcess):
     assert s["exit_reason"].startswith("preflight: ")
     assert "free_run.method_not_supported" in s["exit_reason"]
     assert not capa_proc.runs.exists() or not any(p.is_dir() for p in capa_proc.runs.iterdir())
+
+
+def test_sigint_is_never_lost_when_the_parent_ignored_it(capa_proc: CapaProcess):
+    # Found by bench/fuzz_configs.py: a background job (`capa run ... &`, nohup) inherits
+    # SIGINT ignored; a Ctrl-C before the run's handler was installed was dropped and the
+    # free run recorded forever. Now the CLI takes SIGINT over first thing.
+    import os
+    import subprocess
+    import sys
+    import time
+
+    exp = write_experiment(capa_proc.tmp)  # a free run: it only ends when stopped
+    home = capa_proc.tmp / "home"
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("CAPA_PLUGIN_MODE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "capa", "run", str(exp), "--runs-root", "runs"],
+        cwd=capa_proc.tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
+    )
+    try:
+        # The pre-run log is opened once `capa run` is under way (after the CLI took over
+        # SIGINT): signal then, before the run's own handler exists.
+        deadline = time.monotonic() + 60
+        while not list((home / ".capa" / "logs").glob("*.log")):
+            assert time.monotonic() < deadline, "capa run never started"
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, out + err
+    assert summary(out)["run_status"] == "aborted"
+    assert "Traceback" not in err

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from capa import __version__
 from capa.testing import make_distribution
 
@@ -87,6 +89,36 @@ def test_version_lists_core_and_installed_plugins():
     assert text.returncode == 0
     assert text.stdout.startswith(f"capa {__version__} (")
     assert "capa-watlow" in text.stdout
+
+
+def test_version_warns_when_the_installed_capa_is_a_foreign_package(capa_site):
+    # The PyPI name `capa` also belongs to an unrelated package at 0.1: metadata first on
+    # sys.path that is not this project's is reported (and the command still exits 0).
+    make_distribution(capa_site, "capa", "0.1")
+    proc = run_capa("version", "--json", site=capa_site)
+    assert proc.returncode == 0, proc.stderr
+    assert "capa: warning: the installed 'capa' distribution (0.1" in proc.stderr
+    assert "is not this project" in proc.stderr
+    assert json.loads(proc.stdout)["foreign_capa"].startswith("the installed 'capa'")
+    ours = run_capa("version", "--json")
+    assert ours.stderr == ""
+    assert json.loads(ours.stdout)["foreign_capa"] is None
+
+
+def test_no_plugin_accepts_the_foreign_capa_0_1():
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    for name in ("watlow", "sartorius", "nidaq", "camera", "procedures"):
+        (req,) = [
+            Requirement(r)
+            for r in metadata.requires(f"capa-{name}") or []
+            if Requirement(r).name == "capa"
+        ]
+        assert not req.specifier.contains("0.1"), (name, req)
+        assert not req.specifier.contains("0.1.9"), (name, req)
+        assert req.specifier.contains(__version__), (name, req)
 
 
 def test_plugins_list_json_shows_status_and_rejections(capa_site):
@@ -195,6 +227,25 @@ def test_unexpected_error_exit_5_and_traceback_only_with_debug(capa_site):
 
 def test_unknown_command_is_a_usage_error():
     proc = run_capa("frobnicate")
-    assert proc.returncode == 2
+    assert proc.returncode == 64  # EX_USAGE (seeds 000/001), not click's 2
     assert "No such command 'frobnicate'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["validate"], "Missing argument 'CONFIG'"),
+        (["run"], "Missing argument 'CONFIG'"),
+        (["finalize"], "Missing argument"),
+        (["method", "validate"], "Missing argument"),
+        (["run", "--no-such-option", "x.yaml"], "No such option"),
+        (["catalog", "list", "--run-status", "sideways"], "Invalid value"),
+    ],
+)
+def test_every_usage_error_exits_64(argv, says):
+    proc = run_capa(*argv)
+    assert proc.returncode == 64, proc.stderr
+    assert says in proc.stderr
+    assert "Usage: capa" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -92,7 +92,11 @@ BAD_INPUT = [
         "unknown procedure",
         {"experiment.yaml": tc.EXPERIMENT.replace("test.recipe", "acme.bake")},
         ["validate", "experiment.yaml"],
-        ["procedure.id", "plugin.procedure_unknown", "available: test.free_run, test.recipe"],
+        [
+            "procedure.id",
+            "plugin.procedure_unknown",
+            "available: capa.builtin.free_run, test.free_run, test.recipe",
+        ],
     ),
     (
         "unknown step kind",
@@ -128,7 +132,7 @@ BAD_INPUT = [
         "50 MB file",
         {"rig.toml": _big},
         ["config", "validate", "rig.toml"],
-        ["rig.toml", "file.too_large", "52.4 MB"],
+        ["rig.toml", "file.too_large", "52,428,800 bytes"],
     ),
     (
         "method with an unsupported suffix",

@@ -300,7 +300,7 @@ def test_unknown_procedure_lists_what_is_available(tmp_path, host):
     (problem,) = validate_experiment(exp, host).problems
     assert problem.code == "plugin.procedure_unknown"
     assert "did you mean 'test.recipe'?" in problem.message
-    assert "available: test.free_run, test.recipe" in problem.message
+    assert "available: capa.builtin.free_run, test.free_run, test.recipe" in problem.message
 
 
 def test_inline_hardware_and_method(tmp_path, host):
@@ -332,7 +332,7 @@ def test_missing_and_cyclic_references(tmp_path, host):
     assert problem.code == "file.cycle"
     assert "experiment.yaml -> experiment.yaml" in problem.message
     exp.write_text(tc.EXPERIMENT.replace("hardware: rig.toml", "hardware: ."))
-    assert codes(validate_experiment(exp, host)) == ["file.unsupported_suffix"]
+    assert codes(validate_experiment(exp, host)) == ["file.is_directory"]
     (tmp_path / "rig.toml").write_text("name = \n")
     exp.write_text(tc.EXPERIMENT)
     (problem,) = validate_experiment(exp, host).problems

@@ -110,12 +110,33 @@ def test_trust_by_name_then_by_component_id_writes_lock_and_journal(rig):
 
 
 def test_trust_requires_reason_and_known_id(rig):
-    assert rig.capa("plugins", "trust", "tk").returncode == 2  # click usage error
+    missing = rig.capa("plugins", "trust", "tk")
+    assert missing.returncode == 2  # seed 001: missing --reason is 2, not usage (64)
+    assert "missing --reason" in missing.stderr
     proc = rig.capa("plugins", "trust", "nosuch", "--reason", "x")
     assert proc.returncode == 2
     assert "unknown plugin or component id 'nosuch'" in proc.stderr
     assert "tk, tk.quick" in proc.stderr
     assert not rig.lock.exists()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "file/plugins.lock",  # the parent is a file: was exit 5 "FileExistsError"
+        "file/deeper/plugins.lock",
+    ],
+)
+def test_trust_lock_write_failure_is_one_line_exit_2(rig, where):
+    (rig.tmp / "file").write_text("not a directory")
+    target = rig.tmp / where
+    proc = rig.capa("plugins", "trust", "tk", "--reason", "x", "--plugins-lock", str(target))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "internal error" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"capa: error: {target}: cannot write plugins.lock: ")
+    assert not (rig.tmp / "plugins.lock").exists()
 
 
 def test_trust_refuses_editable_and_modified_installs(rig):

@@ -57,6 +57,6 @@ def test_bad_url_is_a_usage_error(tmp_path):
          "--url", "sim://?colour=red"],
         check=False, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert proc.returncode == 2
+    assert proc.returncode == 64  # a click usage error: EX_USAGE at capa's one CLI boundary
     assert "colour" in proc.stderr
     assert "Traceback" not in proc.stderr

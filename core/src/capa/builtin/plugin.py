@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from capa.components.adapter import Adapter
+from capa.components.procedure import Procedure
 from capa.components.sink import Sink
 from capa.hookspecs import hookimpl
 
@@ -20,6 +21,14 @@ def capa_register_adapters() -> Sequence[type[Adapter]]:
     from capa.sim.signals import SimSignals
 
     return (SimSignals,)
+
+
+@hookimpl
+def capa_register_procedures() -> Sequence[type[Procedure]]:
+    """Core's procedures: ``capa.builtin.free_run``, so core alone can record a run."""
+    from capa.builtin.free_run import FreeRun
+
+    return (FreeRun,)
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import traceback
 from typing import NoReturn
@@ -17,7 +18,7 @@ import click
 
 from capa import __version__
 
-__all__ = ["cli", "main"]
+__all__ = ["EXIT_USAGE", "cli", "main"]
 
 # command name -> "module:attribute"; each module is one command group.
 BUILTIN_COMMANDS: dict[str, str] = {
@@ -36,6 +37,11 @@ BUILTIN_COMMANDS: dict[str, str] = {
 
 EXIT_INTERNAL_ERROR = 5
 """Exit code for an error capa did not anticipate (seed 001's "unexpected": a bug)."""
+
+EXIT_USAGE = 64
+"""Exit code of a usage error: a missing argument, an unknown option or command, an option
+value of the wrong form (EX_USAGE from sysexits.h, seeds 000/001). Click's own code is 2,
+which capa reserves for "the input was read and is invalid"."""
 
 
 def debug_enabled() -> bool:
@@ -84,6 +90,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and turn every failure into one line on stderr and an exit code."""
+    from capa.cli.common import EARLY_SIGINT
+
+    EARLY_SIGINT.install()  # Ctrl-C is never lost, even if the parent ignored SIGINT
     code: int
     try:
         result = cli.main(args=argv, prog_name="capa", standalone_mode=False)
@@ -93,6 +102,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.Abort:
         click.echo("capa: aborted", err=True)
         code = 130
+    except click.UsageError as exc:  # every subcommand's, plugins' included: one boundary
+        exc.show()
+        code = EXIT_USAGE
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
@@ -105,6 +117,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = 0
     except Exception as exc:
         code = _report(exc)
+    finally:
+        if argv is None:
+            # The process is exiting with `code`: a late Ctrl-C during interpreter
+            # shutdown must not replace it by death by SIGINT.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:  # called in-process (tests, embedding): give SIGINT back
+            EARLY_SIGINT.uninstall()
     sys.exit(code)
 
 

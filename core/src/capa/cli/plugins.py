@@ -8,6 +8,8 @@ to ``plugins.lock.journal``); ``lock`` writes a lock for everything installed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,33 @@ from capa.cli.output import echo_json, echo_table
 __all__ = ["plugins"]
 
 EXIT_DRIFT = 3
+
+
+def _required_reason(reason: str | None) -> str:
+    """The journaled reason; its absence is a refusal (exit 2, seed 001), not a usage error."""
+    from capa.errors import TrustError
+
+    if reason is None or not reason.strip():
+        raise TrustError("missing --reason: say why (it is recorded in plugins.lock.journal)")
+    return reason
+
+
+@contextmanager
+def _lock_write(target: Path) -> Iterator[None]:
+    """Turn an OS error while writing the lock or its journal into one line, exit 2.
+
+    Seed 001: `capa plugins trust` exits 2 when the lockfile write failed (a parent that
+    is a file, a directory in the lock's place, no permission, a full disk), never 5.
+    """
+    from capa.errors import TrustError
+
+    try:
+        yield
+    except OSError as exc:
+        what = exc.strerror or type(exc).__name__
+        where = exc.filename or target
+        raise TrustError(f"{target}: cannot write plugins.lock: {where}: {what}") from None
+
 
 _lock_option = click.option(
     "--plugins-lock",
@@ -129,7 +158,9 @@ def verify(ctx: click.Context, lock_path: Path | None, as_json: bool) -> None:
 
 @plugins.command("trust")
 @click.argument("ident", metavar="ID")
-@click.option("--reason", required=True, help="Why this plugin is trusted (journaled).")
+# --reason is checked in the command, not by click: seed 001 makes a missing --reason
+# exit 2 like any other refusal of `plugins trust`, where a click usage error is 64.
+@click.option("--reason", help="Why this plugin is trusted (journaled; required).")
 @_lock_option
 @click.option(
     "--wheel", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="The wheel."
@@ -145,7 +176,7 @@ def verify(ctx: click.Context, lock_path: Path | None, as_json: bool) -> None:
 def trust(  # click passes every option by keyword
     *,
     ident: str,
-    reason: str,
+    reason: str | None,
     lock_path: Path | None,
     wheel: Path | None,
     attestation: Path | None,
@@ -164,6 +195,7 @@ def trust(  # click passes every option by keyword
     from capa.errors import TrustError
     from capa.trust.manage import AttestationRequest, lock_target, trust_plugin
 
+    reason = _required_reason(reason)
     request = None
     if (wheel is None) != (attestation is None):
         raise TrustError("--wheel and --attestation go together")
@@ -175,7 +207,8 @@ def trust(  # click passes every option by keyword
     elif publisher or identity or issuer:
         raise TrustError("--publisher/--identity/--issuer need --wheel and --attestation")
     target = lock_target(lock_path)
-    entry = trust_plugin(ident, reason, target, request)
+    with _lock_write(target):
+        entry = trust_plugin(ident, reason, target, request)
     click.echo(f"trusted {entry.name} ({entry.dist} {entry.version}) {entry.record_digest}")
     if entry.attestation is not None:
         click.echo(f"  signed by {entry.attestation.identity} ({entry.attestation.wheel})")
@@ -184,14 +217,16 @@ def trust(  # click passes every option by keyword
 
 @plugins.command("untrust")
 @click.argument("ident", metavar="ID")
-@click.option("--reason", required=True, help="Why trust is revoked (journaled).")
+@click.option("--reason", help="Why trust is revoked (journaled; required).")
 @_lock_option
-def untrust(ident: str, reason: str, lock_path: Path | None) -> None:
+def untrust(ident: str, reason: str | None, lock_path: Path | None) -> None:
     """Remove plugin ID from plugins.lock and journal a `revoke` line (exit 2 if absent)."""
     from capa.trust.manage import lock_target, untrust_plugin
 
+    reason = _required_reason(reason)
     target = lock_target(lock_path)
-    entry = untrust_plugin(ident, reason, target)
+    with _lock_write(target):
+        entry = untrust_plugin(ident, reason, target)
     click.echo(f"revoked {entry.name} ({entry.dist} {entry.version})")
     click.echo(f"plugins.lock: {target}")
 
@@ -208,7 +243,8 @@ def lock(lock_path: Path | None, reason: str) -> None:
     from capa.trust.manage import lock_all, lock_target
 
     target = lock_target(lock_path)
-    entries, skipped = lock_all(target, reason)
+    with _lock_write(target):
+        entries, skipped = lock_all(target, reason)
     for entry in entries:
         click.echo(f"trusted {entry.name} ({entry.dist} {entry.version}) {entry.record_digest}")
     for name, why in sorted(skipped.items()):

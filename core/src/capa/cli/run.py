@@ -9,6 +9,7 @@ else. A second Ctrl-C exits 130 at once, leaving the bundle for ``capa finalize`
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,41 @@ def run(
     ctx.exit(_execute(config, runs_root, plugins_lock, serve))
 
 
+_EARLY_STOP = "operator_stop: interrupted before the run started; nothing was written"
+
+
 def _execute(
     config: Path, runs_root_opt: Path | None, lock_opt: Path | None, serve: str | None = None
 ) -> int:
+    # Ctrl-C before the run's own SIGINT handler is installed (while plugins load and the
+    # files are validated) is still an operator stop: exit 1, nothing written (seed 001),
+    # not click's "aborted" 130, which seed 001 reserves for a second Ctrl-C. The early
+    # handler remembers it; _prepare checks between its phases, and a run that gets as
+    # far as starting is stopped as soon as its own handler is installed.
+    from capa.cli.common import EARLY_SIGINT
+
+    EARLY_SIGINT.arm()
+    try:
+        prepared = _prepare(config, runs_root_opt, lock_opt)
+    except KeyboardInterrupt:  # no early handler (capa run called off the main thread)
+        return _refused(_EARLY_STOP)
+    if isinstance(prepared, int):
+        return prepared
+    if EARLY_SIGINT.received:
+        return _refused(_EARLY_STOP)
+    plan, runs_root, log, host = prepared
+    return _run_plan(plan, runs_root, log, host, serve)
+
+
+def _interrupted() -> bool:
+    """Whether a Ctrl-C arrived since ``capa run`` began (checked between phases)."""
+    from capa.cli.common import EARLY_SIGINT
+
+    return EARLY_SIGINT.received
+
+
+def _prepare(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) -> Any:
+    """Everything before the run: an exit code, or ``(plan, runs_root, log, host)``."""
     from capa.bundle.paths import resolve_runs_root
     from capa.cli.common import load_plugin_host
 
@@ -96,30 +129,32 @@ def _execute(
     if is_production():
         if lock is None:
             return _production_unavailable(lock, log)
-        return _execute_production(config, runs_root, lock, log, serve)
+        return _execute_production(config, runs_root, lock, log)
 
     host = load_plugin_host()
+    if _interrupted():
+        return _refused(_EARLY_STOP)
     from capa.config.validate import validate_experiment
 
     report = validate_experiment(config, host)
+    if _interrupted():
+        return _refused(_EARLY_STOP)
     errors = [p for p in report.problems if p.is_error]
-    unresolved = [p for p in errors if p.code == "plugin.procedure_unknown"]
-    if errors and len(unresolved) < len(errors):
-        for problem in errors:
-            click.echo(f"capa: error: {problem}", err=True)
-            log.error("run.config_error", problem=str(problem))
-        return EXIT_CONFIG_ERROR
-    if unresolved:
-        # A procedure that no trusted plugin provides is a preflight refusal (exit 1),
-        # not a malformed file (seed 001): nothing is written.
-        reason = f"procedure_resolution: {unresolved[0].message}"
-        log.error("run.refused", exit_reason=reason)
-        return _refused(reason)
-
+    if errors:
+        return _config_or_refusal(errors, log)
     from capa.runtime.build import plan_from_report
 
     plan = plan_from_report(report, host)
-    return _run_plan(plan, runs_root, log, host, serve)
+    _import_runtime()
+    return plan, runs_root, log, host
+
+
+def _import_runtime() -> None:
+    """Import what the run needs now, while a Ctrl-C still means "do not start"."""
+    import anyio  # noqa: F401
+
+    import capa.runtime.headless
+    import capa.runtime.signals  # noqa: F401
 
 
 def _run_plan(plan: Any, runs_root: Path, log: Any, host: Any, serve: str | None = None) -> int:
@@ -151,8 +186,12 @@ def _run_with(plan: Any, runs_root: Path, log: Any, host: Any, console: Any) -> 
     live = live_status(plan, console.url if console is not None else None)
 
     async def main() -> Any:
+        from capa.cli.common import EARLY_SIGINT
+
         stop = anyio.Event()
         uninstall = install_sigint_handler(stop)
+        if EARLY_SIGINT.received:  # after _prepare, before the line above
+            stop.set()
         try:
             return await run_headless(
                 plan,
@@ -211,10 +250,64 @@ def storage_failure_line(result: Any) -> str:
     )
 
 
+REFUSED_RUN_ID = "preflight-refused"
+"""``run_id`` printed for a run refused before it had one (seed 004)."""
+
+# Problem codes that seed 001 counts as a preflight refusal (exit 1), not a malformed
+# configuration (exit 2): the files parse and match their schema, but this rig cannot
+# run them — the component is not installed, an adapter cannot be built from its params,
+# two devices claim one resource, the procedure refuses the experiment.
+_REFUSAL_CODES: dict[str, str] = {
+    "plugin.procedure_unknown": "procedure_resolution",
+    "plugin.adapter_unknown": "adapter_materialization",
+    "resource.conflict": "resource_conflict",
+    "resource.claim_conflict": "resource_conflict",
+    "procedure.method_required": "preflight",
+}
+_ADAPTER_PATH = re.compile(r"(^|\.)devices\[\d+\](\.params)?(\.|\[|$)")
+
+
+def refusal_kind(problem: Any) -> str | None:
+    """The seed-001 refusal class of a validation problem, or None for a config error.
+
+    Besides the codes above, any error inside a device's ``params`` (the adapter's own
+    model) or raised by the adapter's code while it is built is an adapter that cannot
+    be materialized.
+    """
+    kind = _REFUSAL_CODES.get(problem.code)
+    if kind is not None:
+        return kind
+    path = str(problem.path or "")
+    if problem.code == "plugin.error" and _ADAPTER_PATH.search(path):
+        return "adapter_materialization"
+    if ".params" in path and _ADAPTER_PATH.search(path):
+        return "adapter_materialization"
+    return None
+
+
+def _config_or_refusal(errors: list[Any], log: Any) -> int:
+    """Exit 2 when any error is a configuration error; else a preflight refusal (exit 1)."""
+    kinds = [refusal_kind(p) for p in errors]
+    if any(kind is None for kind in kinds):
+        for problem in errors:
+            click.echo(f"capa: error: {problem}", err=True)
+            log.error("run.config_error", problem=str(problem))
+        return EXIT_CONFIG_ERROR
+    for problem in errors:
+        click.echo(f"capa: refused: {problem}", err=True)
+    first = errors[0]
+    where = f"{first.path}: " if first.path else ""
+    reason = f"{kinds[0]}: {where}{first.message}"
+    if len(errors) > 1:
+        reason += f" (and {len(errors) - 1} more)"
+    log.error("run.refused", exit_reason=reason)
+    return _refused(reason)
+
+
 def _refused(reason: str) -> int:
     from capa.runtime.results import HeadlessResult
 
-    result = HeadlessResult("", None, "aborted", "none", "unknown", reason)
+    result = HeadlessResult(REFUSED_RUN_ID, None, "aborted", "none", "unknown", reason)
     click.echo(result.summary())
     return EXIT_REFUSED
 
@@ -251,9 +344,7 @@ _UNRESOLVED = {
 }
 
 
-def _execute_production(
-    config: Path, runs_root: Path, lock: Path, log: Any, serve: str | None = None
-) -> int:
+def _execute_production(config: Path, runs_root: Path, lock: Path, log: Any) -> Any:
     """Production mode: load only what ``lock`` pins, refuse runs needing anything else.
 
     A component that a blocked plugin provides is a preflight refusal (exit 1, no
@@ -265,6 +356,8 @@ def _execute_production(
     from capa.trust.gate import gate_for
 
     host = load_plugin_host(lock)
+    if _interrupted():
+        return _refused(_EARLY_STOP)
     gate = gate_for(host)
     assert gate is not None  # load_plugin_host gates every host in production mode
     log.info("run.plugins_lock", path=str(lock), sha256=gate.lock.sha256)
@@ -279,14 +372,13 @@ def _execute_production(
         log.error("run.refused", exit_reason=reason)
         return _refused(reason)
     if errors:
-        for problem in errors:
-            click.echo(f"capa: error: {problem}", err=True)
-            log.error("run.config_error", problem=str(problem))
-        return EXIT_CONFIG_ERROR
+        return _config_or_refusal(errors, log)
 
     from capa.runtime.build import plan_from_report
 
-    return _run_plan(plan_from_report(report, host), runs_root, log, host, serve)
+    plan = plan_from_report(report, host)
+    _import_runtime()
+    return plan, runs_root, log, host
 
 
 def _blocked_reason(problem: Any, gate: Any) -> str:

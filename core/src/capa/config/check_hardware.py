@@ -20,6 +20,7 @@ from capa.config.check_derived import ResolvedDerived, check_derived
 from capa.config.check_safety import check_alarm_names, check_safety
 from capa.config.hardware import ChannelConfig, DeviceConfig, HardwareConfig
 from capa.config.problems import Collector, Section, did_you_mean
+from capa.config.providers import provider_hint
 from capa.config.units import canonical_unit, is_convertible
 
 if TYPE_CHECKING:
@@ -123,7 +124,8 @@ def _resolve_device(
             section,
             "plugin.adapter_unknown",
             (*loc, "adapter"),
-            f"unknown adapter {dev.adapter!r}{did_you_mean(dev.adapter, available)}; "
+            f"unknown adapter {dev.adapter!r}{did_you_mean(dev.adapter, available)}"
+            f"{provider_hint('adapter', dev.adapter)}; "
             f"available: {', '.join(available) or 'none installed'}",
         )
         return None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from capa.components.step import Step, StepConfig
 from capa.config.method import MethodConfig
 from capa.config.problems import Collector, Section, did_you_mean
+from capa.config.providers import provider_hint
 
 if TYPE_CHECKING:
     from capa.config.check_hardware import ResolvedHardware
@@ -74,7 +75,8 @@ def _check_step(
             section,
             "plugin.step_unknown",
             (*loc, "kind"),
-            f"unknown step kind {kind!r}{did_you_mean(kind, available)}; "
+            f"unknown step kind {kind!r}{did_you_mean(kind, available)}"
+            f"{provider_hint('step', kind)}; "
             f"available: {', '.join(available) or 'none installed'}",
         )
         return None

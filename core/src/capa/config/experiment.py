@@ -83,8 +83,8 @@ class SampleConfig(ConfigModel):
 
     id: str = Field(min_length=1, description="Sample id.")
     material: str | None = Field(default=None, description="Material name.")
-    mass_g: float | None = Field(default=None, gt=0, description="Initial mass in grams.")
-    thickness_mm: float | None = Field(default=None, gt=0, description="Thickness in mm.")
+    mass_g: float | None = Field(default=None, gt=0, le=1e9, description="Initial mass in grams.")
+    thickness_mm: float | None = Field(default=None, gt=0, le=1e6, description="Thickness in mm.")
     notes: str | None = Field(default=None, description="Free text.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Further sample facts.")
 
@@ -93,15 +93,23 @@ class RuntimeConfig(ConfigModel):
     """Timing limits of the runtime."""
 
     shutdown_grace_s: float = Field(
-        default=5.0, ge=0, description="Seconds devices get to stop cleanly at the end."
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="Seconds devices get to stop cleanly at the end (at most an hour).",
     )
     loop_lag_warn_ms: float = Field(
-        default=50.0, gt=0, description="Event-loop lag that triggers a warning event."
+        default=50.0,
+        gt=0,
+        le=60_000,
+        description="Event-loop lag that triggers a warning event (at most a minute).",
     )
     saturation_deadline_s: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds the writer may stay saturated before the run is declared crashed.",
+        le=86_400,
+        description="Seconds the writer may stay saturated before the run is declared crashed "
+        "(at most a day).",
     )
 
 

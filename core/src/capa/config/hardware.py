@@ -78,7 +78,10 @@ class ChannelConfig(ConfigModel):
     )
     keep_raw: bool = Field(default=False, description="Also record the uncalibrated value.")
     sample_rate_hz: float | None = Field(
-        default=None, gt=0, description="Recording rate; default: the device's rate."
+        default=None,
+        gt=0,
+        le=100e6,
+        description="Recording rate; default: the device's rate (at most 100 MHz).",
     )
     plot_group: str | None = Field(default=None, description="Plots group channels by this.")
     metadata: dict[str, Any] = Field(

@@ -28,6 +28,7 @@ from capa.config.experiment import ExperimentConfig, ProfileRef
 from capa.config.loader import ConfigFileError, Document, LoadStack, load_document, resolve_path
 from capa.config.method import is_method_path
 from capa.config.problems import Collector, Section, did_you_mean
+from capa.config.providers import provider_hint
 from capa.errors import ConfigError
 from capa.problems import Problem, Severity
 
@@ -339,23 +340,37 @@ def _included(
     """The section of a referenced file, or of the inline table."""
     if not isinstance(value, str):
         return root.at(key)
-    target = resolve_path(value, root.doc.path)
     try:
+        target = resolve_path(value, root.doc.path)
         with stack.entering(target):
             doc = load_document(target)
     except ConfigFileError as exc:
         problem = exc.problem
         if problem.code in _REFERENCE_CODES:
             # About the reference itself: point at the key that names the file.
-            col.error(root, problem.code, (key,), f"{value}: {problem.message}")
+            shown = value if value.isprintable() else repr(value)
+            col.error(root, problem.code, (key,), f"{shown}: {problem.message}")
         else:
             col.problems.append(problem)  # about the file's content: keep its line
         return None
     return Section(doc)
 
 
+FREE_RUN_ID = "capa.builtin.free_run"
+"""Core's own procedure that records without a method (the hint when one is missing)."""
+
 _REFERENCE_CODES = frozenset(
-    {"file.not_found", "file.cycle", "file.is_directory", "file.unsupported_suffix"}
+    {
+        "file.not_found",
+        "file.cycle",
+        "file.is_directory",
+        "file.unsupported_suffix",
+        "file.bad_path",
+        "file.symlink_loop",
+        "file.not_regular",
+        "file.unreadable",
+        "file.too_large",
+    }
 )
 
 
@@ -370,7 +385,8 @@ def _check_procedure(
             root,
             "plugin.procedure_unknown",
             ("procedure", "id"),
-            f"unknown procedure {ref.id!r}{did_you_mean(ref.id, available)}; "
+            f"unknown procedure {ref.id!r}{did_you_mean(ref.id, available)}"
+            f"{provider_hint('procedure', ref.id)}; "
             f"available: {', '.join(available) or 'none installed'}",
         )
         return None
@@ -394,7 +410,13 @@ def _check_procedure(
                 f"{ref.version!r}",
             )
     if cls.uses_method and exp.method is None:
-        col.error(root, "procedure.method_required", ("method",), f"{ref.id} needs a method")
+        col.error(
+            root,
+            "procedure.method_required",
+            ("method",),
+            f"{ref.id} needs a method (`method:` in the experiment); to record without one, "
+            f"use {FREE_RUN_ID}",
+        )
     elif not cls.uses_method and exp.method is not None:
         col.warning(root, "procedure.method_unused", ("method",), f"{ref.id} ignores the method")
     hw = report.hardware

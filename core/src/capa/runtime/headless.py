@@ -65,7 +65,8 @@ async def run_headless(
     stop = external_stop if external_stop is not None else anyio.Event()
     refusal = await open_pool_or_stop(pool, stop)
     if refusal is not None:
-        return HeadlessResult("", None, "aborted", "none", "unknown", refusal)
+        # Refused before a run id exists: seed 004's placeholder id, never an empty one.
+        return HeadlessResult("preflight-refused", None, "aborted", "none", "unknown", refusal)
     session = RealRunSession(
         runs_root, config_files=plan.config_files, config_path=plan.source, run_id=run_id
     )

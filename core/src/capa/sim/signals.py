@@ -28,7 +28,7 @@ from capa.components.adapter import (
     HandshakeResult,
 )
 from capa.components.emissions import Emission, SampleBatch
-from capa.components.model import ConfigModel
+from capa.components.model import MAX_DURATION_S, ConfigModel
 from capa.sim.waveforms import ConstantSignal, FollowSignal, SignalSpec, evaluate
 
 if TYPE_CHECKING:
@@ -44,8 +44,10 @@ class Fault(ConfigModel):
     kind: Literal["hang", "error"] = Field(
         description="hang: the read blocks its worker thread; error: the read raises."
     )
-    after_s: float = Field(0.0, ge=0)
-    hang_s: float = Field(3600.0, gt=0, description="How long a hanging read blocks.")
+    after_s: float = Field(0.0, ge=0, le=MAX_DURATION_S)
+    hang_s: float = Field(
+        3600.0, gt=0, le=MAX_DURATION_S, description="How long a hanging read blocks."
+    )
 
 
 class SimSignalsParams(ConfigModel):

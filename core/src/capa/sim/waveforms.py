@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from capa.components.model import ConfigModel
+from capa.components.model import MAX_DURATION_S, ConfigModel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,7 +47,7 @@ class SineSignal(_Signal):
     kind: Literal["sine"] = "sine"
     offset: float = 0.0
     amplitude: float = 1.0
-    period_s: float = Field(1.0, gt=0)
+    period_s: float = Field(1.0, gt=0, le=MAX_DURATION_S)
     phase_deg: float = 0.0
 
 
@@ -65,7 +65,7 @@ class StepSignal(_Signal):
     kind: Literal["step"] = "step"
     before: float = 0.0
     after: float = 1.0
-    at_s: float = Field(1.0, ge=0)
+    at_s: float = Field(1.0, ge=0, le=MAX_DURATION_S)
 
 
 class NoiseSignal(_Signal):
@@ -88,7 +88,7 @@ class FollowSignal(_Signal):
     source: str
     gain: float = 1.0
     offset: float = 0.0
-    tau_s: float = Field(0.0, ge=0)
+    tau_s: float = Field(0.0, ge=0, le=MAX_DURATION_S)
     initial: float = 0.0
 
 

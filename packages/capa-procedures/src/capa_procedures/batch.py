@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 import capa
 from capa_procedures.errors import ProcedureError
+from capa_procedures.steps.base import MAX_DURATION_S
 
 __all__ = ["Batch", "BatchConfig", "InnerProcedure"]
 
@@ -33,7 +34,9 @@ class BatchConfig(capa.ConfigModel):
     """Options of a batch (``procedure.config``)."""
 
     iterations: int = Field(ge=1, le=10_000, description="How many child runs.")
-    cooldown_s: float = Field(default=0.0, ge=0, description="Pause between child runs.")
+    cooldown_s: float = Field(
+        default=0.0, ge=0, le=MAX_DURATION_S, description="Pause between child runs."
+    )
     inner: InnerProcedure
     sample_id_template: str = Field(
         default="{parent_sample_id}-{iteration}",

@@ -17,13 +17,15 @@ if TYPE_CHECKING:
 
 @capa.hookimpl
 def capa_register_procedures() -> Sequence[type[capa.Procedure]]:
-    """``capa.builtin.free_run``, ``recipe_runner``, ``heat_flux_tune`` and ``batch``."""
+    """``capa.builtin.recipe_runner``, ``heat_flux_tune`` and ``batch``.
+
+    ``capa.builtin.free_run`` is core's own (registering it here too would be a duplicate).
+    """
     from capa_procedures.batch import Batch
-    from capa_procedures.free_run import FreeRun
     from capa_procedures.heat_flux import HeatFluxTune
     from capa_procedures.recipe_runner import RecipeRunner
 
-    return [FreeRun, RecipeRunner, HeatFluxTune, Batch]
+    return [RecipeRunner, HeatFluxTune, Batch]
 
 
 @capa.hookimpl

@@ -7,11 +7,13 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 import capa
+from capa_procedures.steps.base import MAX_DURATION_S
 
 __all__ = ["HeatFluxTuneConfig"]
 
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
 _Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_Seconds = Annotated[float, Field(gt=0, le=MAX_DURATION_S, allow_inf_nan=False)]
 
 
 class HeatFluxTuneConfig(capa.ConfigModel):
@@ -38,8 +40,10 @@ class HeatFluxTuneConfig(capa.ConfigModel):
     tolerance_kw_m2: _Positive = Field(default=0.5, description="Accept within ± this.")
     damping: float = Field(default=0.7, gt=0, le=1, description="Fraction of a secant step.")
     max_step: _Positive = Field(default=50.0, description="Largest setpoint change at once.")
-    window_s: _Positive = Field(default=60.0, description="Sliding steady-state window.")
-    dwell_s: float = Field(default=30.0, ge=0, description="Steady this long to accept.")
+    window_s: _Seconds = Field(default=60.0, description="Sliding steady-state window.")
+    dwell_s: float = Field(
+        default=30.0, ge=0, le=MAX_DURATION_S, description="Steady this long to accept."
+    )
     pv_band: _Positive = Field(default=2.0, description="Heater PV within ± this of its mean.")
     flux_spread_cap: _Positive = Field(
         default=0.5, description="Robust flux spread (1.4826 × MAD) must stay below this."
@@ -47,18 +51,18 @@ class HeatFluxTuneConfig(capa.ConfigModel):
     flux_slope_cap: _Positive = Field(
         default=0.01, description="Flux drift (kW/m² per s, least squares) below this."
     )
-    settle_timeout_s: _Positive = Field(
+    settle_timeout_s: _Seconds = Field(
         default=1800.0, description="Longest wait for one iteration to become steady."
     )
     max_iterations: int = Field(default=12, ge=1, description="Iterations per target.")
-    max_total_s: _Positive = Field(default=4 * 3600.0, description="Whole tune time limit.")
+    max_total_s: _Seconds = Field(default=4 * 3600.0, description="Whole tune time limit.")
     runaway_flux_kw_m2: _Positive | None = Field(
         default=None, description="Abort when the flux exceeds this."
     )
     runaway_pv_margin: _Positive = Field(
         default=50.0, description="Abort when the heater PV exceeds the ceiling by this."
     )
-    silent_gauge_s: _Positive = Field(
+    silent_gauge_s: _Seconds = Field(
         default=10.0, description="Abort when the flux gauge sends nothing for this long."
     )
     cool_down_setpoint: _Finite = Field(

@@ -15,6 +15,7 @@ import capa
 from capa_procedures.errors import StepError
 
 __all__ = [
+    "MAX_DURATION_S",
     "ChannelName",
     "EndCondition",
     "Finite",
@@ -26,6 +27,10 @@ __all__ = [
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor infinite (a setpoint of ``inf`` is never meant)."""
+
+MAX_DURATION_S = 366 * 86_400.0
+"""Longest duration or timeout a step accepts (a year): anything longer is a typo, and
+values near 2**63 s would overflow the clock when the step starts rather than fail here."""
 
 ChannelName = Annotated[str, Field(min_length=1, description="A channel of the hardware.")]
 

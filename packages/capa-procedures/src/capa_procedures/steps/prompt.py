@@ -20,7 +20,7 @@ from capa_procedures.prompt_files import (
     remove_quietly,
     write_json_atomic,
 )
-from capa_procedures.steps.base import step_option
+from capa_procedures.steps.base import MAX_DURATION_S, step_option
 
 __all__ = ["DEFAULT_PROMPT_TIMEOUT_S", "PromptConfig", "PromptStep"]
 
@@ -38,6 +38,7 @@ class PromptConfig(capa.StepConfig):
     timeout_s: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_DURATION_S,
         description="Seconds to wait for an acknowledgement "
         f"(default {DEFAULT_PROMPT_TIMEOUT_S:g}).",
     )

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 import capa
 from capa_procedures.errors import StepError
 from capa_procedures.steps.base import (
+    MAX_DURATION_S,
     ChannelName,
     EndCondition,
     Finite,
@@ -45,7 +46,9 @@ class HoldConfig(capa.StepConfig):
 
     target: ChannelName
     value: Finite
-    duration_s: float | None = Field(default=None, ge=0, description="How long to hold.")
+    duration_s: float | None = Field(
+        default=None, ge=0, le=MAX_DURATION_S, description="How long to hold."
+    )
     end_condition: EndCondition | None = Field(
         default=None, description="Hold until this holds (after duration_s, if both are given)."
     )
@@ -94,7 +97,9 @@ class RampConfig(capa.StepConfig):
     rate_per_second: Finite | None = Field(
         default=None, description="Ramp speed in channel units per second (a magnitude)."
     )
-    duration_s: float | None = Field(default=None, gt=0, description="Ramp duration.")
+    duration_s: float | None = Field(
+        default=None, gt=0, le=MAX_DURATION_S, description="Ramp duration."
+    )
     tick_s: float = Field(default=0.1, gt=0, le=10, description="Seconds between setpoint writes.")
 
     @field_validator("rate_per_second")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 import capa
-from capa_procedures.steps.base import Finite
+from capa_procedures.steps.base import MAX_DURATION_S, Finite
 
 __all__ = ["SafeShutdownConfig", "SafeShutdownStep"]
 
@@ -19,6 +19,7 @@ class SafeShutdownConfig(capa.StepConfig):
     duration_s: float | None = Field(
         default=None,
         ge=0,
+        le=MAX_DURATION_S,
         description="Seconds to keep recording after the writes (skipped when the run is "
         "being stopped).",
     )

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 import capa
 from capa_procedures.errors import SafeShutdownRequested, StepError
-from capa_procedures.steps.base import EndCondition, wait_for
+from capa_procedures.steps.base import MAX_DURATION_S, EndCondition, wait_for
 
 __all__ = ["AcquireConfig", "AcquireStep", "WaitConfig", "WaitStep"]
 
@@ -16,11 +16,15 @@ __all__ = ["AcquireConfig", "AcquireStep", "WaitConfig", "WaitStep"]
 class WaitConfig(capa.StepConfig):
     """``wait {duration_s? | end_condition?, timeout_s?, on_timeout}``."""
 
-    duration_s: float | None = Field(default=None, ge=0, description="Seconds to wait.")
+    duration_s: float | None = Field(
+        default=None, ge=0, le=MAX_DURATION_S, description="Seconds to wait."
+    )
     end_condition: EndCondition | None = Field(
         default=None, description="Wait until this holds (and duration_s passed, if given)."
     )
-    timeout_s: float | None = Field(default=None, gt=0, description="Bound on the whole wait.")
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=MAX_DURATION_S, description="Bound on the whole wait."
+    )
     on_timeout: Literal["warn", "abort", "safe_shutdown"] = Field(
         default="warn",
         description="warn: record method.wait.timeout and go on; abort: fail the step (run "
@@ -80,7 +84,9 @@ class WaitStep(capa.Step):
 class AcquireConfig(capa.StepConfig):
     """``acquire {duration_s}``."""
 
-    duration_s: float = Field(gt=0, description="Seconds to record without changing anything.")
+    duration_s: float = Field(
+        gt=0, le=MAX_DURATION_S, description="Seconds to record without changing anything."
+    )
 
 
 class AcquireStep(capa.Step):

@@ -1,4 +1,8 @@
-"""``capa.builtin.free_run``: record every channel for a while, or until stopped."""
+"""``capa.builtin.free_run``: record every channel for a while, or until stopped.
+
+Part of core itself (not of capa-procedures), so that a rig with only ``capa`` and one
+device package — ``pip install capa capa-watlow`` — can record a run.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import anyio
 from pydantic import Field
 
 import capa
+from capa.components.model import MAX_DURATION_S
 
 
 class FreeRunConfig(capa.ConfigModel):
@@ -14,6 +19,7 @@ class FreeRunConfig(capa.ConfigModel):
     duration_s: float | None = Field(
         default=None,
         ge=0,
+        le=MAX_DURATION_S,
         description="Seconds to record; omitted or null records until stopped (Ctrl-C); "
         "0 ends at once (a smoke test of the rig).",
     )
