@@ -182,6 +182,25 @@ class BadEmitter(capa.Adapter):
         return capa.CommandResult(False, "no commands")
 
 
+class FallsSilent(BadEmitter):
+    """Polled; valid samples for ``yield_for_s`` seconds, then none at all (a hung link)."""
+
+    id = "test.falls_silent"
+
+    @classmethod
+    def resource_id(cls, params: capa.ConfigModel) -> str:
+        """Its own worker."""
+        return "test:silent"
+
+    async def read(self) -> list[capa.Emission]:
+        """One valid sample per poll until the device goes quiet."""
+        assert isinstance(self.params, EmitterParams)
+        t = self._ctx.clock.now_ns()
+        if t > self.params.yield_for_s * 1e9:
+            return []
+        return [capa.SampleBatch(np.array([t], np.int64), {"v": np.array([1.5])})]
+
+
 class Runaway(BadEmitter):
     """Streams blocks in a loop that never yields: stop() cannot reach it."""
 
@@ -223,4 +242,4 @@ def capa_register_sinks() -> list[type[capa.Sink]]:
 @capa.hookimpl
 def capa_register_adapters() -> list[type[capa.Adapter]]:
     """The test adapters."""
-    return [BadEmitter, Runaway]
+    return [BadEmitter, FallsSilent, Runaway]

@@ -387,3 +387,45 @@ def test_failing_adapter_read_follows_on_failure_and_stays_accounted(
     assert "flaky: RuntimeError: flaky: injected read error" in errors[0][3]
     if policy == "abort":
         assert result.exit_reason == "device flaky: RuntimeError: flaky: injected read error"
+
+
+# ------------------------------------------------------------------------- watchdogs
+QUIET = """
+[[devices]]
+name = "quiet"
+adapter = "test.falls_silent"
+watchdog_s = 0.5
+on_failure = "{policy}"
+[devices.params]
+rate_hz = 20
+yield_for_s = 0.8
+
+[[channels]]
+name = "quiet_v"
+kind = "voltage"
+unit = "V"
+source = {{ device = "quiet", field = "v" }}
+"""
+
+
+@pytest.mark.parametrize("policy", ["abort", "warn"])
+def test_a_device_that_falls_silent_trips_its_watchdog(host, tmp_path, policy):
+    exp = write_experiment(
+        tmp_path, config={"duration_s": 3}, extra_devices=QUIET.format(policy=policy)
+    )
+    result = run(host, exp, tmp_path / "runs")
+    bundle = result.bundle_path
+    assert bundle is not None
+    trips = [e for e in event_rows(bundle) if e[0] == "watchdog.tripped"]
+    assert len(trips) == 1
+    assert trips[0][1] == "error"
+    assert "device quiet produced no sample for" in trips[0][3]
+    m = manifest(bundle)
+    assert m["counts"]["devices"]["quiet"]["watchdog_trips"] == 1
+    assert m["counts"]["safety"]["watchdog_trips"] == {"quiet": 1}
+    assert_accounted(bundle)
+    if policy == "abort":
+        assert result.exit_code() == 1
+        assert result.exit_reason.startswith("watchdog: device quiet produced no sample")
+    else:
+        assert result.exit_code() == 0, result.exit_reason
