@@ -297,7 +297,9 @@ def encoding(text: str, rng: random.Random, _folder: Path, _suffix: str) -> byte
         return text.replace("\n", "\r").encode("utf-8")
     if kind == "utf16":
         return text.encode("utf-16")
-    return (text + "# caf\xe9\n").encode("latin-1")
+    # A file saved as Latin-1: characters Latin-1 has no byte for become "?", as an editor
+    # saving in that encoding would write them.
+    return (text + "# caf\xe9\n").encode("latin-1", errors="replace")
 
 
 def size(text: str, rng: random.Random, _folder: Path, suffix: str) -> str:
