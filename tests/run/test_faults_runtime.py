@@ -13,6 +13,7 @@ import csv
 import json
 import sqlite3
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -292,8 +293,29 @@ source = {{ device = "runaway", field = "v" }}
 
 # 0.2: stops yielding once running; 0: never yields at all, not even to let sampling begin.
 @pytest.mark.parametrize("yield_for_s", [0.2, 0])
-def test_worker_that_ignores_stop_has_its_late_rows_counted_after_stop(host, tmp_path, yield_for_s):
+def test_worker_that_ignores_stop_has_its_late_rows_counted_after_stop(
+    host, tmp_path, yield_for_s, monkeypatch
+):
     fault_plugin.RUNAWAY_RELEASE.clear()
+    # Whether the runaway emits between the pipeline's seal and the writer's last
+    # accounting checkpoint is a race (it emits every 10 ms; sealing can be quicker): hold
+    # the seal until one late batch has been counted, so the test always sees one.
+    from capa.runtime.pipeline import ChannelPipeline
+
+    late = threading.Event()
+    real_seal, real_after_stop = ChannelPipeline.seal, ChannelPipeline._after_stop
+
+    def after_stop(self, device, emission):
+        real_after_stop(self, device, emission)
+        late.set()
+
+    def seal(self, timeout_s):
+        settled = real_seal(self, timeout_s)
+        late.wait(5.0)
+        return settled
+
+    monkeypatch.setattr(ChannelPipeline, "_after_stop", after_stop)
+    monkeypatch.setattr(ChannelPipeline, "seal", seal)
     exp = write_experiment(
         tmp_path,
         config={"duration_s": 1.0},
