@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "RunnerStateError": "capa.errors",
     "SampleBatch": "capa.components.emissions",
     "SampleStatus": "capa.components.emissions",
+    "SampleRows": "capa.components.emissions",
     "ScalarRows": "capa.components.emissions",
     "Severity": "capa.problems",
     "Sink": "capa.components.sink",
@@ -121,6 +122,7 @@ __all__ = [
     "RunRecord",
     "RunnerStateError",
     "SampleBatch",
+    "SampleRows",
     "SampleStatus",
     "ScalarRows",
     "Severity",
@@ -181,6 +183,7 @@ if TYPE_CHECKING:  # static view of the lazy names for type checkers and IDEs
         FrameReceipt,
         RunRecord,
         SampleBatch,
+        SampleRows,
         SampleStatus,
         ScalarRows,
     )

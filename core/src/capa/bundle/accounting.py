@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from capa.bundle.atomic import atomic_write_bytes
-from capa.bundle.paths import DEVICE_RECORDS_DIR, SCALARS_STEM, VIDEO_DIR
+from capa.bundle.paths import DEVICE_RECORDS_DIR, SAMPLES_DIR, SCALARS_STEM, VIDEO_DIR
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -43,6 +43,7 @@ __all__ = [
     "read_checkpoint",
     "record_rows",
     "records_stream",
+    "samples_stream",
     "settle_accounting",
     "stream_of",
 ]
@@ -58,6 +59,11 @@ def records_stream(family: str) -> str:
     return f"{DEVICE_RECORDS_DIR}/{family}"
 
 
+def samples_stream(table: str) -> str:
+    """Stream key of a device's wide sample table (its folder under ``samples/``)."""
+    return f"{SAMPLES_DIR}/{table}"
+
+
 def frames_stream(camera: str) -> str:
     """Stream key of a camera's frame receipts."""
     return f"{VIDEO_DIR}/{camera}.frames"
@@ -65,10 +71,12 @@ def frames_stream(camera: str) -> str:
 
 def stream_of(record: object) -> str | None:
     """Stream key a run record is destined for; ``None`` for events (not accounted)."""
-    from capa.components.emissions import DeviceRecords, FrameReceipt, ScalarRows
+    from capa.components.emissions import DeviceRecords, FrameReceipt, SampleRows, ScalarRows
 
     if isinstance(record, ScalarRows):
         return SCALARS
+    if isinstance(record, SampleRows):
+        return samples_stream(record.table or record.device)
     if isinstance(record, DeviceRecords):
         return records_stream(record.family)
     if isinstance(record, FrameReceipt):

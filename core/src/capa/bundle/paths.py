@@ -23,6 +23,7 @@ __all__ = [
     "RUNS_ROOT_ENV",
     "RUN_ID_PATTERN",
     "RUN_LOG_FILE",
+    "SAMPLES_DIR",
     "SCALARS_STEM",
     "VIDEO_DIR",
     "bundle_dir",
@@ -41,6 +42,8 @@ CONFIG_DIR: Final = "config"
 DEVICE_RECORDS_DIR: Final = "device_records"
 VIDEO_DIR: Final = "video"
 SCALARS_STEM: Final = "scalars"
+SAMPLES_DIR: Final = "samples"
+"""Wide tables of hardware-clocked devices: ``samples/<device>/part-NNNNN.parquet``."""
 IN_FLIGHT_SUFFIX: Final = ".in-flight.arrows"
 CATALOG_FILE: Final = "runs.sqlite"
 ACTIVE_CHECKPOINT: Final = ".runtime-active.json"

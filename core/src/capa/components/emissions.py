@@ -26,6 +26,7 @@ __all__ = [
     "FrameReceipt",
     "RunRecord",
     "SampleBatch",
+    "SampleRows",
     "SampleStatus",
     "ScalarRows",
 ]
@@ -141,5 +142,24 @@ class ScalarRows:
     device: str = ""
 
 
-RunRecord = ScalarRows | DeviceRecords | EventRecord | FrameReceipt
+@dataclass(frozen=True, slots=True)
+class SampleRows:
+    """Calibrated samples of one hardware-clocked device in its *wide* table.
+
+    One row per sample-clock tick: ``t_mono_ns`` plus one ``float64`` column per channel
+    (``<channel>.raw`` and ``<channel>.status`` beside it where recorded), with the
+    channel metadata in each field's metadata (see ``core/docs/bundle-schema.md``).
+
+    Attributes:
+        batch: a ``pyarrow.RecordBatch`` in the table's fixed schema.
+        device: the device the rows came from (for the sample accounting).
+        table: the wide table the rows belong to (``samples/<table>/``); the device name.
+    """
+
+    batch: Any
+    device: str = ""
+    table: str = ""
+
+
+RunRecord = ScalarRows | SampleRows | DeviceRecords | EventRecord | FrameReceipt
 """Anything the runtime hands a sink."""
