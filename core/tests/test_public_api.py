@@ -50,6 +50,7 @@ PUBLIC_API = [
     "RunRecord",
     "RunnerStateError",
     "SampleBatch",
+    "SampleRows",
     "SampleStatus",
     "ScalarRows",
     "Severity",
