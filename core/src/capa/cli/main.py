@@ -1,39 +1,22 @@
 """Entry point of the ``capa`` command and its single error boundary.
 
-Built-in command groups are imported only when invoked (``capa --help`` imports click and
-nothing heavy); plugin commands are added through the ``capa_register_cli`` hook the first
-time a name that is not built in is asked for.
+``capa --help`` and ``capa --version`` are answered before anything else is imported:
+the root help comes from a cache (:mod:`capa.cli.helpcache`) when it is current, so the
+common case costs little more than Python's own start-up. Everything else goes through the
+click group in :mod:`capa.cli.root`, which imports a built-in command's module only when
+that command runs and adds plugin commands through the ``capa_register_cli`` hook.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import signal
 import sys
-import traceback
-from typing import NoReturn
 
-import click
+TYPE_CHECKING = False  # typing is not imported on the fast path (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
-from capa import __version__
-
-__all__ = ["EXIT_USAGE", "cli", "main"]
-
-# command name -> "module:attribute"; each module is one command group.
-BUILTIN_COMMANDS: dict[str, str] = {
-    "catalog": "capa.cli.catalog:catalog",
-    "config": "capa.cli.config:config",
-    "devices": "capa.cli.devices:devices",
-    "finalize": "capa.cli.finalize:finalize",
-    "hardware": "capa.cli.hardware:hardware",
-    "method": "capa.cli.method:method",
-    "plugins": "capa.cli.plugins:plugins",
-    "profile": "capa.cli.profile:profile",
-    "run": "capa.cli.run:run",
-    "validate": "capa.cli.validate:validate",
-    "version": "capa.cli.version:version",
-}
+__all__ = ["EXIT_USAGE", "main"]  # `cli` itself lives in capa.cli.root
 
 EXIT_INTERNAL_ERROR = 5
 """Exit code for an error capa did not anticipate (seed 001's "unexpected": a bug)."""
@@ -43,56 +26,71 @@ EXIT_USAGE = 64
 value of the wrong form (EX_USAGE from sysexits.h, seeds 000/001). Click's own code is 2,
 which capa reserves for "the input was read and is invalid"."""
 
+_HELP_OPTIONS = ("-h", "--help")
+_VERSION_OPTIONS = ("-V", "--version")
+
 
 def debug_enabled() -> bool:
     """Whether ``CAPA_DEBUG`` asks for full tracebacks."""
     return os.environ.get("CAPA_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
 
 
-class CapaGroup(click.Group):
-    """Root group resolving built-in commands lazily and plugin commands on demand."""
+def __getattr__(name: str) -> Any:
+    # `cli`, `CapaGroup` and `BUILTIN_COMMANDS` live in capa.cli.root (they need click);
+    # resolved on use so importing this module stays as cheap as the fast path needs.
+    if name in ("cli", "CapaGroup", "BUILTIN_COMMANDS"):
+        from capa.cli import root
 
-    _plugins_registered = False
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*BUILTIN_COMMANDS, *self.commands})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = BUILTIN_COMMANDS.get(cmd_name)
-        if target is not None:
-            module_name, attr = target.split(":")
-            command: click.Command = getattr(importlib.import_module(module_name), attr)
-            return command
-        if cmd_name not in self.commands:
-            self.register_plugin_commands()
-        return self.commands.get(cmd_name)
-
-    def register_plugin_commands(self) -> None:
-        """Load the plugins (once) and let them add their command groups."""
-        if self._plugins_registered:
-            return
-        from capa.cli.common import load_plugin_host
-
-        self._plugins_registered = True
-        load_plugin_host().register_cli(self, reserved=BUILTIN_COMMANDS)
+        return getattr(root, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@click.group(
-    cls=CapaGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog="Plugins may add command groups (for example `capa watlow`); "
-    "`capa plugins list` shows which.",
-)
-@click.version_option(__version__, "-V", "--version", prog_name="capa")
-def cli() -> None:
-    """capa: run lab experiments on real instruments and record sealed run bundles."""
+def _quick(args: list[str]) -> int | None:
+    """Answer ``capa --help`` (cached) or ``capa --version`` without click; else ``None``."""
+    if len(args) != 1:
+        return None
+    if args[0] in _VERSION_OPTIONS:
+        from capa import __version__
+
+        text: str | None = f"capa, version {__version__}\n"  # click's version_option text
+    elif args[0] in _HELP_OPTIONS:
+        from capa.cli import helpcache
+
+        text = helpcache.load()
+    else:
+        return None
+    if text is None:
+        return None
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a message.
+        sys.stderr.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI and turn every failure into one line on stderr and an exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        quick = _quick(args)
+    except KeyboardInterrupt:
+        quick = 130
+        sys.stderr.write("capa: interrupted\n")
+    if quick is not None:
+        sys.exit(quick)
+
+    import signal
+
     from capa.cli.common import EARLY_SIGINT
 
     EARLY_SIGINT.install()  # Ctrl-C is never lost, even if the parent ignored SIGINT
+
+    import click
+
+    from capa.cli.root import cli
+
     code: int
     try:
         result = cli.main(args=argv, prog_name="capa", standalone_mode=False)
@@ -128,6 +126,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 
 def _report(exc: Exception) -> int:
+    import traceback
+
+    import click
+
     from capa.errors import CapaError
 
     if debug_enabled():

@@ -73,7 +73,7 @@ def list_plugins(as_json: bool) -> None:
     """
     host = load_plugin_host()
     # Plugin CLI additions are part of what a plugin provides; collect them too.
-    from capa.cli.main import CapaGroup, cli
+    from capa.cli.root import CapaGroup, cli
 
     if isinstance(cli, CapaGroup):
         cli.register_plugin_commands()
