@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+
+STARTED_EPOCH = time.time()
+"""Wall-clock time this module was imported: the start of capa's own code in the process
+(``capa run`` logs its start-up phases against it; bench/run_startup.py reads them)."""
 
 TYPE_CHECKING = False  # typing is not imported on the fast path (start-up cost)
 if TYPE_CHECKING:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+
+from capa.cli.main import STARTED_EPOCH
 
 __all__ = ["run"]
 
@@ -120,7 +123,14 @@ def _prepare(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
 
     runs_root = resolve_runs_root(runs_root_opt).resolve()
     log = _prerun_logger()
-    log.info("run.requested", config=str(config), runs_root=str(runs_root), pid=os.getpid())
+    log.info(
+        "run.requested",
+        config=str(config),
+        runs_root=str(runs_root),
+        pid=os.getpid(),
+        main_epoch=STARTED_EPOCH,
+        **_since_main(),
+    )
     lock = _resolve_plugins_lock(lock_opt)
     if lock is not None and lock_opt is None:
         click.echo(f"plugins.lock (auto-discovered): {lock}")
@@ -132,11 +142,13 @@ def _prepare(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
         return _execute_production(config, runs_root, lock, log)
 
     host = load_plugin_host()
+    log.info("run.plugins_loaded", **_since_main())
     if _interrupted():
         return _refused(_EARLY_STOP)
     from capa.config.validate import validate_experiment
 
     report = validate_experiment(config, host)
+    log.info("run.validated", **_since_main())
     if _interrupted():
         return _refused(_EARLY_STOP)
     errors = [p for p in report.problems if p.is_error]
@@ -146,7 +158,20 @@ def _prepare(config: Path, runs_root_opt: Path | None, lock_opt: Path | None) ->
 
     plan = plan_from_report(report, host)
     _import_runtime()
+    log.info("run.planned", **_since_main())
     return plan, runs_root, log, host
+
+
+def _since_main() -> dict[str, float]:
+    """Start-up phase marks for the pre-run log.
+
+    Wall seconds since capa's code started in this process, and the process's CPU seconds
+    so far (which, unlike wall time, a busy machine does not inflate).
+    """
+    return {
+        "since_main_s": round(time.time() - STARTED_EPOCH, 6),
+        "cpu_s": round(time.process_time(), 6),
+    }
 
 
 def _import_runtime() -> None:
@@ -185,6 +210,12 @@ def _run_with(plan: Any, runs_root: Path, log: Any, host: Any, console: Any) -> 
 
     live = live_status(plan, console.url if console is not None else None)
 
+    def devices_open(conductor: Any) -> None:
+        # Called by run_headless once every device is open, before the bundle exists.
+        log.info("run.devices_opened", **_since_main())
+        if console is not None:
+            console.attach(conductor)
+
     async def main() -> Any:
         from capa.cli.common import EARLY_SIGINT
 
@@ -199,7 +230,7 @@ def _run_with(plan: Any, runs_root: Path, log: Any, host: Any, console: Any) -> 
                 external_stop=stop,
                 progress=live.update if live else None,
                 host=host,
-                on_conductor=console.attach if console is not None else None,
+                on_conductor=devices_open,
             )
         finally:
             uninstall()
