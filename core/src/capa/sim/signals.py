@@ -10,7 +10,6 @@ heater). Faults can be injected to test the runtime: a read that hangs, or one t
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -100,6 +99,8 @@ class SimSignals(Adapter):
         self.p = params
         self._open = False
         self._ctx: AdapterContext | None = None
+        import asyncio  # here, not at import: `capa validate` never needs the event loop
+
         self._stopping = asyncio.Event()
         self._written: dict[str, float] = {}
         self._follow_state: dict[str, float] = {}
@@ -152,6 +153,8 @@ class SimSignals(Adapter):
 
     async def start(self, ctx: AdapterContext) -> None:
         """Reset the signal clock and the noise generator."""
+        import asyncio
+
         import numpy as np
 
         self._ctx = ctx
@@ -182,6 +185,8 @@ class SimSignals(Adapter):
 
     async def stream(self, ctx: AdapterContext) -> None:
         """Emit blocks paced by the sample clock until :meth:`stop`."""
+        import asyncio
+
         import numpy as np
 
         period_ns = 1e9 / self.p.sample_rate_hz

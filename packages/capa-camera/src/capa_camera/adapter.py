@@ -11,12 +11,11 @@ folder, codec, frame and segment counts and health. A failure of capture or reco
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capa import (
     Acquisition,
@@ -33,9 +32,11 @@ from capa import (
     HandshakeResult,
 )
 from capa_camera.params import CameraParams
-from capa_camera.pipeline import Pipeline
-from capa_camera.recording import SegmentedRecorder
 from capa_camera.sources import Source, make_source
+
+if TYPE_CHECKING:
+    from capa_camera.pipeline import Pipeline
+    from capa_camera.recording import SegmentedRecorder
 
 __all__ = ["OpenCvCamera"]
 
@@ -115,6 +116,13 @@ class OpenCvCamera(Adapter):
 
     async def stream(self, ctx: AdapterContext) -> None:
         """Run the capture and encoder threads until :meth:`stop` or the source ends."""
+        # Imported here, not with the plugin: `capa validate` and `capa plugins list` load
+        # every plugin and never record video.
+        import asyncio
+
+        from capa_camera.pipeline import Pipeline
+        from capa_camera.recording import SegmentedRecorder
+
         assert self._source is not None, "stream before open"
         loop = asyncio.get_running_loop()
         done = asyncio.Event()

@@ -10,11 +10,9 @@ and the counts end up in a ``nidaq.summary`` event when sampling stops.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from capa import (
@@ -36,6 +34,8 @@ from capa_nidaq.backend import DaqBackend, DeviceLostError, OverrunError, make_b
 from capa_nidaq.params import NidaqParams, ThermocoupleChannel
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from capa_nidaq.counters import Counters
 
 __all__ = ["NidaqTask"]
@@ -61,6 +61,10 @@ class NidaqTask(Adapter):
         self.p = params
         self._backend: DaqBackend | None = None
         self._ctx: AdapterContext | None = None
+        # asyncio and the executor are imported where used: `capa validate` and `capa
+        # plugins list` load this plugin and never sample.
+        import asyncio
+
         self._stopping = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
         self._counters: Counters | None = None
@@ -127,6 +131,9 @@ class NidaqTask(Adapter):
 
     async def start(self, ctx: AdapterContext) -> None:
         """Start the task; ``t0`` (the first sample's run-clock time) is taken here."""
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
         from capa_nidaq.counters import Counters
 
         self._ctx = ctx
@@ -167,6 +174,8 @@ class NidaqTask(Adapter):
     async def stream(self, ctx: AdapterContext) -> None:
         """Hardware-clocked mode: read blocks and emit them until :meth:`stop`."""
         assert self.p.timing is not None
+        import asyncio
+
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():

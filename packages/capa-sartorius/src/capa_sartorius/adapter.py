@@ -6,15 +6,17 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import capa
 from capa_sartorius import sbi, xbpi
 from capa_sartorius.params import BalanceParams
 from capa_sartorius.reading import UNIT_TO_GRAMS, Reading, to_grams
 from capa_sartorius.rows import FAMILY, Row, to_emissions
-from capa_sartorius.sim import PtySimulator
 from capa_sartorius.transport import BalanceCommError, SerialLink
+
+if TYPE_CHECKING:  # the simulator is imported only when a sim:// port is opened
+    from capa_sartorius.sim import PtySimulator
 
 __all__ = ["COMMANDS", "SartoriusBalance"]
 

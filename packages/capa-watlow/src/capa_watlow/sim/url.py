@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
-from capa_watlow.sim.bus import SimBus, SimProtocol
-from capa_watlow.sim.model import FACTORY_SETPOINT_C, ControllerModel
-from capa_watlow.sim.pty import PtySimulator
-
 if TYPE_CHECKING:
     from capa_watlow.modbus import WordOrder
+    from capa_watlow.sim.bus import SimProtocol
+    from capa_watlow.sim.pty import PtySimulator
     from capa_watlow.units import TemperatureUnit
 
 __all__ = [
@@ -74,6 +72,11 @@ class SimConfig:
 
     def build(self, *, link: str | None = None) -> PtySimulator:
         """A (not yet started) pty simulator for this configuration."""
+        # Imported here: parsing a URL (hardware-file validation) needs none of them.
+        from capa_watlow.sim.bus import SimBus
+        from capa_watlow.sim.model import FACTORY_SETPOINT_C, ControllerModel
+        from capa_watlow.sim.pty import PtySimulator
+
         controllers = [
             ControllerModel(
                 a,
