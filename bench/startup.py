@@ -2,9 +2,13 @@
 
     uv run python bench/startup.py [--repeat 20] [--json results.json]
 
-Runs each command as a fresh process `--repeat` times and reports the median and the
-spread, then lists the modules `capa version` imports (via `python -X importtime`), the
-largest cumulative import times first. Prints figures; asserts nothing.
+Runs each command as a fresh process `--repeat` times, interleaved (every round runs each
+command once, in a shuffled order, so a busy machine affects all of them alike), and
+reports the median and the spread of wall and CPU time and the ratio of the medians to
+`python -c pass`; then lists the modules `capa version` imports (via `python -X
+importtime`), the largest cumulative import times first. `capa --help` is timed with its
+cache warm (the normal case) and cold (a fresh cache directory every run: rendered through
+click, every plugin loaded). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -13,25 +17,56 @@ import argparse
 import json
 import os
 import platform
+import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+SCRIPT = str(Path(sys.executable).with_name("capa"))  # the console script a user runs
 COMMANDS = {
     "python -c pass (baseline)": [sys.executable, "-c", "pass"],
-    "capa --help": [sys.executable, "-m", "capa", "--help"],
+    "capa --help": [SCRIPT, "--help"],
+    "python -m capa --help": [sys.executable, "-m", "capa", "--help"],
+    "capa --help (cold cache)": [SCRIPT, "--help"],
+    "capa -V": [SCRIPT, "-V"],
     "capa version": [sys.executable, "-m", "capa", "version"],
     "capa plugins list": [sys.executable, "-m", "capa", "plugins", "list"],
 }
+COLD = "capa --help (cold cache)"
 
 
-def time_command(argv: list[str], repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        samples.append(time.perf_counter() - t0)
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user + sys) seconds of one run of ``argv``."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def time_commands(repeat: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Every command ``repeat`` times, interleaved; (wall samples, CPU samples) each."""
+    cache = Path(tempfile.mkdtemp(prefix="capa-bench-cache-"))
+    warm = {**os.environ, "XDG_CACHE_HOME": str(cache / "warm")}
+    run_once(COMMANDS["capa --help"], warm)  # the cache a user has after one call
+    samples: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in COMMANDS}
+    try:
+        for i in range(repeat):
+            for label in random.sample(list(COMMANDS), len(COMMANDS)):
+                env = warm
+                if label == COLD:
+                    env = {**os.environ, "XDG_CACHE_HOME": str(cache / f"cold{i}")}
+                wall, cpu = run_once(COMMANDS[label], env)
+                samples[label][0].append(wall)
+                samples[label][1].append(cpu)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     return samples
 
 
@@ -62,14 +97,32 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     print(
         f"{platform.python_implementation()} {platform.python_version()} on "
-        f"{platform.machine()}, {os.cpu_count()} cores; {args.repeat} runs each"
+        f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+        f"{args.repeat} interleaved runs each; PYTHONDONTWRITEBYTECODE="
+        f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}"
     )
-    print(f"{'command':32} {'median ms':>10} {'min ms':>8} {'max ms':>8}")
-    for label, argv in COMMANDS.items():
-        samples = time_command(argv, args.repeat)
-        med, lo, hi = statistics.median(samples), min(samples), max(samples)
-        results[label] = {"median_s": med, "min_s": lo, "max_s": hi}
-        print(f"{label:32} {med * 1e3:10.1f} {lo * 1e3:8.1f} {hi * 1e3:8.1f}")
+    print(
+        f"{'command':28} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'x pass':>7}"
+        f" {'cpu ms':>8} {'x pass':>7}"
+    )
+    samples = time_commands(args.repeat)
+    base_wall = statistics.median(samples["python -c pass (baseline)"][0])
+    base_cpu = statistics.median(samples["python -c pass (baseline)"][1])
+    for label, (walls, cpus) in samples.items():
+        med, lo, hi = statistics.median(walls), min(walls), max(walls)
+        cpu = statistics.median(cpus)
+        results[label] = {
+            "median_s": med,
+            "min_s": lo,
+            "max_s": hi,
+            "cpu_median_s": cpu,
+            "ratio_to_baseline": med / base_wall,
+            "cpu_ratio_to_baseline": cpu / base_cpu,
+        }
+        print(
+            f"{label:28} {med * 1e3:10.1f} {lo * 1e3:8.1f} {hi * 1e3:8.1f} "
+            f"{med / base_wall:7.2f} {cpu * 1e3:8.1f} {cpu / base_cpu:7.2f}"
+        )
 
     profile = import_profile(COMMANDS["capa version"])
     top_level = sorted({name.split(".")[0] for _, name in profile})
