@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,9 +165,7 @@ def plugin_provenance(host: PluginHost) -> list[dict[str, Any]]:
     that blocked the plugin. Each entry also carries the record digest recomputed before
     import, the signer identity of a verified attestation, and the lock file's sha256.
     """
-    from capa.trust.gate import gate_for
-
-    gate = gate_for(host)
+    gate = _gate_of(host)
     out = []
     for rec in host.plugins.values():
         entry: dict[str, Any] = {
@@ -194,9 +193,7 @@ def plugin_provenance(host: PluginHost) -> list[dict[str, Any]]:
 
 def trust_manifest_fields(host: PluginHost) -> dict[str, Any]:
     """``custom.plugins_lock`` for the manifest: mode, lock path and sha256."""
-    from capa.trust.gate import gate_for
-
-    gate = gate_for(host)
+    gate = _gate_of(host)
     if gate is None:
         return {"plugins_lock": {"mode": "dev"}}
     lock = gate.lock
@@ -207,3 +204,14 @@ def trust_manifest_fields(host: PluginHost) -> dict[str, Any]:
             "sha256": lock.sha256,
         }
     }
+
+
+def _gate_of(host: PluginHost) -> Any:
+    """The trust gate ``host`` was loaded through (production mode), else ``None``.
+
+    A host is loaded through a gate only after :mod:`capa.trust.gate` was imported; in dev
+    mode it never was, and importing it (hashing, drift checks, the import guard) only to
+    learn that there is no gate would cost every dev-mode run its start-up time.
+    """
+    gate_module = sys.modules.get("capa.trust.gate")
+    return None if gate_module is None else gate_module.gate_for(host)
