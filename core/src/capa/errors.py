@@ -24,6 +24,7 @@ __all__ = [
     "IntegrityError",
     "PluginError",
     "PoolStateError",
+    "QueryError",
     "ResourceConflict",
     "RunnerStateError",
     "TrustError",
@@ -93,6 +94,11 @@ class IntegrityError(BundleError):
     """A sealed bundle's files do not match ``manifest.sha256`` (exit 3)."""
 
     exit_code: ClassVar[int] = 3
+
+
+class QueryError(CapaError):
+    """A query across bundles cannot run: bad SQL, a refused statement, an unreadable store,
+    or the query extra not installed (exit 2)."""
 
 
 class DeviceError(CapaError):

@@ -269,3 +269,14 @@ def keygen(path: Path) -> None:
     click.echo(f"private key: {path} (keep it on the rig, readable only by capa's user)")
     click.echo(f"public key:  {pub}")
     click.echo(f"key id:      {key_id}")
+
+
+def _add_query() -> None:
+    # Its own module (the query command brings its own output formats); a click command
+    # object is cheap, DuckDB is imported only when the command runs.
+    from capa.cli.catalog_query import query
+
+    catalog.add_command(query)
+
+
+_add_query()
