@@ -74,10 +74,22 @@ class BundleStore:
         """Sorted matches of the relative ``pattern`` under the directory ``base``."""
         if self.fs is None:
             return sorted(str(p) for p in Path(base).glob(pattern))
+        where = self.join(base, pattern)
+        return sorted(str(p) for p in self._remote("list", where, self.fs.glob, where))
+
+    def _remote(self, action: str, path: str, call: Any, *args: Any) -> Any:
+        """``call(*args)`` on the remote filesystem; any failure is one QueryError line.
+
+        Client libraries raise their own exception types (botocore's
+        ``EndpointConnectionError`` and ``ClientError`` are not ``OSError``), so every
+        exception is turned into the store's error, naming the URL.
+        """
         try:
-            return sorted(str(p) for p in self.fs.glob(self.join(base, pattern)))
-        except OSError as exc:
-            raise QueryError(f"cannot list {self.uri(self.join(base, pattern))}: {exc}") from exc
+            return call(*args)
+        except Exception as exc:
+            raise QueryError(
+                f"cannot {action} {self.uri(path)}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def bundle_dirs(self) -> list[str]:
         """Every directory directly under the root that holds a ``manifest.json``."""
@@ -94,8 +106,7 @@ class BundleStore:
             if self.fs is None:
                 text = Path(path).read_text(encoding="utf-8")
             else:
-                with self.fs.open(path, "rb") as fh:
-                    text = fh.read().decode("utf-8")
+                text = self._remote("read", path, self.fs.cat_file, path).decode("utf-8")
             data = json.loads(text)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise QueryError(f"{self.uri(path)}: unreadable manifest ({exc})") from exc
@@ -107,14 +118,13 @@ class BundleStore:
         """Whether the file ``path`` exists."""
         if self.fs is None:
             return Path(path).is_file()
-        return bool(self.fs.exists(path))
+        return bool(self._remote("check", path, self.fs.exists, path))
 
     def read_bytes(self, path: str) -> bytes:
         """The whole file ``path`` (small files only: configs)."""
         if self.fs is None:
             return Path(path).read_bytes()
-        with self.fs.open(path, "rb") as fh:
-            return bytes(fh.read())
+        return bytes(self._remote("read", path, self.fs.cat_file, path))
 
     def parquet_schema(self, path: str) -> pa.Schema:
         """The Arrow schema of a Parquet file (reads its footer only).
@@ -132,6 +142,8 @@ class BundleStore:
                 return pq.read_schema(fh)
         except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
             raise QueryError(f"{self.uri(path)}: not a complete Parquet file ({exc})") from exc
+        except Exception as exc:  # a client library's own transport error (see _remote)
+            raise QueryError(f"cannot read {self.uri(path)}: {type(exc).__name__}: {exc}") from exc
 
     @contextmanager
     def sqlite(self, path: str, *, immutable: bool) -> Iterator[sqlite3.Connection]:
@@ -145,7 +157,7 @@ class BundleStore:
             local = path
             if self.fs is not None:
                 local = str(Path(tmp) / "events.sqlite")
-                self.fs.get(path, local)
+                self._remote("download", path, self.fs.get, path, local)
                 immutable = True  # our own private copy
             flag = "immutable=1" if immutable else "mode=ro"
             conn = sqlite3.connect(f"{Path(local).as_uri()}?{flag}", uri=True, timeout=5.0)
