@@ -68,15 +68,35 @@ def _parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None
     metavar="DATETIME",
     help="Only runs started at or after this ISO date/time (UTC unless an offset is given).",
 )
+@click.option("--operator", metavar="ID|NAME", help="Only runs of this operator (id or name).")
+@click.option("--sample", metavar="ID", help="Only runs of this sample id.")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="TAG", help="Only runs with this tag (repeatable: all)."
+)
+@click.option("--procedure", metavar="ID", help="Only runs of this procedure id.")
+@click.option(
+    "--text", metavar="TEXT", help="Only runs whose run id, sample id or sample notes contain TEXT."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_runs(
+def list_runs(  # click passes every option by keyword
+    *,
     runs_root: Path | None,
     run_status: str | None,
     bundle_status: str | None,
     since: datetime | None,
+    operator: str | None,
+    sample: str | None,
+    tags: tuple[str, ...],
+    procedure: str | None,
+    text: str | None,
     as_json: bool,
 ) -> None:
-    """List the runs in the catalog, oldest first. Always exits 0."""
+    """List the runs in the catalog, oldest first. Always exits 0.
+
+    Filters combine (AND). --operator and --sample ignore case; --text is a
+    case-insensitive substring. For questions about the data itself, see
+    `capa catalog query`.
+    """
     from capa.bundle.catalog import Catalog, CatalogRow
     from capa.bundle.paths import resolve_runs_root
     from capa.errors import BundleError
@@ -85,7 +105,16 @@ def list_runs(
     rows: list[CatalogRow] = []
     try:
         cat = Catalog(root, create=False)
-        rows = cat.runs(run_status=run_status, bundle_status=bundle_status, since=since)
+        rows = cat.runs(
+            run_status=run_status,
+            bundle_status=bundle_status,
+            since=since,
+            operator=operator,
+            sample=sample,
+            tags=tags,
+            procedure=procedure,
+            text=text,
+        )
     except BundleError as exc:
         click.echo(f"capa: warning: {exc}", err=True)
         cat = None
@@ -101,7 +130,8 @@ def list_runs(
         for problem in r.problems:
             click.echo(f"capa: warning: catalog row {r.run_id}: {problem}", err=True)
     if not rows:
-        click.echo(f"no runs in {root}")
+        filtered = any((run_status, bundle_status, since, operator, sample, tags, procedure, text))
+        click.echo(f"no runs in {root}" + (" match the filters" if filtered else ""))
         return
     echo_table(
         ["run_id", "started_utc", "run", "bundle", "integrity", "operator", "sample", "procedure"],
