@@ -286,3 +286,23 @@ def test_missing_runs_root_is_exit_2(tmp_path):
     code, _, err = run_capa("catalog", "query", "SELECT 1", "--runs-root", tmp_path / "nope")
     assert code == 2
     assert err.strip() == f"capa: error: runs root {tmp_path / 'nope'} does not exist"
+
+
+def test_a_wildcard_runs_root_spans_several_rigs(tmp_path, query_root: QueryRoot):
+    import shutil
+
+    ids = query_root.ids
+    for rig, keys in (("rig-a", ("hot12", "cool12")), ("rig-b", ("hot13", "v2hot12"))):
+        for key in keys:
+            shutil.copytree(query_root.root / ids[key], tmp_path / rig / "runs" / ids[key])
+    pattern = f"{tmp_path}/*/runs"
+    code, out, err = run_capa("catalog", "query", EXAMPLE, "--runs-root", pattern, "--json")
+    assert code == 0, err
+    assert [r["run_id"] for r in json.loads(out)] == sorted([ids["hot12"], ids["v2hot12"]])
+    assert f"2 row(s) from 4 bundle(s) in {pattern}" in err
+    # the query may read under the pattern's fixed prefix, nowhere else
+    code, _, err = run_capa(
+        "catalog", "query", "SELECT * FROM read_csv('/etc/hostname')", "--runs-root", pattern
+    )
+    assert code == 2
+    assert "Permission Error" in err

@@ -3,7 +3,8 @@
 The server runs in a thread of the test process and speaks S3 over HTTP on a loopback
 port; capa reaches it exactly as it would reach MinIO or AWS: s3fs with an endpoint URL and
 credentials from the standard AWS environment variables. The bundles uploaded are the
-real runs of ``conftest.py``; the answers must equal the local ones.
+real runs of ``conftest.py``, spread over two rigs' prefixes as a lab would share one
+bucket; the answers must equal the local ones.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ boto3 = pytest.importorskip("boto3")
 pytest.importorskip("s3fs")
 
 BUCKET = "lab-bundles"
-PREFIX = "rigs/furnace-1/runs"
+PREFIX = "rigs/*/runs"  # every rig's runs root in the bucket
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,9 @@ def s3_endpoint(query_root: QueryRoot) -> Iterator[str]:
         client.create_bucket(Bucket=BUCKET)
         for path in sorted(query_root.root.rglob("*")):
             if path.is_file() and path.parent != query_root.root:  # bundles, not runs.sqlite
-                key = f"{PREFIX}/{path.relative_to(query_root.root).as_posix()}"
+                relative = path.relative_to(query_root.root)
+                rig = "furnace-2" if relative.parts[0] == query_root.ids["hot13"] else "furnace-1"
+                key = f"rigs/{rig}/runs/{relative.as_posix()}"
                 client.upload_file(str(path), BUCKET, key)
         yield url
     finally:
@@ -101,8 +104,15 @@ def test_s3_paths_of_the_runs_view_and_refusals(query_root, s3_endpoint, aws_env
 
     url = f"s3://{BUCKET}/{PREFIX}"
     options = {"endpoint_url": s3_endpoint}
-    paths = query("SELECT path FROM runs ORDER BY 1", url, storage_options=options)
-    assert all(p.startswith(f"{url}/") for p in paths.table["path"].to_pylist())
+    paths = query("SELECT run_id, path FROM runs ORDER BY 1", url, storage_options=options)
+    hot13 = query_root.ids["hot13"]
+    for run_id, path in zip(*paths.table.to_pydict().values(), strict=True):
+        rig = "furnace-2" if run_id == hot13 else "furnace-1"
+        assert path == f"s3://{BUCKET}/rigs/{rig}/runs/{run_id}"
+    one_rig = query(
+        "SELECT run_id FROM runs", f"s3://{BUCKET}/rigs/furnace-2/runs", storage_options=options
+    )
+    assert one_rig.table["run_id"].to_pylist() == [hot13]
     code, _, err = run_capa(
         "catalog",
         "query",

@@ -135,7 +135,7 @@ def query(
             con.register_filesystem(store.fs)
         try:
             build_views(con, inv, views_named(sql))
-            allowed = [store.uri(store.root).rstrip("/") + "/"]
+            allowed = [store.uri(store.base).rstrip("/") + "/"]
             _lock_down(con, allowed)
             table = _arrow(con.sql(sql))
         except duckdb.Error as exc:

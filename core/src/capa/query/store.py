@@ -38,6 +38,9 @@ class BundleStore:
     paths, or ``bucket/prefix/run`` for fsspec (:meth:`uri` turns them into the
     ``s3://bucket/...`` form DuckDB reads).
 
+    The root may contain ``*`` wildcards (``s3://lab/rigs/*/runs``: every rig's runs root
+    in one query); its bundles are the directories one level below each match.
+
     Args:
         root: a runs root directory, or a URL such as ``s3://bucket/prefix``.
         storage_options: keyword arguments for the fsspec filesystem (``endpoint_url`` is
@@ -47,15 +50,27 @@ class BundleStore:
 
     def __init__(self, root: str | Path, storage_options: Mapping[str, Any] | None = None) -> None:
         self.fs: Any = None
+        self.wildcard = "*" in str(root)
         if is_url(root):
             self.fs, self.root = _open_fs(str(root), dict(storage_options or {}))
             self.display = str(root)
         else:
-            local = Path(str(root).removeprefix("file://")).resolve()
-            if not local.is_dir():
-                raise QueryError(f"runs root {local} does not exist")
+            local = Path(str(root).removeprefix("file://")).absolute()
+            if not self.wildcard:
+                local = local.resolve()
+                if not local.is_dir():
+                    raise QueryError(f"runs root {local} does not exist")
             self.root = str(local)
             self.display = str(local)
+
+    @property
+    def base(self) -> str:
+        """The longest directory prefix of the root without a wildcard (what a query may read)."""
+        parts = self.root.split("/")
+        for i, part in enumerate(parts):
+            if "*" in part:
+                return "/".join(parts[:i])
+        return self.root
 
     @property
     def remote(self) -> bool:
@@ -73,6 +88,12 @@ class BundleStore:
     def glob(self, base: str, pattern: str) -> list[str]:
         """Sorted matches of the relative ``pattern`` under the directory ``base``."""
         if self.fs is None:
+            if "*" in base:  # a wildcard root: Path.glob takes relative patterns only
+                import glob
+
+                return sorted(
+                    glob.glob(f"{glob.escape(self.base)}{base[len(self.base) :]}/{pattern}")
+                )
             return sorted(str(p) for p in Path(base).glob(pattern))
         where = self.join(base, pattern)
         return sorted(str(p) for p in self._remote("list", where, self.fs.glob, where))
