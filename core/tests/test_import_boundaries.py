@@ -73,6 +73,10 @@ def heavy(modules: set[str]) -> set[str]:
         "pluggy",
         "structlog",
         "anyio",
+        "duckdb",
+        "fsspec",
+        "s3fs",
+        "botocore",
         *FORBIDDEN_IN_CORE,
     }
     return {
@@ -88,6 +92,12 @@ def heavy(modules: set[str]) -> set[str]:
 def test_help_imports_nothing_heavy():
     loaded = modules_loaded_by("--help")
     assert "click" in loaded
+    assert heavy(loaded) == set()
+
+
+def test_catalog_query_help_imports_no_duckdb():
+    loaded = modules_loaded_by("catalog", "query", "--help")
+    assert "capa.cli.catalog_query" in loaded
     assert heavy(loaded) == set()
 
 
