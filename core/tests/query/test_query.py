@@ -306,3 +306,33 @@ def test_a_wildcard_runs_root_spans_several_rigs(tmp_path, query_root: QueryRoot
     )
     assert code == 2
     assert "Permission Error" in err
+
+
+def test_an_open_v2_bundle_shows_its_complete_parts_only(tmp_path, query_root: QueryRoot):
+    import shutil
+
+    root = tmp_path / "runs"
+    bundle = root / V2_RUN
+    shutil.copytree(query_root.root / V2_RUN, bundle)
+    (bundle / "manifest.sha256").unlink()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest.update(run_status="running", bundle_status="open", integrity={"status": "unknown"})
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    part1 = bundle / "samples" / "daq" / "part-00001.parquet"
+    part1.write_bytes(part1.read_bytes()[:-200])  # still being written: no footer yet
+    sql = "SELECT channel, count(*) AS n FROM samples GROUP BY channel ORDER BY channel"
+    code, out, err = run_capa("catalog", "query", sql, "--runs-root", root, "--json")
+    assert code == 0
+    assert json.loads(out) == []  # sealed only: the open bundle is not queried
+    assert "1 unsealed bundle(s) not queried" in err
+    code, out, err = run_capa(
+        "catalog", "query", sql, "--runs-root", root, "--json", "--include-open"
+    )
+    assert code == 0, err
+    part0 = pq.read_table(bundle / "samples" / "daq" / "part-00000.parquet")
+    assert json.loads(out) == [
+        {"channel": "furnace_sp", "n": 3},
+        {"channel": "furnace_t", "n": part0.num_rows},
+        {"channel": "hf", "n": part0.num_rows - part0["hf"].null_count},
+    ]
+    assert "part-00001.parquet: not a complete Parquet file" in err

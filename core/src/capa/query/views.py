@@ -388,6 +388,11 @@ def _samples_sql(con: duckdb.DuckDBPyConnection, inv: Inventory) -> str:
             scalar_files.extend((inv.store.uri(p), b.run_id) for p in good)
         elif b.sealed:
             inv.warnings.append(f"{b.run_id}: sealed bundle without scalars.parquet")
+        else:
+            inv.warnings.append(
+                f"{b.run_id}: {b.manifest.get('bundle_status')} bundle has no scalars.parquet "
+                "yet; rows still in its in-flight journal are not visible"
+            )
         if b.version < 2:
             continue
         for _device, paths in sorted(_wide_parts(inv, b).items()):
