@@ -97,8 +97,11 @@ class IntegrityError(BundleError):
 
 
 class QueryError(CapaError):
-    """A query across bundles cannot run: bad SQL, a refused statement, an unreadable store,
-    or the query extra not installed (exit 2)."""
+    """A query across bundles cannot run (exit 2).
+
+    Invalid SQL, a statement that is not read-only, a runs root or store that cannot be
+    read, or DuckDB (the ``capa[query]`` extra) not installed.
+    """
 
 
 class DeviceError(CapaError):
