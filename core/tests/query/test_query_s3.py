@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import boto3
+import moto.server as moto_server
 import pytest
 
 from .conftest import QueryRoot, run_capa
 from .test_query import EXAMPLE
-
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
-pytest.importorskip("s3fs")
 
 BUCKET = "lab-bundles"
 PREFIX = "rigs/*/runs"  # every rig's runs root in the bucket
