@@ -336,3 +336,43 @@ def test_an_open_v2_bundle_shows_its_complete_parts_only(tmp_path, query_root: Q
         {"channel": "hf", "n": part0.num_rows - part0["hf"].null_count},
     ]
     assert "part-00001.parquet: not a complete Parquet file" in err
+
+
+def test_wide_tables_of_the_same_shape_keep_their_run_ids(tmp_path, query_root: QueryRoot):
+    import shutil
+
+    import pyarrow as pa
+
+    root = tmp_path / "runs"
+    shutil.copytree(query_root.root / V2_RUN, root / V2_RUN)
+    other = "20260103T000000-v2bb"
+    shutil.copytree(query_root.root / V2_RUN, root / other)
+    manifest = json.loads((root / other / "manifest.json").read_text())
+    manifest["run_id"] = other
+    (root / other / "manifest.json").write_text(json.dumps(manifest))
+    part = root / other / "samples" / "daq" / "part-00001.parquet"
+    table = pq.read_table(part)
+    i = table.schema.get_field_index("furnace_t")
+    doubled = pc.multiply(table["furnace_t"], 2.0)
+    pq.write_table(table.set_column(i, table.schema.field(i), doubled), part)
+    rows = query(
+        "SELECT run_id, max(value) AS peak, count(*) AS n FROM samples "
+        "WHERE channel = 'furnace_t' GROUP BY run_id ORDER BY run_id",
+        root,
+    ).table.to_pylist()
+    expected_n = pa.concat_tables(
+        [pq.read_table(p) for p in sorted((root / V2_RUN / "samples" / "daq").iterdir())]
+    )
+    n = expected_n.num_rows - sum(
+        1
+        for v, st in zip(
+            expected_n["furnace_t"].to_pylist(),
+            expected_n["furnace_t.status"].to_pylist(),
+            strict=True,
+        )
+        if v is None and st is None
+    )
+    assert rows == [
+        {"run_id": V2_RUN, "peak": 640.0, "n": n},
+        {"run_id": other, "peak": 1280.0, "n": n},
+    ]

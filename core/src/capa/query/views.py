@@ -303,7 +303,7 @@ class _WideChannel:
     unit: str | None
     has_raw: bool
     has_status: bool
-    meta: dict[str, str]
+    meta: dict[str, str] = field(compare=False)  # for `channels`; not part of the shape
 
 
 def _wide_channels(schema: pa.Schema) -> list[_WideChannel]:
@@ -359,33 +359,49 @@ def _complete_parts(inv: Inventory, b: Bundle, paths: list[str]) -> tuple[list[s
     return good, schema
 
 
-def _wide_select(run_id: str, uris: list[str], channels: list[_WideChannel]) -> str:
-    structs = []
-    for ch in channels:
-        raw = f"CAST({_ident(ch.name + '.raw')} AS DOUBLE)" if ch.has_raw else "NULL::DOUBLE"
-        status = f"CAST({_ident(ch.name + '.status')} AS VARCHAR)" if ch.has_status else "NULL"
-        structs.append(
-            f"{{'channel': {_lit(ch.name)}, 'value': CAST({_ident(ch.name)} AS DOUBLE), "
-            f"'raw_value': {raw}, 'unit': {_lit(ch.unit)}::VARCHAR, "
-            f"'status': {status}::VARCHAR}}"
-        )
-    return (
-        f"SELECT {_lit(run_id)} AS run_id, t_mono_ns, c.channel, c.value, c.raw_value, "
-        f"c.unit, c.status FROM (SELECT t_mono_ns, UNNEST([{', '.join(structs)}]) AS c "
-        f"FROM read_parquet({_path_list(uris)}, union_by_name = true)) "
-        "WHERE c.value IS NOT NULL OR c.status IS NOT NULL"
+def _wide_select(uris: list[str], channels: tuple[_WideChannel, ...]) -> list[str]:
+    """One SELECT per channel over every wide table (of any run) with these channels.
+
+    Per channel rather than one UNNEST over all of them: the channel name is then a
+    constant in each branch, so a query's ``channel = 'x'`` prunes the other branches at
+    planning time and its ``value > v`` reaches the Parquet scan of ``x``'s column (row
+    groups whose statistics cannot match are skipped). Each branch reads only its own
+    columns, so a query over every channel reads the tables' bytes about once. Tables of
+    the same shape in different runs share one scan; ``run_id`` comes from the file name.
+    """
+    source = (
+        f"read_parquet({_path_list(uris)}, filename = true, union_by_name = true) AS s "
+        "JOIN _capa_files AS f ON s.filename = f.file"
     )
+    out = []
+    for ch in channels:
+        value = "s." + _ident(ch.name)
+        raw = f"CAST(s.{_ident(ch.name + '.raw')} AS DOUBLE)" if ch.has_raw else "NULL::DOUBLE"
+        status_col = "s." + _ident(ch.name + ".status")
+        status = f"CAST({status_col} AS VARCHAR)" if ch.has_status else "NULL::VARCHAR"
+        keep = f"{value} IS NOT NULL" + (f" OR {status_col} IS NOT NULL" if ch.has_status else "")
+        out.append(
+            f"SELECT f.run_id, s.t_mono_ns, {_lit(ch.name)} AS channel, "
+            f"CAST({value} AS DOUBLE) AS value, {raw} AS raw_value, "
+            f"{_lit(ch.unit)}::VARCHAR AS unit, {status} AS status FROM {source} WHERE {keep}"
+        )
+    return out
 
 
-def _samples_sql(con: duckdb.DuckDBPyConnection, inv: Inventory) -> str:
-    """The SELECT of the long ``samples`` view over every bundle's sample files."""
-    scalar_files: list[tuple[str, str]] = []
-    branches: list[str] = []
+def _sample_files(inv: Inventory) -> tuple[list[tuple[str, str]], dict[Any, list[tuple[str, str]]]]:
+    """``(file, run_id)`` of every ``scalars.parquet``, and of every wide part by shape.
+
+    A sealed bundle's files are complete by definition (its footer is checked only for
+    the first part of each device, for the columns); an unsealed bundle's every file is
+    checked, and one without a footer yet is left out with a warning.
+    """
+    scalars: list[tuple[str, str]] = []
+    wide: dict[Any, list[tuple[str, str]]] = {}
     for b in inv.bundles:
-        scalars = inv.store.join(b.path, "scalars.parquet")
-        if inv.store.exists(scalars):
-            good, _ = _complete_parts(inv, b, [scalars])
-            scalar_files.extend((inv.store.uri(p), b.run_id) for p in good)
+        path = inv.store.join(b.path, "scalars.parquet")
+        if inv.store.exists(path):
+            good = [path] if b.sealed else _complete_parts(inv, b, [path])[0]
+            scalars.extend((inv.store.uri(p), b.run_id) for p in good)
         elif b.sealed:
             inv.warnings.append(f"{b.run_id}: sealed bundle without scalars.parquet")
         else:
@@ -396,22 +412,33 @@ def _samples_sql(con: duckdb.DuckDBPyConnection, inv: Inventory) -> str:
         if b.version < 2:
             continue
         for _device, paths in sorted(_wide_parts(inv, b).items()):
-            good, schema = _complete_parts(inv, b, paths)
-            channels = _wide_channels(schema) if schema is not None else []
+            if b.sealed:
+                schema = _complete_parts(inv, b, paths[:1])[1]
+                good = paths if schema is not None else []
+            else:
+                good, schema = _complete_parts(inv, b, paths)
+            channels = tuple(_wide_channels(schema)) if schema is not None else ()
             if good and channels:
-                uris = [inv.store.uri(p) for p in good]
-                branches.append(_wide_select(b.run_id, uris, channels))
-    if scalar_files:
-        _register_files(con, "_capa_scalar_files", scalar_files)
-        scalar_uris = _path_list(f for f, _ in scalar_files)
-        branches.insert(
-            0,
+                wide.setdefault(channels, []).extend((inv.store.uri(p), b.run_id) for p in good)
+    return scalars, wide
+
+
+def _samples_sql(con: duckdb.DuckDBPyConnection, inv: Inventory) -> str:
+    """The SELECT of the long ``samples`` view over every bundle's sample files."""
+    scalars, wide = _sample_files(inv)
+    branches: list[str] = []
+    if scalars:
+        branches.append(
             "SELECT f.run_id, s.t_mono_ns, CAST(s.channel AS VARCHAR) AS channel, "
             "CAST(s.value AS DOUBLE) AS value, CAST(s.raw_value AS DOUBLE) AS raw_value, "
             "CAST(s.unit AS VARCHAR) AS unit, CAST(s.status AS VARCHAR) AS status "
-            f"FROM read_parquet({scalar_uris}, filename = true, union_by_name = true) AS s "
-            "JOIN _capa_scalar_files AS f ON s.filename = f.file",
+            f"FROM read_parquet({_path_list(f for f, _ in scalars)}, filename = true, "
+            "union_by_name = true) AS s JOIN _capa_files AS f ON s.filename = f.file"
         )
+    for channels, files in wide.items():
+        branches.extend(_wide_select([f for f, _ in files], channels))
+    files = scalars + [f for group in wide.values() for f in group]
+    _register_files(con, "_capa_files", files)
     if not branches:
         return _empty(_SAMPLE_COLUMNS)
     return " UNION ALL ".join(f"({b})" for b in branches)
@@ -420,7 +447,10 @@ def _samples_sql(con: duckdb.DuckDBPyConnection, inv: Inventory) -> str:
 def _register_files(con: duckdb.DuckDBPyConnection, name: str, rows: list[tuple[str, str]]) -> None:
     import pyarrow as pa
 
-    table = pa.table({"file": [r[0] for r in rows], "run_id": [r[1] for r in rows]})
+    table = pa.table(
+        {"file": [r[0] for r in rows], "run_id": [r[1] for r in rows]},
+        schema=pa.schema([("file", pa.string()), ("run_id", pa.string())]),
+    )
     _register(con, name, table)
 
 
