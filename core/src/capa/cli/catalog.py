@@ -8,7 +8,8 @@ mismatch, rows lost), with its reasons; a bundle whose ``manifest.sha256`` is no
 the seal journal or the catalog recorded at seal, or lacks a valid signature with
 ``--require-signature``),
 64 when neither RUN_ID nor ``--all`` is given; ``rebuild`` 0; ``keygen`` 0, 2 if the key
-files exist or ``cryptography`` is missing.
+files exist or ``cryptography`` is missing. ``query`` (SQL across bundles) lives in
+:mod:`capa.cli.catalog_query`: 0, or 2 for an invalid or refused statement.
 """
 
 from __future__ import annotations
