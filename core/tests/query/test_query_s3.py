@@ -122,6 +122,32 @@ def test_s3_paths_of_the_runs_view_and_refusals(query_root, s3_endpoint, aws_env
     )
     assert code == 2
     assert "COPY statements are refused" in err
+    # reading is limited to the runs root's fixed prefix, in the bucket as on a disk
+    one_rig = f"s3://{BUCKET}/rigs/furnace-2/runs"
+    outside = f"s3://{BUCKET}/rigs/furnace-1/runs/{query_root.ids['hot12']}/scalars.parquet"
+    code, _, err = run_capa(
+        "catalog",
+        "query",
+        f"SELECT count(*) FROM read_parquet('{outside}')",
+        "--runs-root",
+        one_rig,
+        "--endpoint-url",
+        s3_endpoint,
+    )
+    assert code == 2
+    assert "Permission Error" in err
+    code, out, err = run_capa(
+        "catalog",
+        "query",
+        f"SELECT count(*) AS n FROM read_parquet('{outside}')",
+        "--runs-root",
+        url,
+        "--endpoint-url",
+        s3_endpoint,
+        "--json",
+    )
+    assert code == 0, err  # the same file is readable from a root that covers it
+    assert json.loads(out)[0]["n"] > 0
 
 
 def test_an_unreachable_store_is_one_line_exit_2(aws_env, monkeypatch):
