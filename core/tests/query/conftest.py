@@ -45,6 +45,20 @@ kind = "temperature"
 unit = "degC"
 source = {{ device = "furnace", field = "pv" }}
 plot_group = "temperature"
+
+[[channels]]
+name = "furnace_f"
+kind = "temperature"
+unit = "degC"
+derived_unit = "degF"
+source = {{ device = "furnace", field = "pv" }}
+calibration = {{ kind = "linear", slope = 1.8, intercept = 32.0 }}
+
+[[derived]]
+name = "furnace_rise"
+expression = "furnace_t - 25"
+unit = "degC"
+kind = "temperature"
 """
 
 EXPERIMENT = """

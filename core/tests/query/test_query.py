@@ -187,19 +187,38 @@ def test_channels_view_v1_from_the_rig_file_v2_from_parquet_metadata(query_root:
         root,
     ).table.to_pylist()
     v1 = [r for r in rows if r["run_id"] == ids["hot12"]]
+    common = {"run_id": ids["hot12"], "location": "scalars", "kind": "temperature"}
     assert v1 == [
         {
-            "run_id": ids["hot12"],
-            "channel": "furnace_t",
-            "location": "scalars",
+            **common,
+            "channel": "furnace_f",
+            "unit": "degF",
+            "raw_unit": "degC",
+            "device": "furnace",
+            "field": "pv",
+            "calibration": '{"intercept": 32.0, "kind": "linear", "slope": 1.8}',
+            "plot_group": None,
+        },
+        {
+            **common,
+            "channel": "furnace_rise",
             "unit": "degC",
             "raw_unit": None,
-            "kind": "temperature",
+            "device": "derived",
+            "field": None,
+            "calibration": None,
+            "plot_group": None,
+        },
+        {
+            **common,
+            "channel": "furnace_t",
+            "unit": "degC",
+            "raw_unit": None,
             "device": "furnace",
             "field": "pv",
             "calibration": None,
             "plot_group": "temperature",
-        }
+        },
     ]
     v2 = {r["channel"]: r for r in rows if r["run_id"] == V2_RUN}
     assert set(v2) == {"furnace_sp", "furnace_t", "hf"}

@@ -472,6 +472,11 @@ def _channel_row(run_id: str, name: str, location: str, meta: dict[str, Any]) ->
     return row
 
 
+def _list(doc: dict[str, Any], key: str) -> list[Any]:
+    value = doc.get(key)
+    return value if isinstance(value, list) else []
+
+
 def _rig_channels(inv: Inventory, b: Bundle) -> dict[str, dict[str, Any]]:
     """Channel metadata from the rig file copied into a version-1 bundle's ``config/``."""
     out: dict[str, dict[str, Any]] = {}
@@ -480,14 +485,16 @@ def _rig_channels(inv: Inventory, b: Bundle) -> dict[str, dict[str, Any]]:
             doc = tomllib.loads(inv.store.read_bytes(path).decode("utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             continue  # not every config file is a rig file; the channels then lack metadata
-        for ch in doc.get("channels", []) if isinstance(doc.get("channels"), list) else []:
+        for ch in _list(doc, "channels"):
             if not isinstance(ch, dict) or not isinstance(ch.get("name"), str):
                 continue
             found = ch.get("source")
             source: dict[str, Any] = found if isinstance(found, dict) else {}
             calibration = ch.get("calibration")
+            calibrated = ch.get("derived_unit")  # the hardware file's unit is then the raw one
             out[ch["name"]] = {
-                "unit": ch.get("unit"),
+                "unit": calibrated or ch.get("unit"),
+                "raw_unit": ch.get("unit") if calibrated else None,
                 "kind": ch.get("kind"),
                 "device": source.get("device"),
                 "field": source.get("field"),
@@ -496,6 +503,16 @@ def _rig_channels(inv: Inventory, b: Bundle) -> dict[str, dict[str, Any]]:
                     json.dumps(calibration, sort_keys=True) if calibration is not None else None
                 ),
             }
+        for ch in _list(doc, "derived"):
+            if isinstance(ch, dict) and isinstance(ch.get("name"), str):
+                out[ch["name"]] = {
+                    "unit": ch.get("unit"),
+                    "kind": ch.get("kind") or "derived",
+                    "device": "derived",  # as the version-2 metadata names it
+                    "field": None,
+                    "plot_group": ch.get("plot_group"),
+                    "calibration": None,
+                }
     return out
 
 
