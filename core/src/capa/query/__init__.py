@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-__all__ = ["QueryResult", "query"]
+__all__ = ["QueryResult", "check_statement", "query"]
 
 _ALLOWED: Final = ("SELECT", "EXPLAIN")
 INSTALL_HINT: Final = "capa catalog query needs DuckDB: pip install 'capa[query]'"
@@ -112,7 +112,8 @@ def query(
 
     Args:
         sql: a SELECT over the views ``runs``, ``events``, ``samples``, ``channels``.
-        runs_root: a runs root directory, or ``s3://bucket/prefix`` (needs ``capa[s3]``).
+        runs_root: a runs root directory, or ``s3://bucket/prefix`` (needs ``capa[s3]``);
+            either may contain ``*`` (``s3://lab/rigs/*/runs``).
         include_open: also query bundles that are not sealed (open, finalizing, or
             verification_failed); by default only sealed bundles are seen.
         storage_options: options for the fsspec filesystem of a URL (``endpoint_url``,
@@ -139,7 +140,7 @@ def query(
             _lock_down(con, allowed)
             table = _arrow(con.sql(sql))
         except duckdb.Error as exc:
-            raise QueryError(f"SQL: {_first_line(exc)}") from None
+            raise QueryError(f"SQL: {_first_line(exc)}") from exc
     finally:
         con.close()
     return QueryResult(table, len(inv.bundles), inv.unsealed_skipped, inv.warnings)
