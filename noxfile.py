@@ -106,6 +106,9 @@ def package_tests(session: nox.Session, package: str) -> None:
     path = "core" if package == "capa" else f"packages/{package}"
     session.install("-e", "core", *(["-e", path] if path != "core" else []))
     session.install("pytest", "hypothesis")
+    if package == "capa":
+        # `capa catalog query` (DuckDB, s3fs) and the local S3 server its store test starts.
+        session.install("-e", "core[query,s3]", "moto[s3]>=5", "flask>=3", "flask-cors>=4")
     if package == "capa-gui":
         # The console's tests drive the demo rig (every device package and the recipe
         # runner) over HTTP and in the system chromium (Playwright, no browser download).

@@ -75,6 +75,10 @@ def heavy(modules: set[str]) -> set[str]:
         "pluggy",
         "structlog",
         "anyio",
+        "duckdb",
+        "fsspec",
+        "s3fs",
+        "botocore",
         *FORBIDDEN_IN_CORE,
     }
     return {
@@ -94,6 +98,12 @@ def test_help_imports_nothing_heavy(tmp_path):
     modules_loaded_by("--help", env=env)
     loaded = modules_loaded_by("--help", env=env)
     assert "click" not in loaded
+    assert heavy(loaded) == set()
+
+
+def test_catalog_query_help_imports_no_duckdb():
+    loaded = modules_loaded_by("catalog", "query", "--help")
+    assert "capa.cli.catalog_query" in loaded
     assert heavy(loaded) == set()
 
 

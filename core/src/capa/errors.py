@@ -24,6 +24,7 @@ __all__ = [
     "IntegrityError",
     "PluginError",
     "PoolStateError",
+    "QueryError",
     "ResourceConflict",
     "RunnerStateError",
     "TrustError",
@@ -93,6 +94,14 @@ class IntegrityError(BundleError):
     """A sealed bundle's files do not match ``manifest.sha256`` (exit 3)."""
 
     exit_code: ClassVar[int] = 3
+
+
+class QueryError(CapaError):
+    """A query across bundles cannot run (exit 2).
+
+    Invalid SQL, a statement that is not read-only, a runs root or store that cannot be
+    read, or DuckDB (the ``capa[query]`` extra) not installed.
+    """
 
 
 class DeviceError(CapaError):

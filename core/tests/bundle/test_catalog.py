@@ -41,6 +41,53 @@ def test_upsert_list_filters_and_since(runs_root):
     assert cat.get("nope") is None
 
 
+def test_list_filters_on_operator_sample_tag_procedure_and_text(runs_root):
+    cat = Catalog(runs_root)
+    specs = {
+        "20260101T000000-aaaa": {
+            "operator": {"id": "zoe", "display_name": "Zoë Straße"},
+            "sample": {"id": "S-12", "notes": "Glühdraht, 2nd try"},
+            "procedure": {"id": "capa.builtin.free_run", "version": "1"},
+            "tags": ["furnace", "pmma"],
+        },
+        "20260102T000000-bbbb": {
+            "operator": {"id": "max"},
+            "sample": {"id": "S-13"},
+            "procedure": {"id": "capa.builtin.recipe_runner", "version": "1"},
+            "tags": ["furnace"],
+        },
+    }
+    for i, (run_id, fields) in enumerate(specs.items()):
+        m, d = _run(runs_root, run_id, f"2026-01-0{i + 1}T00:00:00+00:00", **fields)
+        cat.upsert(m, d)
+    a, b = specs
+
+    def ids(**filters):
+        return [r.run_id for r in cat.runs(**filters)]
+
+    assert ids(operator="ZOË STRASSE") == [a]  # display name, Unicode case folding
+    assert ids(operator="max") == [b]
+    assert ids(sample="s-13") == [b]
+    assert ids(tags=["furnace"]) == [a, b]
+    assert ids(tags=["furnace", "pmma"]) == [a]
+    assert ids(procedure="capa.builtin.recipe_runner") == [b]
+    assert ids(text="GLÜHDRAHT") == [a]  # sample notes
+    assert ids(text="bbbb") == [b]  # run id
+    assert ids(text="_") == []  # no wildcard: no run id, sample or note has "_"
+    assert ids(sample="S-12", since=datetime(2026, 1, 2)) == []
+    assert ids(tags=["furnace"], run_status="running") == [a, b]
+    # A row whose JSON cells are unreadable is listed unfiltered, and only fails to match
+    # filters on those cells (SQLite's JSON functions would fail the whole listing).
+    with sqlite3.connect(cat.path) as conn:
+        conn.execute(
+            "UPDATE runs SET tags_json = '{bad', summary_json = 'x' WHERE run_id = ?", (a,)
+        )
+    assert ids() == [a, b]
+    assert ids(tags=["furnace"]) == [b]
+    assert ids(text="glühdraht") == []
+    assert ids(sample="S-12") == [a]
+
+
 def test_rebuild_from_manifests_alone(runs_root):
     cat = Catalog(runs_root)
     for i in range(3):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -131,6 +131,9 @@ def _row_values(manifest: Manifest, rel_path: str, digest: str | None) -> tuple[
     scalars = manifest.counts.get("scalars", {})
     summary = {
         "exit_reason": manifest.exit_reason,
+        # What `capa catalog list --operator/--text` search beyond the indexed columns.
+        "operator_name": operator.get("display_name"),
+        "notes": sample.get("notes"),
         "rows": scalars.get("rows") if isinstance(scalars, dict) else None,
         "events": manifest.counts.get("events"),
         "finalize_warnings": len(manifest.custom.get("finalize_warnings", []) or []),
@@ -153,6 +156,39 @@ def _row_values(manifest: Manifest, rel_path: str, digest: str | None) -> tuple[
         datetime.now(UTC).isoformat(timespec="microseconds"),
         digest,
     )
+
+
+def _fold(value: Any) -> str:
+    return value.casefold() if isinstance(value, str) else ""
+
+
+def _matches(
+    row: CatalogRow,
+    *,
+    operator: str | None,
+    sample: str | None,
+    tags: Sequence[str],
+    procedure: str | None,
+    text: str | None,
+) -> bool:
+    """Whether ``row`` passes the filters of :meth:`Catalog.runs` that are matched in Python."""
+    if operator and _fold(operator) not in (
+        _fold(row.operator),
+        _fold(row.summary.get("operator_name")),
+    ):
+        return False
+    if sample and _fold(sample) != _fold(row.sample):
+        return False
+    if any(tag not in row.tags for tag in tags):
+        return False
+    if procedure and procedure != row.procedure_id:
+        return False
+    if text:
+        needle = _fold(text)
+        haystack = (row.run_id, row.sample, row.summary.get("notes"))
+        if not any(needle in _fold(h) for h in haystack):
+            return False
+    return True
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -265,8 +301,27 @@ class Catalog:
         run_status: str | None = None,
         bundle_status: str | None = None,
         since: datetime | None = None,
+        operator: str | None = None,
+        sample: str | None = None,
+        tags: Sequence[str] = (),
+        procedure: str | None = None,
+        text: str | None = None,
     ) -> list[CatalogRow]:
-        """Runs matching the filters, oldest first."""
+        """Runs matching every filter given, oldest first.
+
+        Args:
+            run_status: exact run status.
+            bundle_status: exact bundle status.
+            since: started at or after this time (naive = UTC).
+            operator: operator id or display name (exact, case-insensitive). Rows indexed
+                by a capa without display names and notes in the catalog get them from
+                ``capa catalog rebuild``.
+            sample: sample id (exact, case-insensitive).
+            tags: every one of these tags (exact).
+            procedure: procedure id (exact).
+            text: case-insensitive substring of the run id, sample id or sample notes
+                (notes as for ``operator``).
+        """
         clauses: list[str] = []
         params: list[Any] = []
         if run_status:
@@ -280,7 +335,17 @@ class Catalog:
             clauses.append("started_utc >= ?")
             params.append(moment.astimezone(UTC).isoformat(timespec="microseconds"))
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return self._query(where, tuple(params))
+        rows = self._query(where, tuple(params))
+        # The rest is matched here, not in SQL: case-folding is Unicode-correct, and a row
+        # whose JSON cells are unreadable just does not match (SQLite's JSON functions
+        # would fail the whole listing on it).
+        return [
+            r
+            for r in rows
+            if _matches(
+                r, operator=operator, sample=sample, tags=tags, procedure=procedure, text=text
+            )
+        ]
 
     def _query(self, where: str, params: tuple[Any, ...]) -> list[CatalogRow]:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM runs {where} ORDER BY started_utc, run_id"

@@ -8,7 +8,8 @@ mismatch, rows lost), with its reasons; a bundle whose ``manifest.sha256`` is no
 the seal journal or the catalog recorded at seal, or lacks a valid signature with
 ``--require-signature``),
 64 when neither RUN_ID nor ``--all`` is given; ``rebuild`` 0; ``keygen`` 0, 2 if the key
-files exist or ``cryptography`` is missing.
+files exist or ``cryptography`` is missing. ``query`` (SQL across bundles) lives in
+:mod:`capa.cli.catalog_query`: 0, or 2 for an invalid or refused statement.
 """
 
 from __future__ import annotations
@@ -68,15 +69,35 @@ def _parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None
     metavar="DATETIME",
     help="Only runs started at or after this ISO date/time (UTC unless an offset is given).",
 )
+@click.option("--operator", metavar="ID|NAME", help="Only runs of this operator (id or name).")
+@click.option("--sample", metavar="ID", help="Only runs of this sample id.")
+@click.option(
+    "--tag", "tags", multiple=True, metavar="TAG", help="Only runs with this tag (repeatable: all)."
+)
+@click.option("--procedure", metavar="ID", help="Only runs of this procedure id.")
+@click.option(
+    "--text", metavar="TEXT", help="Only runs whose run id, sample id or sample notes contain TEXT."
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_runs(
+def list_runs(  # click passes every option by keyword
+    *,
     runs_root: Path | None,
     run_status: str | None,
     bundle_status: str | None,
     since: datetime | None,
+    operator: str | None,
+    sample: str | None,
+    tags: tuple[str, ...],
+    procedure: str | None,
+    text: str | None,
     as_json: bool,
 ) -> None:
-    """List the runs in the catalog, oldest first. Always exits 0."""
+    """List the runs in the catalog, oldest first. Always exits 0.
+
+    Filters combine (AND). --operator and --sample ignore case; --text is a
+    case-insensitive substring. For questions about the data itself, see
+    `capa catalog query`.
+    """
     from capa.bundle.catalog import Catalog, CatalogRow
     from capa.bundle.paths import resolve_runs_root
     from capa.errors import BundleError
@@ -85,7 +106,16 @@ def list_runs(
     rows: list[CatalogRow] = []
     try:
         cat = Catalog(root, create=False)
-        rows = cat.runs(run_status=run_status, bundle_status=bundle_status, since=since)
+        rows = cat.runs(
+            run_status=run_status,
+            bundle_status=bundle_status,
+            since=since,
+            operator=operator,
+            sample=sample,
+            tags=tags,
+            procedure=procedure,
+            text=text,
+        )
     except BundleError as exc:
         click.echo(f"capa: warning: {exc}", err=True)
         cat = None
@@ -101,7 +131,8 @@ def list_runs(
         for problem in r.problems:
             click.echo(f"capa: warning: catalog row {r.run_id}: {problem}", err=True)
     if not rows:
-        click.echo(f"no runs in {root}")
+        filtered = any((run_status, bundle_status, since, operator, sample, tags, procedure, text))
+        click.echo(f"no runs in {root}" + (" match the filters" if filtered else ""))
         return
     echo_table(
         ["run_id", "started_utc", "run", "bundle", "integrity", "operator", "sample", "procedure"],
@@ -269,3 +300,14 @@ def keygen(path: Path) -> None:
     click.echo(f"private key: {path} (keep it on the rig, readable only by capa's user)")
     click.echo(f"public key:  {pub}")
     click.echo(f"key id:      {key_id}")
+
+
+def _add_query() -> None:
+    # Its own module (the query command brings its own output formats); a click command
+    # object is cheap, DuckDB is imported only when the command runs.
+    from capa.cli.catalog_query import query
+
+    catalog.add_command(query)
+
+
+_add_query()
