@@ -210,7 +210,10 @@ def child_bluesky(out: Path, channels: int, samples: int, block: int, fair: bool
     attrs.update(
         {f"v{i}": Component(SynSignal, func=noise, kind="hinted") for i in range(channels)}
     )
-    attrs["trigger"] = trigger_all
+    if not os.environ.get("BENCH_STALE_BLUESKY"):
+        # (set that variable to rebuild the old, unfair contestant and watch the
+        # read-back's `fresh_blocks` turn False)
+        attrs["trigger"] = trigger_all
     det = type("BenchDAQ", (Device,), attrs)(name="daq")
     state["block"] = 0  # a SynSignal evaluates its function once when it is built
     engine = RunEngine({})
