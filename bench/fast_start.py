@@ -10,7 +10,8 @@
    whichever thread; the check prints whether `pandas` (or any `pandas.*`) was imported.
    pyarrow imports pandas lazily when it is installed, so the check only means something
    where pandas is installed (the `nox -s bench` venv has it through qcodes); the script
-   says which case it is.
+   says which case it is (`-X importtime` also lists an import that failed, so without
+   pandas the script still shows whether a run *tried* to import it).
 Prints figures; asserts nothing.
 """
 
@@ -111,7 +112,10 @@ def main() -> None:
             if pandas["run_exit_code"] != 0:
                 verdict = f"run failed (exit {pandas['run_exit_code']}): not checked"
             elif not pandas["pandas_installed"]:
-                verdict = "pandas is not installed here: the check cannot fail in this venv"
+                verdict = (
+                    "pandas is not installed here, so it cannot end up in sys.modules; "
+                    f"the run tried to import it: {pandas['pandas_imported']}"
+                )
             else:
                 verdict = (
                     f"pandas imported by a run (start-up to seal): {pandas['pandas_imported']} "
