@@ -131,6 +131,11 @@ def main() -> None:
     text_a, va = cpu(load("cpu_per_sample", a), "after")
     print(f"  before: {text_b}")
     print(f"  after:  {text_a}")
+    after_data = load("cpu_per_sample", a)
+    if after_data and "before" in after_data["median"] and "after" in after_data["median"]:
+        # the after file's own interleaved before runs: same session, same load
+        vb = float(after_data["median"]["before"]["cpu_s_per_million_samples"])
+        print(f"  before (interleaved with after): {vb:.4f} CPU s / M samples")
     if vb and va:
         print(f"  before / after = {vb / va:.2f}x (>= 2x: {vb / va >= 2})")
     print("Start-up (target: --help <= 2x python -c pass; no pandas)")
