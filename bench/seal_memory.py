@@ -1,6 +1,6 @@
 """Peak memory of a whole `capa run` (record + seal) for runs of 10 / 40 / 120 M samples.
 
-    uv run python bench/seal_memory.py [--samples 10e6,40e6,120e6] [--rate 1e6] [--repeat 1]
+    uv run python bench/seal_memory.py [--samples 10e6,40e6,120e6] [--rate 250e3] [--repeat 1]
         [--python before=/path/bin/python --python after=.venv/bin/python]
 
 Issue 15's Done-when: peak RSS of a 120 M-row run under 1 GB, printed for 10 / 40 / 120 M
@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", default="10e6,40e6,120e6", help="run sizes, samples")
     parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--rate", type=float, default=1_000_000, help="per channel, S/s")
+    parser.add_argument("--rate", type=float, default=250_000, help="per channel, S/s")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--python", action="append", default=[], help="NAME=PATH (repeatable)")
     parser.add_argument("--name", default="seal_memory", help="result file name")

@@ -43,7 +43,7 @@ PARTS: dict[str, tuple[str, list[str], list[str]]] = {
     "finalize": ("finalize_verify.py", [], ["--quick"]),
     "stop": ("stop_latency.py", ["--seconds", "5,60,600", "--count", "5,5,2"], ["--quick"]),
     "cpu": ("cpu_per_sample.py", [], ["--quick"]),
-    "memory": ("seal_memory.py", ["--rate", "250000"], ["--quick"]),
+    "memory": ("seal_memory.py", [], ["--quick"]),
     "fast_start": ("fast_start.py", [], ["--quick"]),
     "peers": ("peers.py", [], ["--quick"]),
     "profile": ("profile_run.py", [], ["--quick"]),
