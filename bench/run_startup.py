@@ -7,8 +7,7 @@ bench/startup.py times `capa --help`, `capa version` and `capa plugins list`; th
 - `capa run` of a copy of the demo (examples/demo/free_run.yaml with a 1 s duration):
   from just before the process is spawned until (a) the conductor logs `conductor.running`
   in run.log and (b) the first sample's time — the manifest's `started_utc` (the run clock's
-  origin) plus the smallest `t_mono_ns` of any sample table (`scalars.parquet`, and the
-  wide `samples/<device>/part-*.parquet` of bundle layout 2). Both are wall-clock instants
+  origin) plus the smallest `t_mono_ns` in scalars.parquet. Both are wall-clock instants
   of the same machine, compared with the parent's `time.time()` at spawn.
 Every installed plugin is discovered and loaded by both commands.
 """
@@ -59,14 +58,7 @@ def first_sample_once(work: Path) -> dict[str, Any]:
         raise SystemExit(f"capa run failed: {child.stderr or child.stdout}")
     manifest = json.loads((bundle / "manifest.json").read_text())
     origin = datetime.fromisoformat(manifest["started_utc"]).timestamp()
-    # the earliest sample of any table: scalars.parquet (long) and samples/*/part-* (wide)
-    tables = [bundle / "scalars.parquet", *sorted(bundle.glob("samples/*/part-*.parquet"))]
-    t_first = min(
-        (pc.min(pq.read_table(p, columns=["t_mono_ns"])[0]).as_py() for p in tables if p.exists()),
-        default=None,
-    )
-    if t_first is None:
-        raise SystemExit(f"no sample table in {bundle}")
+    t_first = pc.min(pq.read_table(bundle / "scalars.parquet", columns=["t_mono_ns"])[0])
     running = next(
         datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00")).timestamp()
         for rec in map(json.loads, (bundle / "run.log").read_text().splitlines())
@@ -76,7 +68,7 @@ def first_sample_once(work: Path) -> dict[str, Any]:
     return {
         "to_run_clock_origin_s": round(origin - child.started_epoch, 3),
         "to_conductor_running_s": round(running - child.started_epoch, 3),
-        "to_first_sample_s": round(origin + t_first / 1e9 - child.started_epoch, 3),
+        "to_first_sample_s": round(origin + t_first.as_py() / 1e9 - child.started_epoch, 3),
         "process_wall_s": round(child.wall_s, 3),
         "process_cpu_s": round(child.cpu_s, 3),
     }
