@@ -122,6 +122,9 @@ def main() -> None:
     b, a = args.before, args.after
     print("Stop latency, SIGINT -> sealed exit, 8 ch x 10 kS/s (target: <= 0.5 s, within 20 %)")
     print(f"  before: {stop(load('stop_latency', b), 'before')}")
+    for extra in sorted(c.RESULTS.glob(f"stop_latency{b}_*.json")):  # further runs, kept apart
+        more = json.loads(extra.read_text())
+        print(f"  before, {extra.name}: {stop(more, 'before')}")
     print(f"  after:  {stop(load('stop_latency', a), 'after')}")
     print("Peak RSS, record + seal (target: 120 M samples under 1 GB)")
     print(f"  before: {memory(load('seal_memory', b), 'before')}")
