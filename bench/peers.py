@@ -370,7 +370,9 @@ def run_capa(
         raise SystemExit(f"capa run failed: {child.stderr[-800:] or child.stdout}")
     counted = c.parquet_samples(bundle)
     man = c.manifest_figures(bundle)
+    checked = verify_capa(bundle, block)
     return {
+        **checked,
         "wall_s": child.wall_s,
         "cpu_s": child.cpu_s,
         "max_rss_MB": rss,
@@ -381,6 +383,35 @@ def run_capa(
         "dropped_rows": man["dropped_rows"],
         "sealed": man["bundle_status"] == "sealed",
     }
+
+
+def verify_capa(bundle: Path, block: int) -> dict[str, Any]:
+    """Read capa's bundle back as the peers' outputs are (untimed, in this process).
+
+    sha256: every file listed in manifest.sha256 re-hashed here with hashlib (not with
+    capa's own verifier). fresh_blocks: the first two blocks of channel v0 differ, read
+    from the wide table (layout 2) or the long scalars.parquet (layout 1).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ok = True
+    for line in (bundle / "manifest.sha256").read_text().splitlines():
+        if line.strip():
+            digest, rel = line.split(maxsplit=1)
+            ok = ok and sha256_file(bundle / rel.lstrip("*")) == digest
+    parts = sorted(bundle.glob("samples/*/part-*.parquet"))
+    if parts:
+        head = pq.ParquetFile(parts[0]).read_row_group(0, columns=["v0"]).column(0)
+    else:
+        table = pq.ParquetFile(bundle / "scalars.parquet").read_row_group(
+            0, columns=["t_mono_ns", "channel", "value"]
+        )
+        table = table.filter(pc.equal(table["channel"].cast("string"), "v0"))
+        head = table.sort_by("t_mono_ns")["value"]
+    values = head.to_numpy()
+    fresh = blocks_differ(values[:block], values[block : 2 * block])
+    return {"sha256_ok": ok, "fresh_blocks": fresh}
 
 
 def run_peer(framework: str, work: Path, channels: int, samples: int, block: int) -> dict[str, Any]:
