@@ -308,7 +308,15 @@ def trust(session: nox.Session) -> None:
 
 # Peer frameworks the benchmark compares capa with. They are installed into the bench
 # session's own environment only: never a capa dependency. py-spy profiles a run.
-BENCH_PEERS = ["qcodes", "bluesky", "ophyd", "suitcase-msgpack", "py-spy"]
+# Pinned to the versions the recorded figures (bench/README.md) were measured with, so a
+# before/after comparison does not silently change a peer underneath it.
+BENCH_PEERS = [
+    "qcodes==0.58.0",
+    "bluesky==1.15.1",
+    "ophyd==1.11.2",
+    "suitcase-msgpack==0.3.0",
+    "py-spy==0.4.3",
+]
 
 
 @nox.session(python="3.11")

@@ -186,26 +186,21 @@ def summary(stdout: str) -> dict[str, str]:
 
 
 def bundle_stats(bundle: Path) -> dict[str, Any]:
-    """Figures of a sealed bundle from its manifest, plus its size on disk."""
+    """Figures of a sealed bundle: samples from the Parquet footers (layout 1 or 2),
+    queue health from the manifest, and its size on disk."""
+    man = manifest_figures(bundle)
+    counted = parquet_samples(bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    health = manifest["queue_health"]
-    workers = health["runtime"]["workers"]
-    counts = manifest["counts"]
+    health = manifest.get("queue_health", {})
     return {
-        "run_status": manifest["run_status"],
-        "bundle_status": manifest["bundle_status"],
-        "rows": counts["scalars"]["rows"],
-        "channels": len(counts["scalars"]["channels"]),
-        "device_samples": sum(w["samples"] for w in workers.values()),
-        "dropped_rows": counts["dropped"]["rows"],
-        "queue_high_water": health["queue_high_water"],
-        "queue_capacity": health["queue_capacity"],
-        "loop_lag_p99_ms": health["runtime"]["loop_lag"]["p99_ms"],
-        "in_flight_bytes": health["bytes"],
-        "max_flush_s": health["max_flush_s"],
-        "parquet_bytes": (bundle / "scalars.parquet").stat().st_size,
-        "bundle_bytes": sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()),
-        "started_utc": manifest["started_utc"],
+        **man,
+        "rows": counted["samples"],  # samples (= long rows of layout 1)
+        "layout": counted["layout"],
+        "queue_capacity": health.get("queue_capacity"),
+        "max_flush_s": health.get("max_flush_s"),
+        "parquet_bytes": counted["parquet_bytes"],
+        "bundle_bytes": bundle_bytes(bundle),
+        "started_utc": manifest.get("started_utc"),
     }
 
 
@@ -220,3 +215,144 @@ def run_script(script: str, *args: str, python: str | None = None) -> int:
     argv = [python or sys.executable, str(BENCH / script), *args]
     print(f"$ {' '.join(argv[1:])}", flush=True)
     return subprocess.run(argv, cwd=ROOT, check=False).returncode
+
+
+# ------------------------------------------------------------- layout-agnostic figures
+def parquet_samples(bundle: Path) -> dict[str, Any]:
+    """Samples in a bundle, counted from Parquet footers only (both bundle layouts).
+
+    Version 1 keeps every sample as one row of the long ``scalars.parquet``; version 2
+    keeps polled channels there and hardware-clocked devices wide in
+    ``samples/<device>/part-*.parquet`` (one row per tick, one column per channel). A
+    wide table's samples are the non-null values of its value columns (not ``t_mono_ns``,
+    ``*.raw`` or ``*.status``), from the row groups' statistics: the footer is read, the
+    data never is, so counting a 120 M-row bundle costs milliseconds and no memory.
+    """
+    import pyarrow.parquet as pq
+
+    out: dict[str, Any] = {
+        "scalars_rows": 0,
+        "wide_rows": 0,
+        "wide_values": 0,
+        "wide_parts": 0,
+        "parquet_bytes": 0,
+    }
+    scalars = bundle / "scalars.parquet"
+    if scalars.exists():
+        out["scalars_rows"] = pq.ParquetFile(scalars).metadata.num_rows
+        out["parquet_bytes"] += scalars.stat().st_size
+    for part in sorted((bundle / "samples").glob("*/part-*.parquet")):
+        meta = pq.ParquetFile(part).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        values = [
+            i
+            for i, n in enumerate(names)
+            if n != "t_mono_ns" and not n.endswith((".raw", ".status"))
+        ]
+        out["wide_parts"] += 1
+        out["wide_rows"] += meta.num_rows
+        out["parquet_bytes"] += part.stat().st_size
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            for i in values:
+                col = rg.column(i)
+                stats = col.statistics
+                nulls = stats.null_count if stats is not None and stats.has_null_count else 0
+                out["wide_values"] += col.num_values - nulls
+    out["samples"] = out["scalars_rows"] + out["wide_values"]
+    out["layout"] = "wide" if out["wide_parts"] else "long"
+    return out
+
+
+def manifest_figures(bundle: Path) -> dict[str, Any]:
+    """What the manifest says, read defensively (version 1 and 2 differ in details)."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    health = manifest.get("queue_health", {})
+    workers = health.get("runtime", {}).get("workers", {})
+    counts = manifest.get("counts", {})
+    return {
+        "bundle_schema_version": manifest.get("bundle_schema_version"),
+        "run_status": manifest.get("run_status"),
+        "bundle_status": manifest.get("bundle_status"),
+        "device_samples": sum(w.get("samples", 0) for w in workers.values()),
+        "dropped_rows": counts.get("dropped", {}).get("rows"),
+        "queue_high_water": health.get("queue_high_water"),
+        "loop_lag_p99_ms": health.get("runtime", {}).get("loop_lag", {}).get("p99_ms"),
+        "in_flight_bytes": health.get("bytes"),
+    }
+
+
+def bundle_bytes(bundle: Path) -> int:
+    """Bytes of every file in a bundle."""
+    return sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+
+
+def interpreters(specs: Sequence[str]) -> dict[str, str]:
+    """``NAME=PYTHON`` pairs (``--python before=/x/.venv/bin/python``); default: this one.
+
+    Several interpreters let one script compare two checkouts of capa in the same session
+    with their runs interleaved (A B A B ...), so machine load hits both alike.
+    """
+    if not specs:
+        return {"current": sys.executable}
+    out = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--python wants NAME=PATH, got {spec!r}")
+        out[name] = os.path.abspath(path)  # children run in other folders
+    return out
+
+
+def loadavg() -> list[float]:
+    """The 1 / 5 / 15-minute load averages (other jobs on a shared machine)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def maxrss_mb(usage: Any) -> float:
+    """ru_maxrss of a reaped child (KiB on Linux) in MB."""
+    return round(usage.ru_maxrss * 1024 / 1e6, 1)
+
+
+def run_capa(
+    python: str, exp: Path, cwd: Path, env: dict[str, str], *extra: str
+) -> tuple[Child, float]:
+    """Run ``python -m capa run EXP`` to the end; (child, its peak RSS in MB)."""
+    return run_capa_like([python, "-m", "capa", "run", str(exp), *extra], cwd, env)
+
+
+def run_capa_like(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[Child, float]:
+    """Run any child to the end, output drained; (child, its peak RSS in MB)."""
+    epoch, t0 = time.time(), time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    # communicate() would reap the child itself (losing its rusage): drain the pipes in
+    # threads so a chatty child cannot block, then reap with wait4.
+    import threading
+
+    chunks: dict[str, str] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        chunks[name] = stream.read()
+
+    threads = [
+        threading.Thread(target=drain, args=("out", proc.stdout)),
+        threading.Thread(target=drain, args=("err", proc.stderr)),
+    ]
+    for th in threads:
+        th.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    for th in threads:
+        th.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    child = Child(
+        proc.returncode,
+        chunks.get("out", ""),
+        chunks.get("err", ""),
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        started_epoch=epoch,
+    )
+    return child, maxrss_mb(usage)

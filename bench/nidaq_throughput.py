@@ -110,7 +110,7 @@ channels = [
 
 
 def bench_run(n: int, rate: float, block: int, seconds: float) -> dict:
-    import pyarrow.parquet as pq
+    import _common  # bench/ is on sys.path when this script runs
 
     chans = channels(n)
     rig = RIG.format(
@@ -157,7 +157,8 @@ def bench_run(n: int, rate: float, block: int, seconds: float) -> dict:
                 f"capa run failed:\n{out}\n{proc.stderr.read() if proc.stderr else ''}"
             )
         bundle = next((tmp / "runs").glob("2*"))
-        rows = pq.read_metadata(bundle / "scalars.parquet").num_rows
+        # samples from the Parquet footers of either bundle layout (long or wide)
+        rows = _common.parquet_samples(bundle)["samples"]
         cpu = usage.ru_utime + usage.ru_stime
         return {
             "samples_total": rows,

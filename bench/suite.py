@@ -1,6 +1,7 @@
 """The whole benchmark suite, in order, in one interpreter's environment.
 
-    nox -s bench                    # full suite (about 20-25 min on 2 cores)
+    nox -s bench                    # full suite (about an hour on 2 cores: stop latency
+                                    # alone records 2 x 600 s, 5 x 60 s and 5 x 5 s)
     nox -s bench -- --quick         # smoke run, a couple of minutes
     nox -s bench -- peers profile   # only some parts (names below), full size
     python bench/suite.py --list
@@ -40,7 +41,10 @@ PARTS: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "throughput": ("throughput.py", [], ["--quick"]),
     "finalize": ("finalize_verify.py", [], ["--quick"]),
-    "stop": ("stop_latency.py", [], ["--quick"]),
+    "stop": ("stop_latency.py", ["--seconds", "5,60,600", "--count", "5,5,2"], ["--quick"]),
+    "cpu": ("cpu_per_sample.py", [], ["--quick"]),
+    "memory": ("seal_memory.py", [], ["--quick"]),
+    "fast_start": ("fast_start.py", [], ["--quick"]),
     "peers": ("peers.py", [], ["--quick"]),
     "profile": ("profile_run.py", [], ["--quick"]),
     "safety": (

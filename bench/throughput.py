@@ -6,7 +6,8 @@ A `capa.sim.signals` device in block mode (hardware-clocked: sample times come f
 sample clock, a block is emitted when its last sample "exists") with N noise channels is
 recorded by `capa run` (free run for --seconds) as a subprocess. The per-channel rate is
 stepped up until a run fails to keep up; a rate is *sustained* when the run sealed, the
-manifest counts zero dropped rows, rows in scalars.parquet == device samples x channels,
+manifest counts zero dropped rows, samples in the bundle (Parquet footers, either layout)
+== device samples x channels,
 and the device emitted at least 97 % of rate x seconds (its sample clock kept up with real
 time: emit() blocks on backpressure, so a slow pipeline shows up as missing samples).
 The highest sustained rate is then repeated --repeat times and medians reported.
