@@ -69,7 +69,7 @@ def test_finalize_uses_capa_runs_root(root, capsys, monkeypatch):
         ("no-bundle", "no bundle directory"),
         ("no-manifest", "manifest missing"),
         ("bad-json", "not valid JSON"),
-        ("unknown-version", "unknown bundle_schema_version 2"),
+        ("unknown-version", "unknown bundle_schema_version 3"),
     ],
 )
 def test_finalize_exit_2_for_missing_or_malformed(root, capsys, damage, message):
@@ -85,7 +85,7 @@ def test_finalize_exit_2_for_missing_or_malformed(root, capsys, damage, message)
             manifest.write_text("{")
         else:
             data = json.loads(manifest.read_text())
-            data["bundle_schema_version"] = 2
+            data["bundle_schema_version"] = 3
             manifest.write_text(json.dumps(data))
     code, _, err = run_cli(capsys, *args, "--runs-root", str(root))
     assert code == 2

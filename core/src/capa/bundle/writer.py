@@ -68,6 +68,7 @@ from capa.bundle.metrics import WriterMetrics
 from capa.bundle.paths import EVENTS_FILE, RUN_LOG_FILE, check_run_id, new_run_id
 from capa.bundle.recovery import ActiveRun, StaleRun, clear_active, recover_stale, write_active
 from capa.bundle.runlog import RunLog
+from capa.bundle.tables import EncoderFailed
 from capa.bundle.space import describe_write_failure, make_reserve, release_reserve
 from capa.clock import RunClock
 from capa.components.emissions import (
@@ -76,6 +77,7 @@ from capa.components.emissions import (
     EventSeverity,
     FrameReceipt,
     RunRecord,
+    SampleRows,
     ScalarRows,
 )
 from capa.errors import BundleError
@@ -317,7 +319,7 @@ class BundleWriter:
             raise BundleError(f"bundle writer of run {self.run_id} failed: {self._error}")
         if isinstance(record, EventRecord):
             check_severity(record.severity)
-        elif not isinstance(record, ScalarRows | DeviceRecords | FrameReceipt):
+        elif not isinstance(record, ScalarRows | SampleRows | DeviceRecords | FrameReceipt):
             raise BundleError(f"not a run record: {type(record).__name__}")
 
     def _note_depth(self) -> None:
@@ -389,6 +391,10 @@ class BundleWriter:
             self._files.abort()  # someone else owns the bundle now: write nothing more
             return
         self._safe_flush()
+        if self._error is not None:
+            # After an I/O failure the Parquet side of a table is not trusted: leave every
+            # table to finalize, which rebuilds it from its journal.
+            self._files.release_tables()
         for exc in self._files.close():
             self._fail(exc)
 
@@ -398,6 +404,8 @@ class BundleWriter:
             return
         try:
             self._files.write(record)
+        except EncoderFailed as exc:  # in the journal and counted: the Parquet side failed
+            self._fail(exc.cause)
         except BundleError as exc:
             self._reject(record, str(exc))
         except (OSError, sqlite3.Error) as exc:  # disk trouble: stop writing, keep draining
@@ -407,7 +415,7 @@ class BundleWriter:
             self._reject(record, f"{type(exc).__name__}: {exc}")
 
     def _record_rows(self, record: object) -> int:
-        if isinstance(record, ScalarRows):
+        if isinstance(record, ScalarRows | SampleRows):
             return int(getattr(record.batch, "num_rows", 0))
         if isinstance(record, DeviceRecords):
             return record_rows(record.columns)
