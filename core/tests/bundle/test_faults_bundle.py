@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from capa.bundle import finalize as finalize_mod
-from capa.bundle import writer as writer_mod
+from capa.bundle import staging as staging_mod
 from capa.bundle.manifest import read_manifest
 from capa.bundle.recovery import ActiveRun, write_active
 from capa.bundle.runlog import _LineFile
@@ -60,7 +60,7 @@ def test_a_bundle_that_cannot_be_created_leaves_no_directory(runs_root: Path):
 
 
 def test_a_full_disk_at_open_is_one_disk_full_error_and_no_directory(runs_root, monkeypatch):
-    monkeypatch.setattr(writer_mod, "make_reserve", enospc)
+    monkeypatch.setattr(staging_mod, "make_reserve", enospc)
     with pytest.raises(BundleError, match="disk full: no space left on the device holding"):
         BundleWriter.open(runs_root, run_id="20260101T000000-aaaa")
     assert dirs(runs_root) == []
@@ -193,7 +193,7 @@ def test_finalizing_a_copied_runs_root_never_touches_the_original(tmp_path, caps
 def test_staging_left_by_a_killed_open_is_removed_by_the_next_open(runs_root: Path):
     old = runs_root / ".capa-tmp-20250101T000000-dead"
     (old / "config").mkdir(parents=True)
-    past = time.time() - writer_mod.STALE_STAGING_S - 60
+    past = time.time() - staging_mod.STALE_STAGING_S - 60
     os.utime(old, (past, past))
     young = runs_root / ".capa-tmp-20250101T000001-live"  # maybe another process opening
     young.mkdir()

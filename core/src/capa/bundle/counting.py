@@ -48,7 +48,8 @@ def table_counts(bundle: Path, known: Mapping[str, ClosedTable]) -> dict[str, An
         counts["scalars"] = {"rows": rows, "channels": dict(sorted(per_channel.items()))}
     samples: dict[str, Any] = {}
     for folder in sorted(p for p in (bundle / SAMPLES_DIR).glob("*") if p.is_dir()):
-        total, parts, channels = 0, 0, {}
+        total, parts = 0, 0
+        channels: dict[str, int] = {}
         for part in sorted(folder.glob("*.parquet")):
             entry = known.get(part.relative_to(bundle).as_posix())
             if entry is not None:

@@ -13,6 +13,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from capa.bundle import tables
 from capa.bundle.accounting import (
     SCALARS,
     Ledger,
@@ -31,7 +32,6 @@ from capa.bundle.paths import (
     safe_component,
 )
 from capa.bundle.records import checked_frame, describe_schema, to_record_batch
-from capa.bundle import tables
 from capa.bundle.tableindex import append_closed
 from capa.bundle.tables import (
     REORDER_WINDOW_NS,
@@ -166,16 +166,13 @@ class BundleFiles:
             batch = to_record_batch(batch)
         if not isinstance(batch, pa.RecordBatch):
             raise BundleError(
-                f"sample rows of {name!r} must be a pyarrow RecordBatch, "
-                f"got {type(batch).__name__}"
+                f"sample rows of {name!r} must be a pyarrow RecordBatch, got {type(batch).__name__}"
             )
         table = self.samples.get(name)
         if table is None:
             if "t_mono_ns" not in batch.schema.names:
                 raise BundleError(f"sample rows of {name!r} have no t_mono_ns column")
-            schema = self._tagged(
-                batch.schema, table="samples", device=record.device or name
-            )
+            schema = self._tagged(batch.schema, table="samples", device=record.device or name)
             table = PartedTable(
                 self.bundle,
                 f"{SAMPLES_DIR}/{name}",

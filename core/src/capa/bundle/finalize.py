@@ -398,5 +398,3 @@ def _seal_events(bundle: Path, result: FinalizeResult) -> int:
         result.warnings.append(f"{EVENTS_FILE}: SQLite quick_check reported: {problem}")
     result.rewritten.append(f"{EVENTS_FILE} (WAL folded in, single-file mode, {count} events)")
     return count
-
-

@@ -129,9 +129,7 @@ def write_checksums(bundle: Path, known: Known | None = None) -> dict[str, str]:
     was computed from its bytes as they were written (:mod:`capa.bundle.tables`).
     """
     files, _ = bundle_files(bundle)
-    hashes = {
-        rel: _known_digest(bundle, rel, known) or hash_file(bundle / rel) for rel in files
-    }
+    hashes = {rel: _known_digest(bundle, rel, known) or hash_file(bundle / rel) for rel in files}
     atomic_write_bytes(bundle / CHECKSUMS_FILE, format_checksums(hashes))
     return hashes
 

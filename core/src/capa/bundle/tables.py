@@ -58,7 +58,6 @@ __all__ = [
     "ParquetEncoder",
     "PartedTable",
     "part_name",
-    "role_of",
 ]
 
 PARQUET_IN_FLIGHT_SUFFIX: Final = ".in-flight.parquet"
@@ -100,9 +99,12 @@ class HashingSink:
 
     def __init__(self, path: Path) -> None:
         # O_EXCL: a table file is never appended to by two writers.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.path = path
-        self._fh = os.fdopen(fd, "wb", buffering=_SINK_BUFFER)
+        # Our own buffer on a raw descriptor: abort() must be able to drop buffered bytes
+        # and close the descriptor exactly once (a buffered file object would close it
+        # again when collected, by then possibly someone else's descriptor).
+        self._pending = bytearray()
         self._digest = hashlib.sha256()
         self.size = 0
         self.closed = False
@@ -111,8 +113,10 @@ class HashingSink:
         """Append ``data`` (bytes-like) and hash it."""
         view = memoryview(data)
         self._digest.update(view)
-        self._fh.write(view)
+        self._pending += view
         self.size += view.nbytes
+        if len(self._pending) >= _SINK_BUFFER:
+            self.flush()
         return view.nbytes
 
     def tell(self) -> int:
@@ -121,12 +125,19 @@ class HashingSink:
 
     def flush(self) -> None:
         """Hand buffered bytes to the kernel."""
-        self._fh.flush()
+        view = memoryview(self._pending)
+        done = 0
+        try:
+            while done < len(view):
+                done += os.write(self._fd, view[done:])
+        finally:
+            view.release()
+            del self._pending[:done]
 
     def fsync(self) -> None:
         """Make every byte written so far durable."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        self.flush()
+        os.fsync(self._fd)
 
     def close(self) -> None:
         """Flush, fsync and close (idempotent)."""
@@ -136,14 +147,15 @@ class HashingSink:
             self.fsync()
         finally:
             self.closed = True
-            self._fh.close()
+            os.close(self._fd)
 
     def abort(self) -> None:
-        """Close without flushing what is buffered (the writer was abandoned)."""
+        """Close without writing what is buffered (the writer was abandoned)."""
         if self.closed:
             return
         self.closed = True
-        os.close(self._fh.fileno())  # the buffered bytes are deliberately never written
+        self._pending.clear()
+        os.close(self._fd)
 
     def hexdigest(self) -> str:
         """SHA-256 of everything written."""
@@ -184,21 +196,6 @@ class ClosedTable:
     def as_json(self) -> str:
         """One line of the table index."""
         return json.dumps(self.__dict__, sort_keys=True, separators=(",", ":"))
-
-
-def role_of(field_: pa.Field) -> str:
-    """``value``, ``raw``, ``status`` or ``time`` for a column of a wide table."""
-    meta = field_.metadata or {}
-    role = meta.get(b"capa.role")
-    if field_.name == _TIME:
-        return "time"
-    if role:
-        return role.decode("utf-8", "replace")
-    if field_.name.endswith(".raw"):
-        return "raw"
-    if field_.name.endswith(".status"):
-        return "status"
-    return "value"
 
 
 class ParquetEncoder:
@@ -273,9 +270,7 @@ class ParquetEncoder:
                 self.channel_counts[name] = self.channel_counts.get(name, 0) + int(item["counts"])
         else:
             for name, column in zip(batch.schema.names, batch.columns, strict=True):
-                self.non_null[name] = (
-                    self.non_null.get(name, 0) + len(column) - column.null_count
-                )
+                self.non_null[name] = self.non_null.get(name, 0) + len(column) - column.null_count
 
     def _note_times(self, batch: pa.RecordBatch) -> None:
         import pyarrow.compute as pc
@@ -348,8 +343,7 @@ class ParquetEncoder:
             bounds = pc.min_max(t).as_py()
             low, high = bounds["min"], bounds["max"]
             if low is not None and (
-                (self._written_max is not None and low < self._written_max)
-                or self._nulls_written
+                (self._written_max is not None and low < self._written_max) or self._nulls_written
             ):
                 self.sorted = False  # a row arrived after its reorder window
             if t.null_count:
@@ -372,7 +366,6 @@ class ParquetEncoder:
         assert self._writer is not None
         if self.groups == 0:
             # An empty table is still a valid Parquet file with its schema.
-            import pyarrow as pa
 
             self._writer.write_table(self.schema.empty_table())
         self._writer.add_key_value_metadata({"capa.sorted": "true" if self.sorted else "false"})
@@ -481,7 +474,7 @@ class JournaledTable:
             raise EncoderFailed(exc) from exc
 
     def flush(self) -> bool:
-        """fsync the journal and the Parquet file; whether there was anything new."""
+        """Fsync the journal and the Parquet file; whether there was anything new."""
         if self.closed:
             return False
         wrote = self.journal.flush()
@@ -639,7 +632,7 @@ class PartedTable:
             self._on_closed(closed)
 
     def flush(self) -> bool:
-        """fsync the open part."""
+        """Fsync the open part."""
         return self.current.flush() if self.current is not None else False
 
     def close(self) -> ClosedTable | None:
