@@ -236,6 +236,8 @@ class ParquetEncoder:
         self._buffer_last: int | None = None
         self._written_max: int | None = None
         self._nulls_written = False
+        # Inside the reorder window nothing can be cut before the newest time reaches this.
+        self._hold_until: int | None = None
         self.sorted = True
         self.rows = 0
         self.groups = 0
@@ -258,7 +260,11 @@ class ParquetEncoder:
         self.rows += batch.num_rows
         if self._timed:
             self._note_times(batch)
-        if self._buffered >= self.group_rows:
+        if self._buffered >= self.group_rows and (
+            self._hold_until is None
+            or (self._newest is not None and self._newest >= self._hold_until)
+            or self._buffered >= _HARD_CAP_GROUPS * self.group_rows
+        ):
             self._cut(final=False)
 
     def _note_counts(self, batch: pa.RecordBatch) -> None:
@@ -308,16 +314,32 @@ class ParquetEncoder:
             self.sorted = False  # arrival order is written as it came
         cut = table.num_rows
         if not final and self.window_ns > 0:
-            assert self._newest is not None or table.column(_TIME).null_count == len(table)
             horizon = (self._newest or 0) - self.window_ns
             cut = _rows_at_or_below(table, horizon)
-            if cut == 0 and self._buffered < _HARD_CAP_GROUPS * self.group_rows:
-                return  # everything is still inside the reorder window
+            timed = _non_null_rows(table)
+            if cut < self.group_rows and self._buffered < _HARD_CAP_GROUPS * self.group_rows:
+                # Not a full row group out of the window yet: keep the (now sorted) rows
+                # and wait until the group's last row leaves the window, so the buffer is
+                # neither sorted again on every batch nor cut into small groups.
+                k = min(self.group_rows, timed) - 1
+                times = table.column(_TIME)
+                self._hold_until = times[k].as_py() + self.window_ns if k >= 0 else None
+                self._keep(table)
+                return
             if cut == 0:
-                cut = _non_null_rows(table)  # memory bound: write it, note disorder later
+                cut = timed  # memory bound: write it, note any disorder it causes later
         head, rest = table.slice(0, cut), table.slice(cut)
+        self._hold_until = None
         self._write(head)
         self._reset_buffer(rest if rest.num_rows else None)
+
+    def _keep(self, table: pa.Table) -> None:
+        """Make a sorted table the buffer (so it need not be sorted again)."""
+        import pyarrow.compute as pc
+
+        self._buffer = table.to_batches()
+        self._in_order = table.column(_TIME).null_count == 0
+        self._buffer_last = pc.max(table.column(_TIME)).as_py()
 
     def _reset_buffer(self, rest: pa.Table | None) -> None:
         import pyarrow.compute as pc
@@ -328,10 +350,11 @@ class ParquetEncoder:
             return
         self._buffer = rest.combine_chunks().to_batches()
         self._buffered = rest.num_rows
-        # What stays was sorted (or is in arrival order for a window of 0).
+        # What stays was sorted (rows without a time last) unless the window is 0.
         high = pc.max(rest.column(_TIME)).as_py() if self._timed else None
         self._buffer_last = high
-        self._in_order = self.window_ns > 0 or self._in_order
+        if self.window_ns > 0:
+            self._in_order = not self._timed or rest.column(_TIME).null_count == 0
 
     def _write(self, table: pa.Table) -> None:
         import pyarrow.compute as pc
