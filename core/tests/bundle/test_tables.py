@@ -426,3 +426,21 @@ def test_sigkilled_wide_writer_keeps_every_durable_row_across_parts(runs_root, c
             check=False,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_closed_journals_leave_the_bundle_and_are_deleted_in_the_background(
+    open_writer, runs_root
+):
+    from capa.bundle import trash
+
+    writer = open_writer()
+    writer.submit(wide(0, 100))
+    assert writer.close().ok
+    trash.drain()
+    assert not list(writer.bundle.rglob("*.in-flight.*"))
+    assert list(runs_root.glob(f"{trash.TRASH_PREFIX}*")) == []
+    # What a killed process left behind is removed when the next run opens.
+    left = runs_root / f"{trash.TRASH_PREFIX}1-0-x-part-00000.in-flight.arrows"
+    left.write_bytes(b"journal")
+    open_writer().close("aborted", finalize=False)
+    assert not left.exists()

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 from capa.bundle.atomic import fsync_dir
 from capa.bundle.inflight import InflightStream
 from capa.bundle.paths import IN_FLIGHT_SUFFIX
+from capa.bundle.trash import discard
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -531,10 +532,10 @@ class JournaledTable:
             counts=dict(self.encoder.channel_counts or self.encoder.non_null),
             files_column=b"capa.files_column" in (self.schema.metadata or {}),
         )
-        # The final file holds every row: the journal is redundant from here on.
+        # The final file holds every row: the journal is redundant from here on. Out of
+        # the bundle at once; its blocks are freed in the background (capa.bundle.trash).
         self.journal.abort()
-        self.journal.path.unlink()
-        fsync_dir(self.journal.path.parent)
+        discard(self.journal.path, self.bundle)
         return closed
 
     def release(self) -> None:
@@ -609,7 +610,8 @@ class PartedTable:
     @property
     def bytes_written(self) -> int:
         """Journal bytes appended over every part."""
-        return self._bytes_closed + (self.current.bytes_written if self.current else 0)
+        current = self.current  # read once: the writer thread may roll it meanwhile
+        return self._bytes_closed + (current.bytes_written if current is not None else 0)
 
     def _open_part(self) -> JournaledTable:
         import pyarrow as pa

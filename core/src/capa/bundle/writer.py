@@ -69,6 +69,7 @@ from capa.bundle.runlog import RunLog
 from capa.bundle.space import describe_write_failure, release_reserve
 from capa.bundle.staging import remove_stale_staging, stage_bundle
 from capa.bundle.tables import EncoderFailed
+from capa.bundle.trash import sweep
 from capa.clock import RunClock
 from capa.components.emissions import (
     DeviceRecords,
@@ -193,6 +194,7 @@ class BundleWriter:
         stale = None if nested else recover_stale(root)
         if not nested:
             remove_stale_staging(root)
+            sweep(root)
         clock = clock or RunClock()
         rid = check_run_id(run_id) if run_id else new_run_id(clock.started_utc)
         bundle = root / rid
