@@ -25,10 +25,22 @@ batches = st.lists(
     data=batches,
     group_rows=st.integers(1, 20),
     window=st.sampled_from([0, 5, 20]),
+    compact=st.sampled_from([2, 3, 256]),
 )
 def test_every_row_kept_each_group_sorted_and_disorder_reported(
-    tmp_path_factory, data, group_rows, window
+    tmp_path_factory, data, group_rows, window, compact
 ):
+    from capa.bundle import tables
+
+    saved = tables._COMPACT_BATCHES
+    tables._COMPACT_BATCHES = compact  # merge small batches often (256 in production)
+    try:
+        _check(tmp_path_factory, data, group_rows, window)
+    finally:
+        tables._COMPACT_BATCHES = saved
+
+
+def _check(tmp_path_factory, data, group_rows, window):
     path = tmp_path_factory.mktemp("enc") / "t.parquet"
     encoder = ParquetEncoder(
         path, scalars_schema(), group_rows=group_rows, window_ns=window, count_channels=True

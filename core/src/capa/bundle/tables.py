@@ -79,6 +79,9 @@ REORDER_WINDOW_NS: Final = 2_000_000_000
 _HARD_CAP_GROUPS: Final = 8
 """A buffer this many row groups large is written even inside the reorder window."""
 
+_COMPACT_BATCHES: Final = 256
+"""Small batches buffered before they are merged into one chunk."""
+
 _TIME: Final = "t_mono_ns"
 _SINK_BUFFER: Final = 1 << 20
 
@@ -239,6 +242,7 @@ class ParquetEncoder:
         self._nulls_written = False
         # Inside the reorder window nothing can be cut before the newest time reaches this.
         self._hold_until: int | None = None
+        self._compact_from = 0  # buffer[:this] are already compacted chunks
         self.sorted = True
         self.rows = 0
         self.groups = 0
@@ -258,6 +262,8 @@ class ParquetEncoder:
         self._note_counts(batch)
         self._buffer.append(batch)
         self._buffered += batch.num_rows
+        if len(self._buffer) - self._compact_from >= _COMPACT_BATCHES:
+            self._compact()
         self.rows += batch.num_rows
         if self._timed:
             self._note_times(batch)
@@ -267,6 +273,20 @@ class ParquetEncoder:
             or self._buffered >= _HARD_CAP_GROUPS * self.group_rows
         ):
             self._cut(final=False)
+
+    def _compact(self) -> None:
+        """Merge the small batches at the buffer's end into one (order kept).
+
+        A polled device hands over a few rows per batch: without this the buffer would
+        hold tens of thousands of tiny batches (each with its own buffers) and cutting a
+        row group would concatenate all of them at once.
+        """
+        import pyarrow as pa
+
+        tail = self._buffer[self._compact_from :]
+        merged = _combine(pa.Table.from_batches(tail, schema=self.schema), self.schema)
+        self._buffer[self._compact_from :] = merged.to_batches()
+        self._compact_from = len(self._buffer)
 
     def _note_counts(self, batch: pa.RecordBatch) -> None:
         import pyarrow.compute as pc
@@ -338,7 +358,8 @@ class ParquetEncoder:
         """Make a sorted table the buffer (so it need not be sorted again)."""
         import pyarrow.compute as pc
 
-        self._buffer = table.to_batches()
+        self._buffer = _combine(table, self.schema).to_batches()
+        self._compact_from = len(self._buffer)
         self._in_order = table.column(_TIME).null_count == 0
         self._buffer_last = pc.max(table.column(_TIME)).as_py()
 
@@ -346,10 +367,11 @@ class ParquetEncoder:
         import pyarrow.compute as pc
 
         if rest is None:
-            self._buffer, self._buffered = [], 0
+            self._buffer, self._buffered, self._compact_from = [], 0, 0
             self._in_order, self._buffer_last = True, None
             return
-        self._buffer = rest.combine_chunks().to_batches()
+        self._buffer = _combine(rest, self.schema).to_batches()
+        self._compact_from = len(self._buffer)
         self._buffered = rest.num_rows
         # What stays was sorted (rows without a time last) unless the window is 0.
         high = pc.max(rest.column(_TIME)).as_py() if self._timed else None
@@ -402,6 +424,24 @@ class ParquetEncoder:
         """Release the file without writing anything more."""
         self._writer = None  # the ParquetWriter never closes a sink it did not open
         self._sink.abort()
+
+
+def _combine(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` as one chunk per column (dictionaries unified)."""
+    import pyarrow as pa
+
+    try:
+        return table.unify_dictionaries().combine_chunks()
+    except pa.ArrowInvalid:
+        # Dictionaries holding a null entry cannot be unified: combine decoded values.
+        plain = pa.schema(
+            [
+                f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                for f in schema
+            ],
+            metadata=schema.metadata,
+        )
+        return table.cast(plain).combine_chunks().cast(schema)
 
 
 def _is_integer(typ: pa.DataType) -> bool:
