@@ -66,7 +66,6 @@ def child(values_m: float, channels: int, block: int, layout: str, root: Path) -
     period_ns = 100_000  # 10 kS/s
     names = [f"ai{c}" for c in range(channels)]
     rng = np.random.default_rng(1)
-    cols = [pa.array(rng.normal(1.0, 0.05, block)) for _ in names]
     ticks = int(values_m * 1e6) // channels
     n_blocks = max(1, ticks // block)
     base_t = np.arange(block, dtype=np.int64) * period_ns
@@ -81,7 +80,6 @@ def child(values_m: float, channels: int, block: int, layout: str, root: Path) -
         channel = pa.DictionaryArray.from_arrays(
             pa.array(np.tile(np.arange(channels, dtype=np.int32), block)), pa.array(names)
         )
-        long_values = pa.array(rng.normal(1.0, 0.05, block * channels))
         long_t = np.repeat(base_t, channels)
 
     writer = BundleWriter.open(root, flush_interval_s=1.0, use_catalog=False)
@@ -93,11 +91,14 @@ def child(values_m: float, channels: int, block: int, layout: str, root: Path) -
         t0 = b * block * period_ns
         if layout == "wide":
             t = pa.array(base_t + t0)
+            # Fresh noise every block: data that compresses like a real signal's.
+            cols = [pa.array(v) for v in rng.normal(1.0, 0.05, (channels, block))]
             batch = pa.RecordBatch.from_arrays([t, *cols], schema=wide_schema)
             writer.submit(SampleRows(batch, device="daq", table="daq"))
         else:
             t = pa.array(long_t + t0)
-            batch = scalar_batch(t, channel, long_values, unit="V", source_field="daq.block")
+            values = pa.array(rng.normal(1.0, 0.05, block * channels))
+            batch = scalar_batch(t, channel, values, unit="V", source_field="daq.block")
             writer.submit(ScalarRows(batch, "daq"))
         submitted += batch.num_rows
         if b % polled_every == 0:

@@ -428,9 +428,7 @@ def test_sigkilled_wide_writer_keeps_every_durable_row_across_parts(runs_root, c
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_closed_journals_leave_the_bundle_and_are_deleted_in_the_background(
-    open_writer, runs_root
-):
+def test_closed_journals_leave_the_bundle_and_are_deleted_in_the_background(open_writer, runs_root):
     from capa.bundle import trash
 
     writer = open_writer()
