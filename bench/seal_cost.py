@@ -14,8 +14,10 @@ process writes one run straight through :class:`capa.bundle.writer.BundleWriter`
 The producer submits as fast as the writer accepts (bounded queue: backpressure), then
 waits until the writer has taken every record, and only then times ``writer.close()``
 (drain the last records, close every table, write the manifest, hash, verify): that is the
-stop cost a run pays after its last sample. Peak RSS is reported for the whole process
-(``ru_maxrss``: record + seal), as the process's RSS when ``close`` starts, and as the peak
+stop cost a run pays after its last sample, as wall time and as the process's CPU time
+(all threads; on a shared machine the CPU time is the steadier figure). Peak RSS is
+reported for the whole process (``ru_maxrss``: record + seal), as the process's RSS when
+``close`` starts, and as the peak
 during ``close`` (``VmHWM`` after resetting it to the current RSS via
 ``/proc/self/clear_refs`` just before; Linux only). Prints figures; asserts
 nothing.
@@ -114,8 +116,10 @@ def child(values_m: float, channels: int, block: int, layout: str, root: Path) -
     rss_at_stop_kb = _vm_kb("VmRSS")
     reset = _reset_hwm()
     t_close = time.perf_counter()
+    cpu_close = time.process_time()
     result = writer.close("completed")
     stop_s = time.perf_counter() - t_close
+    stop_cpu_s = time.process_time() - cpu_close  # all threads of the process
     stop_hwm_kb = _vm_kb() if reset else None
     assert result is not None
     size = sum(p.stat().st_size for p in writer.bundle.rglob("*") if p.is_file())
@@ -126,6 +130,7 @@ def child(values_m: float, channels: int, block: int, layout: str, root: Path) -
         "record_s": round(record_s, 2),
         "record_cpu_s": round(record_cpu, 2),
         "stop_s": round(stop_s, 3),
+        "stop_cpu_s": round(stop_cpu_s, 3),
         "sealed_ok": result.ok,
         "bundle_mb": round(size / 1e6, 1),
         "rss_until_stop_mb": round((rss_record_kb or 0) / 1024, 1),
@@ -179,7 +184,8 @@ def main() -> int:
         rows.append(row)
         print(
             f"{values:>6g} M values ({row['layout']}): record {row['record_s']} s "
-            f"({row['record_cpu_s']} CPU s), stop {row['stop_s']} s, "
+            f"({row['record_cpu_s']} CPU s), stop {row['stop_s']} s "
+            f"({row['stop_cpu_s']} CPU s), "
             f"peak RSS {row['peak_rss_mb']} MB (at stop {row['rss_at_stop_mb']} MB, "
             f"peak during stop {row['rss_stop_peak_mb']} MB), "
             f"bundle {row['bundle_mb']} MB, sealed {row['sealed_ok']}"
