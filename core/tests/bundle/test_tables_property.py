@@ -30,7 +30,7 @@ batches = st.lists(
 def test_every_row_kept_each_group_sorted_and_disorder_reported(
     tmp_path_factory, data, group_rows, window, compact
 ):
-    from capa.bundle import tables
+    from capa.bundle import encoder as tables
 
     saved = tables._COMPACT_BATCHES
     tables._COMPACT_BATCHES = compact  # merge small batches often (256 in production)
