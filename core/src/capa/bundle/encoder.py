@@ -24,6 +24,9 @@ __all__ = ["HashingSink", "ParquetEncoder"]
 _HARD_CAP_GROUPS: Final = 8
 """A buffer this many row groups large is written even inside the reorder window."""
 
+_CUT_GROUPS: Final = 4
+"""Row groups written at once from a reordered buffer (when that many are out of the window)."""
+
 _COMPACT_BATCHES: Final = 256
 """Small batches buffered before they are merged into one chunk."""
 
@@ -218,7 +221,7 @@ class ParquetEncoder:
         self._newest = high if self._newest is None else max(self._newest, high)
 
     def _cut(self, *, final: bool) -> None:
-        """Write the rows that can no longer be overtaken as one row group."""
+        """Write the rows that can no longer be overtaken (row groups of ``group_rows``)."""
         import pyarrow as pa
 
         if not self._buffer:
@@ -239,20 +242,27 @@ class ParquetEncoder:
             horizon = (self._newest or 0) - self.window_ns
             cut = _rows_at_or_below(table, horizon)
             timed = _non_null_rows(table)
-            if cut < self.group_rows and self._buffered < _HARD_CAP_GROUPS * self.group_rows:
-                # Not a full row group out of the window yet: keep the (now sorted) rows
-                # and wait until the group's last row leaves the window, so the buffer is
-                # neither sorted again on every batch nor cut into small groups.
-                k = min(self.group_rows, timed) - 1
+            batch_rows = _CUT_GROUPS * self.group_rows
+            if cut < batch_rows and self._buffered < _HARD_CAP_GROUPS * self.group_rows:
+                # Not enough rows out of the window yet: keep the (now sorted) rows and
+                # wait until the last of the next few groups leaves the window, so the
+                # buffer is neither sorted again on every batch nor cut into small groups
+                # (each cut sorts the window's rows again: cutting several groups at once
+                # keeps that overhead small).
+                k = min(batch_rows, timed) - 1
                 times = table.column(_TIME)
                 self._hold_until = times[k].as_py() + self.window_ns if k >= 0 else None
                 self._keep(table)
                 return
             if cut == 0:
                 cut = timed  # memory bound: write it, note any disorder it causes later
-        head, rest = table.slice(0, cut), table.slice(cut)
+        rest = table.slice(cut)
         self._hold_until = None
-        self._write(head)
+        if self.window_ns > 0:
+            for start in range(0, cut, self.group_rows):
+                self._write(table.slice(start, min(self.group_rows, cut - start)))
+        else:
+            self._write(table.slice(0, cut))  # a full group and the batch that filled it
         self._reset_buffer(rest if rest.num_rows else None)
 
     def _keep(self, table: pa.Table) -> None:
