@@ -191,9 +191,15 @@ def inject(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
             original(bundle, m)
 
         monkeypatch.setattr(writer_mod, "write_manifest", manifest_write)
-    elif point == "parquet":
+    elif point == "encode":  # the Parquet side of a table, while recording
+        from capa.bundle import tables
+
         monkeypatch.setattr(
-            finalize_mod, "_write_parquet", _after(0, finalize_mod._write_parquet, _enospc)
+            tables.ParquetEncoder, "fsync", _after(0, tables.ParquetEncoder.fsync, _enospc)
+        )
+    elif point == "seal":  # sealing (the writer closed every table): the event log fails
+        monkeypatch.setattr(
+            finalize_mod, "seal_events", _after(0, finalize_mod.seal_events, _enospc)
         )
     else:  # pragma: no cover - a typo in the parametrisation
         raise AssertionError(point)
@@ -217,7 +223,14 @@ def headless(exp: Path, runs: Path, config: ConductorConfig | None = None) -> He
 
 @pytest.mark.parametrize(
     ("point", "duration_s"),
-    [("append", 60), ("fsync", 60), ("event", 60), ("manifest", 1), ("parquet", 1)],
+    [
+        ("append", 60),
+        ("fsync", 60),
+        ("encode", 60),
+        ("event", 60),
+        ("manifest", 1),
+        ("seal", 1),
+    ],
 )
 def test_enospc_stops_the_run_crashed_and_leaves_it_recoverable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str, duration_s: float
@@ -237,7 +250,7 @@ def test_enospc_stops_the_run_crashed_and_leaves_it_recoverable(
     assert "\n" not in line
 
     monkeypatch.undo()  # "space is freed"
-    if point == "parquet":
+    if point == "seal":
         # The acquisition completed and its manifest said so before sealing failed: the
         # manifest keeps that (terminal statuses never change); only sealing was delayed.
         assert manifest(result.bundle_path)["bundle_status"] == "finalizing"
@@ -249,7 +262,7 @@ def test_enospc_stops_the_run_crashed_and_leaves_it_recoverable(
         assert m["exit_reason"].startswith("recording process ended without finalizing")
     else:
         assert m["exit_reason"].startswith("writer_failed: disk full"), m["exit_reason"]
-    if point in {"append", "fsync", "event"}:
+    if point in {"append", "fsync", "encode", "event"}:
         kinds = [k for k, _, _ in events(result.bundle_path)]
         assert "bundle.writer_failed" in kinds
     if point == "append":
@@ -260,10 +273,10 @@ def test_enospc_stops_the_run_crashed_and_leaves_it_recoverable(
 def test_enospc_at_bundle_open_is_exit_2_and_leaves_no_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from capa.bundle import writer as writer_mod
+    from capa.bundle import staging as staging_mod
 
     exp = write_experiment(tmp_path, config={"duration_s": 5})
-    monkeypatch.setattr(writer_mod, "write_config_files", _after(0, lambda *a: None, _enospc))
+    monkeypatch.setattr(staging_mod, "write_config_files", _after(0, lambda *a: None, _enospc))
     result = headless(exp, tmp_path / "runs")
     assert result.exit_code() == 2
     assert result.bundle_path is None

@@ -44,3 +44,18 @@ def open_writer(runs_root: Path) -> Iterator[Callable[..., BundleWriter]]:
     yield _open
     for writer in opened:
         writer.close("aborted", "test teardown", finalize=False)
+
+
+def crash(writer: BundleWriter, rows_expected: int) -> None:
+    """Leave ``writer``'s bundle as a kill would: tables unclosed, journals durable.
+
+    Waits until ``rows_expected`` rows were fsynced, then abandons the writer (its thread
+    releases every file without writing another byte, like a process that died).
+    """
+    import time
+
+    deadline = time.monotonic() + 30
+    while writer.metrics().rows_durable < rows_expected:
+        assert time.monotonic() < deadline, writer.metrics()
+        time.sleep(0.01)
+    writer.abandon("crashed", "test: simulated kill")

@@ -103,7 +103,7 @@ def test_late_events_survive_a_locked_event_log(open_writer, make_rows):
     blocker.execute("BEGIN IMMEDIATE")
     late = EventRecord(3, "t", "saturation_deadline", EventSeverity.ERROR, "conductor", "stuck")
     try:
-        import capa.bundle.writer as writer_module
+        import capa.bundle.abandon as writer_module
 
         real_append = writer_module.append_events
         writer_module.append_events = lambda path, events: real_append(path, events, 0.05)

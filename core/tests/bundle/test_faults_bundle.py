@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from capa.bundle import finalize as finalize_mod
-from capa.bundle import writer as writer_mod
+from capa.bundle import staging as staging_mod
 from capa.bundle.manifest import read_manifest
 from capa.bundle.recovery import ActiveRun, write_active
 from capa.bundle.runlog import _LineFile
@@ -23,7 +23,7 @@ from capa.bundle.writer import BundleWriter
 from capa.cli.main import main
 from capa.errors import BundleError
 
-from .conftest import rows
+from .conftest import crash, rows
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -60,7 +60,7 @@ def test_a_bundle_that_cannot_be_created_leaves_no_directory(runs_root: Path):
 
 
 def test_a_full_disk_at_open_is_one_disk_full_error_and_no_directory(runs_root, monkeypatch):
-    monkeypatch.setattr(writer_mod, "make_reserve", enospc)
+    monkeypatch.setattr(staging_mod, "make_reserve", enospc)
     with pytest.raises(BundleError, match="disk full: no space left on the device holding"):
         BundleWriter.open(runs_root, run_id="20260101T000000-aaaa")
     assert dirs(runs_root) == []
@@ -115,7 +115,7 @@ def test_run_log_on_a_full_disk_never_raises(tmp_path, capsys):
 def test_finalize_on_a_full_disk_exits_3_with_one_line_then_seals(runs_root, capsys, monkeypatch):
     writer = BundleWriter.open(runs_root, run_id="20260101T000000-aaaa", flush_interval_s=0.05)
     writer.submit(rows(0, 10))
-    writer.close("completed", finalize=False)
+    crash(writer, 10)  # the table is rebuilt from its journal by finalize
     monkeypatch.setattr(finalize_mod, "_write_parquet", enospc)
     code, _, err = run_cli(capsys, "finalize", writer.run_id, "--runs-root", str(runs_root))
     assert code == 3
@@ -124,6 +124,21 @@ def test_finalize_on_a_full_disk_exits_3_with_one_line_then_seals(runs_root, cap
     assert lines[0].startswith(f"capa: error: disk full: cannot finalize {writer.bundle}")
     assert "Traceback" not in err
     assert (writer.bundle / "scalars.in-flight.arrows").exists()  # left as it was
+    monkeypatch.undo()  # space freed
+    code, out, _ = run_cli(capsys, "finalize", writer.run_id, "--runs-root", str(runs_root))
+    assert code == 0, out
+    assert "bundle_status:    sealed" in out
+
+
+def test_sealing_a_closed_run_on_a_full_disk_exits_3_then_seals(runs_root, capsys, monkeypatch):
+    writer = BundleWriter.open(runs_root, run_id="20260101T000000-aaaa", flush_interval_s=0.05)
+    writer.submit(rows(0, 10))
+    writer.close("completed", finalize=False)
+    assert (writer.bundle / "scalars.parquet").exists()  # closed by the writer
+    monkeypatch.setattr(finalize_mod, "write_checksums", enospc)
+    code, _, err = run_cli(capsys, "finalize", writer.run_id, "--runs-root", str(runs_root))
+    assert code == 3
+    assert err.strip().startswith(f"capa: error: disk full: cannot finalize {writer.bundle}")
     monkeypatch.undo()  # space freed
     code, out, _ = run_cli(capsys, "finalize", writer.run_id, "--runs-root", str(runs_root))
     assert code == 0, out
@@ -178,7 +193,7 @@ def test_finalizing_a_copied_runs_root_never_touches_the_original(tmp_path, caps
 def test_staging_left_by_a_killed_open_is_removed_by_the_next_open(runs_root: Path):
     old = runs_root / ".capa-tmp-20250101T000000-dead"
     (old / "config").mkdir(parents=True)
-    past = time.time() - writer_mod.STALE_STAGING_S - 60
+    past = time.time() - staging_mod.STALE_STAGING_S - 60
     os.utime(old, (past, past))
     young = runs_root / ".capa-tmp-20250101T000001-live"  # maybe another process opening
     young.mkdir()

@@ -25,12 +25,24 @@ def _snapshot(bundle: Path) -> dict[str, tuple[str, int]]:
 
 
 @pytest.fixture
-def open_bundle(open_writer, make_rows):
-    """A bundle whose writer stopped without finalizing (10 batches of 100 rows)."""
+def open_bundle(open_writer, make_rows, monkeypatch):
+    """A bundle whose writer stopped without finalizing (10 batches of 100 rows) and left
+    its table to finalize: a complete journal, no Parquet file (what a version-1 writer
+    left, and a version-2 writer whose Parquet side failed)."""
+    from capa.bundle.files import BundleFiles
+
+    close = BundleFiles.close
+
+    def close_leaving_journals(self: BundleFiles) -> list[BaseException]:
+        self.release_tables()
+        return close(self)
+
+    monkeypatch.setattr(BundleFiles, "close", close_leaving_journals)
     writer = open_writer()
     for i in range(10):
         writer.submit(make_rows(i * 100, 100))
     writer.close("completed", finalize=False)
+    monkeypatch.undo()
     assert (writer.bundle / "scalars.in-flight.arrows").exists()
     return writer.bundle
 
@@ -201,8 +213,8 @@ def test_verification_failure_is_recorded(open_bundle, monkeypatch):
 
     real = fin.write_checksums
 
-    def tamper_after_hashing(bundle):
-        hashes = real(bundle)
+    def tamper_after_hashing(bundle, **kwargs):
+        hashes = real(bundle, **kwargs)
         (bundle / "run.log").write_text("changed behind finalize's back\n")
         return hashes
 
@@ -218,19 +230,27 @@ def test_verification_failure_is_recorded(open_bundle, monkeypatch):
 def test_large_runs_are_written_in_row_groups_without_losing_order(
     open_writer, make_rows, monkeypatch
 ):
-    import capa.bundle.finalize as fin
+    import pyarrow as pa
 
-    monkeypatch.setattr(fin, "ROW_GROUP_ROWS", 250)  # stands in for 2**20 at test scale
+    from capa import ScalarRows
+    from capa.bundle import tables
+    from capa.bundle.schema import scalar_batch
+
+    monkeypatch.setattr(tables, "LONG_GROUP_ROWS", 250)  # stands in for 2**16 at test scale
     writer = open_writer()
+    step = 10_000_000  # 10 ms: 1000 rows span 10 s, five reorder windows
     for i in range(10):
-        writer.submit(make_rows(i * 100, 100))
+        t = pa.array(range(i * 100 * step, (i + 1) * 100 * step, step), pa.int64())
+        writer.submit(ScalarRows(scalar_batch(t, "tc1", t.cast(pa.float64()))))
     result = writer.close()
     assert result.ok
     meta = pq.ParquetFile(writer.bundle / "scalars.parquet").metadata
-    assert meta.num_row_groups == 4  # 300 + 300 + 300 + 100 rows
+    # A group is cut once 250 rows are buffered, of the rows 2 s older than the newest.
+    assert 1 < meta.num_row_groups < 10
     assert meta.num_rows == 1000
+    assert meta.metadata[b"capa.sorted"] == b"true"
     times = pq.read_table(writer.bundle / "scalars.parquet").column("t_mono_ns").to_pylist()
-    assert times == list(range(1000))
+    assert times == list(range(0, 1000 * step, step))
 
 
 def test_device_records_with_missing_times_are_sorted_last(open_writer):

@@ -130,4 +130,4 @@ def test_illegal_combination_on_disk_is_malformed(tmp_path):
 def test_missing_bundle_directory(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
         read_manifest(tmp_path / "nope")
-    assert BUNDLE_SCHEMA_VERSION == 1
+    assert BUNDLE_SCHEMA_VERSION == 2

@@ -26,13 +26,34 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 def record(
-    root: Path, run_id: str, *, finalize: bool = True, status: str = "completed", **fields: object
+    root: Path,
+    run_id: str,
+    *,
+    finalize: bool = True,
+    status: str = "completed",
+    journals: bool = False,
+    **fields: object,
 ) -> Path:
+    """A run of 30 scalar rows; ``journals``: the writer leaves its tables to finalize
+    (complete journals, no Parquet: what a version-1 writer left)."""
+    from capa.bundle.files import BundleFiles
+
     writer = BundleWriter.open(root, run_id=run_id, flush_interval_s=0.05, manifest_fields=fields)
     for i in range(3):
         t = list(range(i * 10, i * 10 + 10))
         writer.submit(ScalarRows(scalar_batch(t, "tc1", [float(v) for v in t])))
-    writer.close(status, finalize=finalize)
+    original = BundleFiles.close
+
+    def close_leaving_journals(self: BundleFiles) -> list[BaseException]:
+        self.release_tables()
+        return original(self)
+
+    if journals:
+        BundleFiles.close = close_leaving_journals  # type: ignore[method-assign]
+    try:
+        writer.close(status, finalize=finalize)
+    finally:
+        BundleFiles.close = original  # type: ignore[method-assign]
     return writer.bundle
 
 
@@ -49,7 +70,9 @@ def test_finalize_prints_what_it_did_and_is_idempotent(root, capsys):
     record(root, A, finalize=False)
     code, out, _ = run_cli(capsys, "finalize", A, "--runs-root", str(root))
     assert code == 0
-    assert "scalars.in-flight.arrows -> scalars.parquet (30 rows)" in out
+    # The writer closed scalars.parquet itself (schema v2): finalize only seals.
+    assert "1 file(s) already final" in out
+    assert "scalars.in-flight" not in out
     assert "bundle_status:    sealed" in out
     assert "integrity_status: ok" in out
     code, out, _ = run_cli(capsys, "finalize", A, "--runs-root", str(root))
@@ -69,7 +92,7 @@ def test_finalize_uses_capa_runs_root(root, capsys, monkeypatch):
         ("no-bundle", "no bundle directory"),
         ("no-manifest", "manifest missing"),
         ("bad-json", "not valid JSON"),
-        ("unknown-version", "unknown bundle_schema_version 2"),
+        ("unknown-version", "unknown bundle_schema_version 3"),
     ],
 )
 def test_finalize_exit_2_for_missing_or_malformed(root, capsys, damage, message):
@@ -85,7 +108,7 @@ def test_finalize_exit_2_for_missing_or_malformed(root, capsys, damage, message)
             manifest.write_text("{")
         else:
             data = json.loads(manifest.read_text())
-            data["bundle_schema_version"] = 2
+            data["bundle_schema_version"] = 3
             manifest.write_text(json.dumps(data))
     code, _, err = run_cli(capsys, *args, "--runs-root", str(root))
     assert code == 2
@@ -255,7 +278,7 @@ def test_finalize_refuses_a_run_that_is_still_recording(root, capsys):
 
 def test_catalog_verify_reports_a_bundle_finalize_found_incomplete(root, capsys):
     """Checksums that match do not make a bundle whose manifest says it failed ok."""
-    bundle = record(root, A, finalize=False)
+    bundle = record(root, A, finalize=False, journals=True)
     stream = bundle / "scalars.in-flight.arrows"
     data = stream.read_bytes()
     stream.write_bytes(data[: len(data) - 8 - 100])  # a torn tail: rows the writer wrote
@@ -279,7 +302,7 @@ def test_catalog_verify_reports_a_bundle_finalize_found_incomplete(root, capsys)
 
 
 def test_catalog_verify_still_sees_a_failed_bundles_manifest_edited(root, capsys):
-    bundle = record(root, A, finalize=False)
+    bundle = record(root, A, finalize=False, journals=True)
     stream = bundle / "scalars.in-flight.arrows"
     stream.write_bytes(stream.read_bytes()[:-108])
     assert run_cli(capsys, "finalize", A, "--runs-root", str(root))[0] == 3

@@ -45,6 +45,7 @@ __all__ = [
     "records_stream",
     "samples_stream",
     "settle_accounting",
+    "stream_key",
     "stream_of",
 ]
 
@@ -62,6 +63,14 @@ def records_stream(family: str) -> str:
 def samples_stream(table: str) -> str:
     """Stream key of a device's wide sample table (its folder under ``samples/``)."""
     return f"{SAMPLES_DIR}/{table}"
+
+
+def stream_key(rel: str) -> str:
+    """Stream key of a table file (``samples/<t>/part-00001.parquet`` -> ``samples/<t>``)."""
+    stem = rel[: -len(".parquet")] if rel.endswith(".parquet") else rel
+    if stem.startswith(f"{SAMPLES_DIR}/"):
+        return stem.rsplit("/", 1)[0]
+    return stem
 
 
 def frames_stream(camera: str) -> str:
@@ -296,37 +305,53 @@ leaves such tables out of its recount instead of calling every row of them unacc
 """
 
 
-def parquet_rows(bundle: Path) -> dict[str, int]:
-    """Rows of every sealed stream file the bundle writer wrote, from the Parquet footers.
+def parquet_rows(bundle: Path, known: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Rows of every sealed stream file the bundle writer wrote, per stream key.
 
-    No data is read; tables their producer wrote itself (:data:`WRITTEN_BY_KEY`) are left
-    out.
+    The parts of a wide table (``samples/<table>/*.parquet``) add up under one key.
+    ``known`` maps relative paths of files the writer closed and that are unchanged to
+    their :class:`~capa.bundle.tables.ClosedTable`: their rows are taken from there and
+    the file is not opened. Any other file's rows come from its Parquet footer (no data
+    is read); tables their producer wrote itself (:data:`WRITTEN_BY_KEY`) are left out.
     """
     import pyarrow.parquet as pq
 
+    known = known or {}
     rows: dict[str, int] = {}
     candidates = [bundle / f"{SCALARS_STEM}.parquet"]
+    candidates += sorted((bundle / SAMPLES_DIR).glob("*/*.parquet"))
     candidates += sorted((bundle / DEVICE_RECORDS_DIR).glob("*.parquet"))
     candidates += sorted((bundle / VIDEO_DIR).glob("*.frames.parquet"))
     for path in candidates:
-        if path.exists():
-            footer = pq.ParquetFile(path)
-            metadata = footer.schema_arrow.metadata or {}
-            if metadata.get(WRITTEN_BY_KEY) == b"producer":
-                continue
-            key = path.relative_to(bundle).as_posix()[: -len(".parquet")]
-            rows[key] = int(footer.metadata.num_rows)
+        if not path.exists():
+            continue
+        rel = path.relative_to(bundle).as_posix()
+        key = stream_key(rel)
+        entry = known.get(rel)
+        if entry is not None:
+            if not entry.producer:
+                rows[key] = rows.get(key, 0) + int(entry.rows)
+            continue
+        footer = pq.ParquetFile(path)
+        metadata = footer.schema_arrow.metadata or {}
+        if metadata.get(WRITTEN_BY_KEY) == b"producer":
+            continue
+        rows[key] = rows.get(key, 0) + int(footer.metadata.num_rows)
     return rows
 
 
-def settle_accounting(bundle: Path, previous: Mapping[str, Any] | None) -> AccountingCheck:
+def settle_accounting(
+    bundle: Path,
+    previous: Mapping[str, Any] | None,
+    known: Mapping[str, Any] | None = None,
+) -> AccountingCheck:
     """Finalize's step: check the accounting and log a mismatch in ``events.sqlite``.
 
     Call it after every in-flight stream became Parquet and before the event log is
     sealed. A mismatch is an ``error`` event ``bundle.accounting_mismatch``; the caller
     marks the bundle ``verification_failed`` (integrity ``partial``).
     """
-    check = check_accounting(bundle, parquet_rows(bundle), previous)
+    check = check_accounting(bundle, parquet_rows(bundle, known), previous)
     if check.mismatch:
         _log_mismatch(bundle, check.problems)
     return check

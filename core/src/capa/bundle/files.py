@@ -1,7 +1,9 @@
 """The data files of an open bundle, as the writer thread sees them.
 
-:class:`BundleFiles` owns the ``scalars`` stream, one stream per device-record family and
-per camera's frame receipts, and the ``events.sqlite`` connection. Only the writer thread
+:class:`BundleFiles` owns every table of the bundle — ``scalars``, one wide table per
+streamed device (``samples/<device>/``), one per device-record family and per camera's
+frame receipts — each a :class:`~capa.bundle.tables.JournaledTable` (journal plus Parquet
+written while recording), and the ``events.sqlite`` connection. Only the writer thread
 touches it: no locks, and nothing here blocks anything but that thread.
 """
 
@@ -9,56 +11,112 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from capa.bundle.accounting import SCALARS, Ledger, frames_stream, records_stream
+from capa.bundle import tables
+from capa.bundle.accounting import (
+    SCALARS,
+    Ledger,
+    frames_stream,
+    records_stream,
+    samples_stream,
+)
 from capa.bundle.events import EventsDB
-from capa.bundle.inflight import InflightStream
+from capa.bundle.manifest import BUNDLE_SCHEMA_VERSION
 from capa.bundle.paths import (
     DEVICE_RECORDS_DIR,
     EVENTS_FILE,
-    IN_FLIGHT_SUFFIX,
+    SAMPLES_DIR,
     SCALARS_STEM,
     VIDEO_DIR,
     safe_component,
 )
 from capa.bundle.records import checked_frame, describe_schema, to_record_batch
-from capa.components.emissions import DeviceRecords, EventRecord, FrameReceipt, ScalarRows
+from capa.bundle.tableindex import append_closed
+from capa.bundle.tables import (
+    REORDER_WINDOW_NS,
+    ClosedTable,
+    EncoderFailed,
+    JournaledTable,
+    PartedTable,
+)
+from capa.components.emissions import (
+    DeviceRecords,
+    EventRecord,
+    FrameReceipt,
+    SampleRows,
+    ScalarRows,
+)
 from capa.errors import BundleError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["BundleFiles"]
 
+BUNDLE_SCHEMA_VERSION_TAG = str(BUNDLE_SCHEMA_VERSION).encode()
+
 
 class BundleFiles:
-    """Appends records to the files of one bundle (writer thread only).
+    """Appends records to the tables of one bundle (writer thread only).
 
     Attributes:
-        rows: rows appended to in-flight streams (frame receipts count once written).
+        rows: rows appended to tables (frame receipts count once written).
         events: the event log connection.
         ledger: where rows appended are counted as ``written`` per device and stream.
+        closed: every table file closed so far (also in the bundle's table index).
     """
 
     def __init__(self, bundle: Path, ledger: Ledger | None = None) -> None:
         from capa.bundle.schema import scalars_schema
 
         self.bundle = bundle
+        self.run_id = bundle.name
         self.ledger = ledger if ledger is not None else Ledger()
         self.events = EventsDB(bundle / EVENTS_FILE)
-        self.scalars = InflightStream(
-            bundle / f"{SCALARS_STEM}{IN_FLIGHT_SUFFIX}", scalars_schema()
+        self.closed: list[ClosedTable] = []
+        self.scalars = JournaledTable(
+            bundle,
+            SCALARS_STEM,
+            SCALARS,
+            self._tagged(scalars_schema()),
+            group_rows=tables.LONG_GROUP_ROWS,
+            count_channels=True,
         )
-        self.device: dict[str, InflightStream] = {}
-        self.frames: dict[str, InflightStream] = {}
+        self.samples: dict[str, PartedTable] = {}
+        self.device: dict[str, JournaledTable] = {}
+        self.frames: dict[str, JournaledTable] = {}
         self._frame_buffers: dict[str, list[FrameReceipt]] = {}
         self.rows = 0
 
-    def streams(self) -> list[InflightStream]:
-        """Every open stream (a copy: safe to call from another thread)."""
-        return [self.scalars, *tuple(self.device.values()), *tuple(self.frames.values())]
+    def _tagged(self, schema: pa.Schema, **extra: str) -> pa.Schema:
+        """``schema`` with the bundle's file metadata (run id, schema version, ...)."""
+        meta = dict(schema.metadata or {})
+        meta[b"capa.run_id"] = self.run_id.encode()
+        meta[b"capa.bundle_schema_version"] = BUNDLE_SCHEMA_VERSION_TAG
+        for key, value in extra.items():
+            meta[f"capa.{key}".encode()] = value.encode()
+        return schema.with_metadata(meta)
+
+    def streams(self) -> list[JournaledTable]:
+        """Every open table (a copy: safe to call from another thread)."""
+        parts = [t for table in tuple(self.samples.values()) for t in table.tables()]
+        return [
+            self.scalars,
+            *parts,
+            *tuple(self.device.values()),
+            *tuple(self.frames.values()),
+        ]
 
     @property
     def bytes_written(self) -> int:
-        """Bytes appended to every stream so far."""
-        return sum(s.bytes_written for s in self.streams())
+        """Journal bytes appended to every table so far (closed parts included)."""
+        return (
+            self.scalars.bytes_written
+            + sum(t.bytes_written for t in tuple(self.samples.values()))
+            + sum(t.bytes_written for t in tuple(self.device.values()))
+            + sum(t.bytes_written for t in tuple(self.frames.values()))
+        )
 
     @property
     def pending_rows(self) -> int:
@@ -67,13 +125,13 @@ class BundleFiles:
 
     def write(self, record: object) -> None:
         """Append one run record (BundleError for a record that cannot be stored)."""
-        if isinstance(record, ScalarRows):
+        if isinstance(record, SampleRows):
+            self._write_samples(record)
+        elif isinstance(record, ScalarRows):
             from capa.bundle.schema import conform_scalars
 
             batch = conform_scalars(record.batch)
-            self.scalars.write(batch)
-            self.rows += batch.num_rows
-            self.ledger.written(record.device, SCALARS, batch.num_rows)
+            self._append(self.scalars, batch, record.device)
         elif isinstance(record, DeviceRecords):
             self._write_device(record)
         elif isinstance(record, EventRecord):
@@ -82,14 +140,70 @@ class BundleFiles:
             name = safe_component(record.device or "camera", "camera")
             self._frame_buffers.setdefault(name, []).append(checked_frame(record))
 
+    def _append(
+        self, table: JournaledTable | PartedTable, batch: pa.RecordBatch, device: str
+    ) -> None:
+        """Write a batch; it counts as written once it is in the journal."""
+        try:
+            table.write(batch)
+        except EncoderFailed:
+            self.rows += batch.num_rows
+            self.ledger.written(device, table.stream, batch.num_rows)
+            raise
+        self.rows += batch.num_rows
+        self.ledger.written(device, table.stream, batch.num_rows)
+
+    def _note_closed(self, table: ClosedTable) -> None:
+        self.closed.append(table)
+        append_closed(self.bundle, table)
+
+    def _write_samples(self, record: SampleRows) -> None:
+        import pyarrow as pa
+
+        name = safe_component(record.table or record.device, "sample table")
+        batch = record.batch
+        if isinstance(batch, pa.Table):
+            batch = to_record_batch(batch)
+        if not isinstance(batch, pa.RecordBatch):
+            raise BundleError(
+                f"sample rows of {name!r} must be a pyarrow RecordBatch, got {type(batch).__name__}"
+            )
+        table = self.samples.get(name)
+        if table is None:
+            if "t_mono_ns" not in batch.schema.names:
+                raise BundleError(f"sample rows of {name!r} have no t_mono_ns column")
+            schema = self._tagged(batch.schema, table="samples", device=record.device or name)
+            table = PartedTable(
+                self.bundle,
+                f"{SAMPLES_DIR}/{name}",
+                samples_stream(name),
+                schema,
+                on_closed=self._note_closed,
+                part_values=tables.PART_VALUES,
+                group_rows=tables.WIDE_GROUP_ROWS,
+            )
+            self.samples[name] = table
+        elif not batch.schema.equals(table.schema, check_metadata=False):
+            raise BundleError(
+                f"sample rows of {name!r} changed schema mid-run: the first batch fixed "
+                f"({describe_schema(table.schema)}), this one has "
+                f"({describe_schema(batch.schema)})"
+            )
+        self._append(table, batch, record.device)
+
     def _write_device(self, record: DeviceRecords) -> None:
         family = safe_component(record.family, "device-record family")
         batch = to_record_batch(record.columns)
         stream = self.device.get(family)
         if stream is None:
-            folder = self.bundle / DEVICE_RECORDS_DIR
-            folder.mkdir(exist_ok=True)
-            stream = InflightStream(folder / f"{family}{IN_FLIGHT_SUFFIX}", batch.schema)
+            (self.bundle / DEVICE_RECORDS_DIR).mkdir(exist_ok=True)
+            stream = JournaledTable(
+                self.bundle,
+                f"{DEVICE_RECORDS_DIR}/{family}",
+                records_stream(family),
+                self._tagged(batch.schema),
+                group_rows=tables.LONG_GROUP_ROWS,
+            )
             self.device[family] = stream
         elif not batch.schema.equals(stream.schema, check_metadata=False):
             raise BundleError(
@@ -97,9 +211,7 @@ class BundleFiles:
                 f"({describe_schema(stream.schema)}), this one has "
                 f"({describe_schema(batch.schema)})"
             )
-        stream.write(batch)
-        self.rows += batch.num_rows
-        self.ledger.written(record.device, records_stream(family), batch.num_rows)
+        self._append(stream, batch, record.device)
 
     def _write_frames(self) -> None:
         import pyarrow as pa
@@ -111,10 +223,15 @@ class BundleFiles:
                 continue
             stream = self.frames.get(name)
             if stream is None:
-                folder = self.bundle / VIDEO_DIR
-                folder.mkdir(exist_ok=True)
-                path = folder / f"{name}.frames{IN_FLIGHT_SUFFIX}"
-                stream = InflightStream(path, frames_schema())
+                (self.bundle / VIDEO_DIR).mkdir(exist_ok=True)
+                stream = JournaledTable(
+                    self.bundle,
+                    f"{VIDEO_DIR}/{name}.frames",
+                    frames_stream(name),
+                    self._tagged(frames_schema()),
+                    group_rows=tables.LONG_GROUP_ROWS,
+                    window_ns=REORDER_WINDOW_NS,
+                )
                 self.frames[name] = stream
             batch = pa.RecordBatch.from_pydict(
                 {
@@ -147,12 +264,28 @@ class BundleFiles:
             wrote = stream.flush() or wrote
         return self.events.commit() or wrote
 
-    def close(self) -> list[BaseException]:
-        """Close everything cleanly (end-of-stream markers, final commit); the errors."""
-        errors: list[BaseException] = []
+    def release_tables(self) -> None:
+        """Leave every open table to finalize (journal kept, Parquet in flight dropped)."""
         for stream in self.streams():
+            stream.release()
+
+    def close(self) -> list[BaseException]:
+        """Close every table into its final Parquet file, commit events; the errors.
+
+        A table that cannot be closed keeps its journal (finalize rebuilds it from there).
+        """
+        errors: list[BaseException] = []
+        closers = [
+            self.scalars.close,
+            *(t.close for t in self.samples.values()),
+            *(t.close for t in self.device.values()),
+            *(t.close for t in self.frames.values()),
+        ]
+        for close in closers:
             try:
-                stream.close()
+                closed = close()
+                if closed is not None:
+                    self._note_closed(closed)
             except Exception as exc:
                 errors.append(exc)
         try:
@@ -166,5 +299,8 @@ class BundleFiles:
         for stream in self.streams():
             with contextlib.suppress(Exception):
                 stream.abort()
+        for table in self.samples.values():
+            with contextlib.suppress(Exception):
+                table.abort()
         with contextlib.suppress(Exception):
             self.events.abort()

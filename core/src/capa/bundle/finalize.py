@@ -9,15 +9,27 @@ In order it:
 2. marks the bundle ``finalizing`` and removes temporary files an interrupted write left,
    and files other producers never finished (``*.in-flight.*``, see
    :mod:`capa.bundle.unfinished`), reporting those;
-3. rewrites every ``*.in-flight.arrows`` stream to ``<stem>.parquet`` (zstd, row groups of
-   about a million rows, sorted by ``t_mono_ns``) via temp file + fsync + rename, keeping
-   every complete batch and reporting a torn tail in ``manifest.custom.finalize_warnings``,
-   then deletes the stream;
+3. closes what the writer could not: for every table journal ``*.in-flight.arrows`` whose
+   final ``<stem>.parquet`` does not exist (a killed run), deletes the unfinished
+   ``<stem>.in-flight.parquet`` and rebuilds the table from the journal, streaming batch
+   by batch through the same bounded encoder the writer uses (:mod:`capa.bundle.tables`),
+   via temp file + fsync + rename, keeping every complete batch and reporting a torn tail
+   in ``manifest.custom.finalize_warnings``, then deletes the journal (a journal beside a
+   complete final file is redundant and is deleted);
    then drops rows of tables that name files (``capa.files_column``) whose file is gone;
 4. folds ``events.sqlite``'s WAL into the file so the bundle has no side files;
 5. records row counts, writes the final manifest (``sealed`` / integrity ``ok``), writes
    ``manifest.sha256`` and verifies it; if the check disagrees the manifest is rewritten as
    ``verification_failed`` with integrity ``mismatch`` or ``partial``.
+
+Nothing the writer closed is read back: a table file listed in the writer's table index
+(:mod:`capa.bundle.tableindex`) and unchanged since (same size, mtime and inode) is
+counted from the index and its SHA-256 — computed while its bytes were written — goes
+into ``manifest.sha256`` and into the seal-time self-check as is. That self-check re-reads
+every other file (``manifest.json``, ``events.sqlite``, ``run.log``, ``config/``, tables
+rebuilt or changed since); ``capa catalog verify`` and ``sha256sum -c`` re-read everything.
+Counting a table that is not in the index streams it one row group at a time (footers
+only, except the ``channel`` column of ``scalars``), so memory does not grow with the run.
 
 Finalizing a bundle that is already sealed only re-verifies it and changes no byte; a
 bundle whose seal is recorded in the runs root's ``seals.jsonl`` or the catalog is never
@@ -34,12 +46,13 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from capa.bundle.accounting import drop_checkpoint, settle_accounting
+from capa.bundle.accounting import WRITTEN_BY_KEY, drop_checkpoint, settle_accounting, stream_key
 from capa.bundle.atomic import TEMP_PREFIX, fsync_dir, temp_path_for
+from capa.bundle.counting import table_counts
 from capa.bundle.events import create_events_db, seal_events
-from capa.bundle.inflight import Recovered, recover_batches
+from capa.bundle.inflight import JournalReader
 from capa.bundle.integrity import VerifyResult, verify_bundle, write_checksums
 from capa.bundle.manifest import (
     BundleStatus,
@@ -49,26 +62,27 @@ from capa.bundle.manifest import (
     read_manifest,
     write_manifest,
 )
-from capa.bundle.merge import sort_table, sorted_chunks
 from capa.bundle.paths import (
     CHECKSUMS_FILE,
-    DEVICE_RECORDS_DIR,
     EVENTS_FILE,
     IN_FLIGHT_SUFFIX,
+    SAMPLES_DIR,
     SCALARS_STEM,
-    VIDEO_DIR,
 )
 from capa.bundle.seal import SealRecord, record_seal, refuse_resealing
+from capa.bundle.tableindex import drop_index, read_index, unchanged
+from capa.bundle.tables import (
+    LONG_GROUP_ROWS,
+    PARQUET_IN_FLIGHT_SUFFIX,
+    REORDER_WINDOW_NS,
+    WIDE_GROUP_ROWS,
+    ClosedTable,
+    ParquetEncoder,
+)
 from capa.bundle.unfinished import drop_rows_without_files, remove_unfinished
 from capa.errors import BundleError, FinalizeError
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-__all__ = ["ROW_GROUP_ROWS", "FinalizeResult", "finalize_bundle"]
-
-ROW_GROUP_ROWS: Final = 1 << 20
-"""Rows per Parquet row group: large groups compress well and scan fast."""
+__all__ = ["FinalizeResult", "finalize_bundle"]
 
 CRASHED_REASON: Final = "recording process ended without finalizing; recovered by capa finalize"
 
@@ -171,19 +185,30 @@ def _finalize(
         manifest = manifest.transition(bundle_status=BundleStatus.FINALIZING, **updates)
         write_manifest(bundle, manifest)
     _remove_temp_files(bundle)
-    result.warnings.extend(remove_unfinished(bundle))
+    # What the writer closed and still is exactly that file: never read back.
+    known = {rel: e for rel, e in read_index(bundle).items() if unchanged(bundle, e)}
 
-    for stream in sorted(bundle.rglob(f"*{IN_FLIGHT_SUFFIX}")):
-        _convert_stream(bundle, stream, result)
+    for journal in sorted(bundle.rglob(f"*{IN_FLIGHT_SUFFIX}")):
+        rebuilt = _recover_table(bundle, journal, result)
+        if rebuilt is not None:
+            known[rebuilt.rel] = rebuilt
+    result.warnings.extend(remove_unfinished(bundle))
     for parquet in sorted(bundle.rglob("*.parquet")):
         rel = parquet.relative_to(bundle).as_posix()
-        if rel not in result.rewritten_targets:
-            _check_parquet(parquet, rel)
-            result.skipped.append(rel)
+        if rel in known:
+            if rel not in result.rewritten_targets:
+                result.skipped.append(rel)
+            continue
+        _check_parquet(parquet, rel)
+        result.skipped.append(rel)
     for parquet in sorted(bundle.rglob("*.parquet")):
+        entry = known.get(parquet.relative_to(bundle).as_posix())
+        if entry is not None and not entry.files_column:
+            continue  # the writer's own tables name no files
         if (dropped := drop_rows_without_files(bundle, parquet)) is not None:
             result.warnings.append(dropped)
-    accounting = settle_accounting(bundle, manifest.counts.get("accounting"))
+            known.pop(parquet.relative_to(bundle).as_posix(), None)
+    accounting = settle_accounting(bundle, manifest.counts.get("accounting"), known)
     result.warnings.extend(f"accounting: {p}" for p in accounting.problems)
     n_events = _seal_events(bundle, result)
 
@@ -192,7 +217,7 @@ def _finalize(
         custom["finalize_warnings"] = [*custom.get("finalize_warnings", []), *result.warnings]
     counts = {
         **manifest.counts,
-        **_counts(bundle),
+        **table_counts(bundle, known),
         "events": n_events,
         "accounting": accounting.block,
     }
@@ -205,8 +230,10 @@ def _finalize(
     )
     write_manifest(bundle, sealed)
     drop_checkpoint(bundle)  # its content is in counts.accounting now
-    write_checksums(bundle)
-    result.integrity = verify_bundle(bundle)
+    drop_index(bundle)  # its content is in counts and (digests) in manifest.sha256
+    digests = {rel: (e.sha256, e.size, e.mtime_ns, e.inode) for rel, e in known.items()}
+    write_checksums(bundle, known=digests)
+    result.integrity = verify_bundle(bundle, known=digests)
     result.manifest = sealed
     if not result.integrity.ok or accounting.mismatch:
         # Rows a device emitted that are neither in the files nor counted as dropped:
@@ -242,109 +269,103 @@ def _remove_temp_files(bundle: Path) -> None:
             tmp.unlink()
 
 
-def _target_for(stream: Path) -> Path:
-    return stream.with_name(stream.name[: -len(IN_FLIGHT_SUFFIX)] + ".parquet")
+def _stem_of(journal: Path) -> Path:
+    return journal.with_name(journal.name[: -len(IN_FLIGHT_SUFFIX)])
 
 
-def _convert_stream(bundle: Path, stream: Path, result: FinalizeResult) -> None:
-    rel = stream.relative_to(bundle).as_posix()
-    target = _target_for(stream)
-    recovered = recover_batches(stream)
-    if recovered.problem is not None:
-        result.warnings.append(
-            f"{rel}: kept {recovered.rows} rows in {len(recovered.batches)} complete batches; "
-            f"dropped {recovered.torn_bytes} trailing bytes ({recovered.problem})"
-        )
-    if recovered.schema is None:
-        if stream.name == SCALARS_STEM + IN_FLIGHT_SUFFIX:
-            from capa.bundle.schema import scalars_schema
-
-            recovered.schema = scalars_schema()
-        else:
-            stream.unlink()
-            result.rewritten.append(f"{rel} -> removed (no complete batch to recover)")
-            return
-    rows = _write_parquet(recovered, target)
-    stream.unlink()
-    fsync_dir(stream.parent)
+def _recover_table(bundle: Path, journal: Path, result: FinalizeResult) -> ClosedTable | None:
+    """Rebuild one table from its journal; the rebuilt file's description (or ``None``)."""
+    rel = journal.relative_to(bundle).as_posix()
+    stem = _stem_of(journal)
+    target = stem.with_name(stem.name + ".parquet")
+    partial = stem.with_name(stem.name + PARQUET_IN_FLIGHT_SUFFIX)
     target_rel = target.relative_to(bundle).as_posix()
+    if target.exists() and _readable_parquet(target):
+        # Killed between closing the final file and deleting its journal: the final
+        # file was complete and durable before the journal was touched.
+        journal.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        fsync_dir(journal.parent)
+        result.rewritten.append(f"{rel} -> removed ({target_rel} was already complete)")
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()  # no footer: unreadable; the journal holds every row it had
+    reader = JournalReader(journal)
+    schema = reader.schema
+    if schema is None and stem.name == SCALARS_STEM and stem.parent == bundle:
+        from capa.bundle.schema import scalars_schema
+
+        schema = scalars_schema()
+    if schema is None:
+        result.warnings.append(
+            f"{rel}: kept 0 rows in 0 complete batches; dropped {reader.file_bytes} "
+            f"trailing bytes ({reader.problem})"
+        )
+        journal.unlink()
+        fsync_dir(journal.parent)
+        result.rewritten.append(f"{rel} -> removed (no complete batch to recover)")
+        return None
+    wide = journal.relative_to(bundle).parts[0] == SAMPLES_DIR
+    tmp = temp_path_for(target)
+    encoder = ParquetEncoder(
+        tmp,
+        schema,
+        group_rows=WIDE_GROUP_ROWS if wide else LONG_GROUP_ROWS,
+        window_ns=0 if wide else REORDER_WINDOW_NS,
+        count_channels=stem.name == SCALARS_STEM and stem.parent == bundle,
+    )
+    try:
+        for batch in reader:
+            encoder.append(batch)
+        digest = _write_parquet(encoder)
+    except BaseException:
+        encoder.abort()
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    if reader.problem is not None:
+        result.warnings.append(
+            f"{rel}: kept {reader.rows} rows in {reader.batches} complete batches; "
+            f"dropped {reader.torn_bytes} trailing bytes ({reader.problem})"
+        )
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+    journal.unlink()
+    fsync_dir(journal.parent)
     result.rewritten_targets.add(target_rel)
-    result.rewritten.append(f"{rel} -> {target_rel} ({rows} rows)")
+    result.rewritten.append(f"{rel} -> {target_rel} ({encoder.rows} rows)")
+    st = target.stat()
+
+    return ClosedTable(
+        rel=target_rel,
+        stream=stream_key(target_rel),
+        sha256=digest,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        inode=st.st_ino,
+        rows=encoder.rows,
+        sorted=encoder.sorted,
+        counts=dict(encoder.channel_counts or encoder.non_null),
+        files_column=b"capa.files_column" in (schema.metadata or {}),
+        producer=(schema.metadata or {}).get(WRITTEN_BY_KEY) == b"producer",
+    )
 
 
-def _write_parquet(recovered: Recovered, target: Path) -> int:
-    """Write the recovered batches to ``target`` sorted by ``t_mono_ns``; return rows."""
+def _write_parquet(encoder: ParquetEncoder) -> str:
+    """Close a rebuilt table's file (last row group, footer, fsync); its SHA-256."""
+    return encoder.close()
+
+
+def _readable_parquet(path: Path) -> bool:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = recovered.schema
-    assert schema is not None
-    tmp = temp_path_for(target)
-    rows = 0
-    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        if "t_mono_ns" in schema.names and not _is_sorted(recovered.batches):
-            if _has_null_times(recovered.batches):
-                # Rows without a time go last; that needs the whole table at once.
-                table = sort_table(recovered.batches, schema)
-                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                rows = table.num_rows
-            else:
-                # Devices interleave: merge their sorted runs in bounded chunks.
-                for part in sorted_chunks(recovered.batches, schema, ROW_GROUP_ROWS):
-                    writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
-                    rows += part.num_rows
-        else:
-            # Already in order (the usual case): stream through in large row groups
-            # without holding the whole table in memory.
-            chunk: list[pa.RecordBatch] = []
-            pending = 0
-            for batch in recovered.batches:
-                chunk.append(batch)
-                pending += batch.num_rows
-                if pending >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.Table.from_batches(chunk, schema=schema))
-                    rows += pending
-                    chunk, pending = [], 0
-            if chunk or rows == 0:
-                writer.write_table(pa.Table.from_batches(chunk, schema=schema))
-                rows += pending
-    _fsync_file(tmp)
-    os.replace(tmp, target)
-    fsync_dir(target.parent)
-    return rows
-
-
-def _has_null_times(batches: list[pa.RecordBatch]) -> bool:
-    return any(b.column("t_mono_ns").null_count for b in batches)
-
-
-def _is_sorted(batches: list[pa.RecordBatch]) -> bool:
-    import pyarrow.compute as pc
-
-    previous: int | None = None
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        t = batch.column("t_mono_ns")
-        if t.null_count:
-            return False  # the sort path puts rows without a time last
-        if batch.num_rows > 1:
-            ordered = pc.all(pc.less_equal(t.slice(0, len(t) - 1), t.slice(1))).as_py()
-            if not ordered:
-                return False
-        first, last = t[0].as_py(), t[len(t) - 1].as_py()
-        if previous is not None and first < previous:
-            return False
-        previous = last
-    return True
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        pq.ParquetFile(path).metadata  # noqa: B018 - reading the footer is the check
+    except (pa.ArrowException, OSError):
+        return False
+    return True
 
 
 def _check_parquet(path: Path, rel: str) -> None:
@@ -377,31 +398,3 @@ def _seal_events(bundle: Path, result: FinalizeResult) -> int:
         result.warnings.append(f"{EVENTS_FILE}: SQLite quick_check reported: {problem}")
     result.rewritten.append(f"{EVENTS_FILE} (WAL folded in, single-file mode, {count} events)")
     return count
-
-
-def _counts(bundle: Path) -> dict[str, Any]:
-    """Row counts of the final files (per channel for scalars), read from the files."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    counts: dict[str, Any] = {}
-    scalars = bundle / f"{SCALARS_STEM}.parquet"
-    if scalars.exists():
-        table = pq.read_table(scalars, columns=["channel"]).unify_dictionaries()
-        channel = table.column("channel")
-        per_channel = {
-            str(item["values"]): int(item["counts"])
-            for item in pc.value_counts(channel).to_pylist()
-        }
-        counts["scalars"] = {"rows": len(channel), "channels": dict(sorted(per_channel.items()))}
-    for key, folder, suffix in (
-        ("device_records", DEVICE_RECORDS_DIR, ".parquet"),
-        ("frames", VIDEO_DIR, ".frames.parquet"),
-    ):
-        found = {
-            p.name[: -len(suffix)]: int(pq.ParquetFile(p).metadata.num_rows)
-            for p in sorted((bundle / folder).glob(f"*{suffix}"))
-        }
-        if found:
-            counts[key] = found
-    return counts

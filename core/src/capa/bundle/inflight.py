@@ -4,13 +4,16 @@ While a run records, each table of the bundle is one Arrow IPC *stream*: a schem
 followed by record batches, each batch self-delimiting. :class:`InflightStream` appends
 batches and makes them durable on :meth:`~InflightStream.flush` (``fsync``), which the
 writer calls at least once per flush interval, so a hard kill loses at most the batches
-written since the last flush. :func:`recover_batches` reads back every complete batch of
-such a file and stops at the first torn or corrupt one — the tail a kill can leave.
+written since the last flush. :class:`JournalReader` reads back every complete batch of
+such a file, one at a time (memory: one batch), and stops at the first torn or corrupt
+one — the tail a kill can leave; :func:`recover_batches` collects them in a list (small
+files and tests only).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["InflightStream", "Recovered", "recover_batches"]
+__all__ = ["InflightStream", "JournalReader", "Recovered", "recover_batches"]
 
 
 class InflightStream:
@@ -117,45 +120,90 @@ class Recovered:
         return self.file_bytes - self.good_bytes
 
 
-def recover_batches(path: Path) -> Recovered:
-    """Read every complete batch of an in-flight stream; stop at a torn or corrupt one.
+class JournalReader:
+    """Iterate the complete, valid batches of an in-flight stream; note where it stopped.
 
-    The file is memory-mapped, so recovered batches are zero-copy views until they are
-    written elsewhere. Each batch is fully validated (offsets, dictionary indices, UTF-8)
-    because Arrow IPC carries no checksum: a corrupt message must end recovery, not crash
-    a later reader.
+    Reads the file sequentially through ordinary reads (no memory map), holding one batch
+    at a time. Each batch is fully validated (offsets, dictionary indices, UTF-8) because
+    Arrow IPC carries no checksum: a corrupt message must end recovery, not crash a later
+    reader. After iteration, :attr:`problem` says why reading stopped early (``None`` for
+    a clean end) and :attr:`good_bytes` how much of the file was readable.
     """
-    import pyarrow as pa
 
-    size = path.stat().st_size
-    if size == 0:
-        return Recovered(None, file_bytes=0, problem="file is empty (no schema written)")
-    source = pa.memory_map(str(path), "r")
-    try:
-        reader = pa.ipc.open_stream(source)
-    except (pa.ArrowInvalid, pa.ArrowException, OSError, EOFError) as exc:
-        return Recovered(None, file_bytes=size, problem=f"unreadable schema: {exc}")
-    result = Recovered(reader.schema, good_bytes=int(source.tell()), file_bytes=size)
-    while True:
+    def __init__(self, path: Path) -> None:
+        import pyarrow as pa
+
+        self.path = path
+        self.file_bytes = path.stat().st_size
+        self.schema: pa.Schema | None = None
+        self.rows = 0
+        self.batches = 0
+        self.good_bytes = 0
+        self.problem: str | None = None
+        self._reader: pa.ipc.RecordBatchStreamReader | None = None
+        self._source: pa.NativeFile | None = None
+        if self.file_bytes == 0:
+            self.problem = "file is empty (no schema written)"
+            return
+        self._source = pa.OSFile(str(path), "r")
         try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            if int(source.tell()) < size:
-                result.problem = "data after the end-of-stream marker"
-            else:
-                result.good_bytes = size
-            break
-        except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
-            result.problem = f"torn or corrupt batch after {result.rows} rows: {exc}"
-            break
+            self._reader = pa.ipc.open_stream(self._source)
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, EOFError) as exc:
+            self.problem = f"unreadable schema: {exc}"
+            self._source.close()
+            return
+        self.schema = self._reader.schema
+        self.good_bytes = int(self._source.tell())
+
+    @property
+    def torn_bytes(self) -> int:
+        """Bytes after the last complete batch (dropped by finalize)."""
+        return self.file_bytes - self.good_bytes
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        reader, source = self._reader, self._source
+        if reader is None or source is None:
+            return
+        self._reader = None  # one pass
         try:
-            batch.validate(full=True)
-        except (pa.ArrowException, ValueError) as exc:
-            result.problem = f"corrupt batch after {result.rows} rows: {exc}"
-            break
-        result.batches.append(batch)
-        result.rows += batch.num_rows
-        result.good_bytes = int(source.tell())
-    if result.problem is None and result.good_bytes < size:
-        result.problem = "stream ends without its end-of-stream marker"
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    if int(source.tell()) < self.file_bytes:
+                        self.problem = "data after the end-of-stream marker"
+                    else:
+                        self.good_bytes = self.file_bytes
+                    break
+                except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
+                    self.problem = f"torn or corrupt batch after {self.rows} rows: {exc}"
+                    break
+                try:
+                    batch.validate(full=True)
+                except (pa.ArrowException, ValueError) as exc:
+                    self.problem = f"corrupt batch after {self.rows} rows: {exc}"
+                    break
+                self.rows += batch.num_rows
+                self.batches += 1
+                self.good_bytes = int(source.tell())
+                yield batch
+        finally:
+            source.close()
+        if self.problem is None and self.good_bytes < self.file_bytes:
+            self.problem = "stream ends without its end-of-stream marker"
+
+
+def recover_batches(path: Path) -> Recovered:
+    """Every complete batch of an in-flight stream in a list (see :class:`JournalReader`).
+
+    Holds the whole file in memory: for small files and tests; finalize streams instead.
+    """
+    reader = JournalReader(path)
+    result = Recovered(reader.schema, file_bytes=reader.file_bytes)
+    result.batches = list(reader)
+    result.rows = reader.rows
+    result.good_bytes = reader.good_bytes
+    result.problem = reader.problem
     return result

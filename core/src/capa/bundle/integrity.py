@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,10 +100,36 @@ def parse_checksums(data: bytes | str) -> tuple[list[tuple[str, str]], list[int]
     return parse_gnu_checksums(raw)
 
 
-def write_checksums(bundle: Path) -> dict[str, str]:
-    """Hash every regular file of ``bundle`` and atomically write ``manifest.sha256``."""
+Known = Mapping[str, tuple[str, int, int, int]]
+"""Relative path -> (sha256, size, mtime_ns, inode) of files hashed while they were written."""
+
+
+def _known_digest(bundle: Path, rel: str, known: Known | None) -> str | None:
+    """The recorded digest of ``rel`` if the file is still that file (size, mtime, inode)."""
+    if not known or rel not in known:
+        return None
+    digest, size, mtime_ns, inode = known[rel]
+    try:
+        st = os.lstat(bundle / rel)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns, st.st_ino) != (
+        size,
+        mtime_ns,
+        inode,
+    ):
+        return None
+    return digest
+
+
+def write_checksums(bundle: Path, known: Known | None = None) -> dict[str, str]:
+    """Hash every regular file of ``bundle`` and atomically write ``manifest.sha256``.
+
+    A file in ``known`` whose size, mtime and inode are unchanged is not read: its digest
+    was computed from its bytes as they were written (:mod:`capa.bundle.tables`).
+    """
     files, _ = bundle_files(bundle)
-    hashes = {rel: hash_file(bundle / rel) for rel in files}
+    hashes = {rel: _known_digest(bundle, rel, known) or hash_file(bundle / rel) for rel in files}
     atomic_write_bytes(bundle / CHECKSUMS_FILE, format_checksums(hashes))
     return hashes
 
@@ -205,8 +232,13 @@ def _hash_listed(bundle: Path, name: str) -> tuple[str, tuple[int, int]] | str:
         return hashlib.file_digest(f, "sha256").hexdigest(), (st.st_dev, st.st_ino)
 
 
-def verify_bundle(bundle: Path) -> VerifyResult:
+def verify_bundle(bundle: Path, known: Known | None = None) -> VerifyResult:
     """Re-hash ``bundle`` and compare with its ``manifest.sha256`` (reads only).
+
+    ``known`` (finalize's self-check right after sealing) lists files whose digest was
+    computed while they were written; one still of the same size, mtime and inode is
+    compared by that digest instead of being read again. Without ``known`` (``capa
+    catalog verify``, re-finalizing a sealed bundle) every file is read.
 
     The list is parsed as GNU ``sha256sum -c`` parses it (:mod:`capa.bundle.gnusum`);
     every line must be well formed and match, every listed name must be a regular file
@@ -228,7 +260,7 @@ def verify_bundle(bundle: Path) -> VerifyResult:
         check.refused.append(f"{CHECKSUMS_FILE}: no properly formatted checksum lines")
     bundle_real = os.path.realpath(bundle)
     for name, expected in entries:
-        check.entry(bundle, bundle_real, name, expected)
+        check.entry(bundle, bundle_real, name, expected, _known_digest(bundle, name, known))
     extra = sorted({rel for rel in files if identity[rel] not in check.listed} | set(others))
     if check.changed or check.missing or bad or check.refused:
         status = IntegrityStatus.MISMATCH
@@ -262,9 +294,16 @@ class _Check:
     listed: set[tuple[int, int]] = field(default_factory=set)
     checked: int = 0
 
-    def entry(self, bundle: Path, bundle_real: str, name: str, expected: str) -> None:
+    def entry(
+        self, bundle: Path, bundle_real: str, name: str, expected: str, known: str | None
+    ) -> None:
         why = _unsafe(bundle_real, bundle, name)
-        found = why or _hash_listed(bundle, name)
+        found: tuple[str, tuple[int, int]] | str
+        if not why and known is not None:
+            st = os.lstat(bundle / name)
+            found = known, (st.st_dev, st.st_ino)
+        else:
+            found = why or _hash_listed(bundle, name)
         if found == "":
             self.missing.append(name)
         elif isinstance(found, str):

@@ -34,6 +34,7 @@ from capa.errors import BundleError
 
 __all__ = [
     "BUNDLE_SCHEMA_VERSION",
+    "READABLE_SCHEMA_VERSIONS",
     "BundleStatus",
     "Integrity",
     "IntegrityStatus",
@@ -45,8 +46,11 @@ __all__ = [
     "write_manifest",
 ]
 
-BUNDLE_SCHEMA_VERSION: Final = 1
-"""Layout version this capa writes and reads; any other version is refused."""
+BUNDLE_SCHEMA_VERSION: Final = 2
+"""Layout version this capa writes (``core/docs/bundle-schema.md``)."""
+
+READABLE_SCHEMA_VERSIONS: Final = (1, 2)
+"""Layout versions this capa reads, finalizes and verifies; any other is refused."""
 
 
 class RunStatus(enum.StrEnum):
@@ -277,10 +281,11 @@ def read_manifest(bundle: Path) -> Manifest:
     if not isinstance(data, dict):
         raise BundleError(f"{path}: manifest must be a JSON object")
     version = data.get("bundle_schema_version")
-    if version != BUNDLE_SCHEMA_VERSION or isinstance(version, bool):
+    if version not in READABLE_SCHEMA_VERSIONS or isinstance(version, bool):
+        readable = " and ".join(str(v) for v in READABLE_SCHEMA_VERSIONS)
         raise BundleError(
             f"{path}: unknown bundle_schema_version {version!r} "
-            f"(this capa reads version {BUNDLE_SCHEMA_VERSION})"
+            f"(this capa reads versions {readable})"
         )
     try:
         return Manifest.model_validate(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["WriterMetrics"]
+__all__ = ["WriterMetrics", "summary"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,14 @@ class WriterMetrics:
         data.pop("last_flush_mono_ns")
         data["flush_interval_s"] = flush_interval_s
         return data
+
+
+def summary(metrics: WriterMetrics) -> dict[str, Any]:
+    """The few figures ``run.log`` lines about closing or abandoning a writer carry."""
+    return {
+        "rows": metrics.rows,
+        "bytes": metrics.bytes,
+        "flushes": metrics.flushes,
+        "queue_high_water": metrics.queue_high_water,
+        "dropped_rows": metrics.dropped_rows,
+    }

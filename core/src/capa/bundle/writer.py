@@ -39,7 +39,6 @@ as dropped, and ``close`` still records what reached disk.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import shutil
 import sqlite3
@@ -50,25 +49,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from capa.bundle.abandon import abandon_writer
 from capa.bundle.accounting import Ledger, record_rows, stream_of
-from capa.bundle.atomic import TEMP_PREFIX, fsync_dir
 from capa.bundle.catalog import Catalog
-from capa.bundle.configdir import load_config_files, write_config_files
-from capa.bundle.events import append_events, check_severity, create_events_db
+from capa.bundle.configdir import load_config_files
+from capa.bundle.events import check_severity
 from capa.bundle.files import BundleFiles
 from capa.bundle.finalize import FinalizeResult, finalize_bundle
 from capa.bundle.manifest import (
-    Manifest,
     RunStatus,
     new_manifest,
     read_manifest,
     write_manifest,
 )
-from capa.bundle.metrics import WriterMetrics
-from capa.bundle.paths import EVENTS_FILE, RUN_LOG_FILE, check_run_id, new_run_id
+from capa.bundle.metrics import WriterMetrics, summary
+from capa.bundle.paths import RUN_LOG_FILE, check_run_id, new_run_id
 from capa.bundle.recovery import ActiveRun, StaleRun, clear_active, recover_stale, write_active
 from capa.bundle.runlog import RunLog
-from capa.bundle.space import describe_write_failure, make_reserve, release_reserve
+from capa.bundle.space import describe_write_failure, release_reserve
+from capa.bundle.staging import remove_stale_staging, stage_bundle
+from capa.bundle.tables import EncoderFailed
+from capa.bundle.trash import sweep
 from capa.clock import RunClock
 from capa.components.emissions import (
     DeviceRecords,
@@ -76,6 +77,7 @@ from capa.components.emissions import (
     EventSeverity,
     FrameReceipt,
     RunRecord,
+    SampleRows,
     ScalarRows,
 )
 from capa.errors import BundleError
@@ -191,7 +193,8 @@ class BundleWriter:
         root.mkdir(parents=True, exist_ok=True)
         stale = None if nested else recover_stale(root)
         if not nested:
-            _remove_stale_staging(root)
+            remove_stale_staging(root)
+            sweep(root)
         clock = clock or RunClock()
         rid = check_run_id(run_id) if run_id else new_run_id(clock.started_utc)
         bundle = root / rid
@@ -204,7 +207,7 @@ class BundleWriter:
             clock.started_utc.isoformat(timespec="microseconds"),
             dict(manifest_fields or {}),
         )
-        _stage_bundle(root, bundle, configs, manifest)
+        stage_bundle(root, bundle, configs, manifest)
         # From here the bundle exists with its manifest (``capa finalize`` can seal it);
         # if recording cannot start after all, remove it again: it holds no data yet.
         writer: BundleWriter | None = None
@@ -317,7 +320,7 @@ class BundleWriter:
             raise BundleError(f"bundle writer of run {self.run_id} failed: {self._error}")
         if isinstance(record, EventRecord):
             check_severity(record.severity)
-        elif not isinstance(record, ScalarRows | DeviceRecords | FrameReceipt):
+        elif not isinstance(record, ScalarRows | SampleRows | DeviceRecords | FrameReceipt):
             raise BundleError(f"not a run record: {type(record).__name__}")
 
     def _note_depth(self) -> None:
@@ -389,6 +392,10 @@ class BundleWriter:
             self._files.abort()  # someone else owns the bundle now: write nothing more
             return
         self._safe_flush()
+        if self._error is not None:
+            # After an I/O failure the Parquet side of a table is not trusted: leave every
+            # table to finalize, which rebuilds it from its journal.
+            self._files.release_tables()
         for exc in self._files.close():
             self._fail(exc)
 
@@ -398,6 +405,8 @@ class BundleWriter:
             return
         try:
             self._files.write(record)
+        except EncoderFailed as exc:  # in the journal and counted: the Parquet side failed
+            self._fail(exc.cause)
         except BundleError as exc:
             self._reject(record, str(exc))
         except (OSError, sqlite3.Error) as exc:  # disk trouble: stop writing, keep draining
@@ -407,7 +416,7 @@ class BundleWriter:
             self._reject(record, f"{type(exc).__name__}: {exc}")
 
     def _record_rows(self, record: object) -> int:
-        if isinstance(record, ScalarRows):
+        if isinstance(record, ScalarRows | SampleRows):
             return int(getattr(record.batch, "num_rows", 0))
         if isinstance(record, DeviceRecords):
             return record_rows(record.columns)
@@ -534,7 +543,7 @@ class BundleWriter:
                 self._drop(frame, "writer_failed")  # never flushed: the writer had failed
             self._final_checkpoint(exact=True)
             metrics = self.metrics()
-            self.log.info("bundle.closing", run_status=status.value, **_short(metrics))
+            self.log.info("bundle.closing", run_status=status.value, **summary(metrics))
             self._runlog.close()
             manifest = read_manifest(self.bundle)
             counts = dict(manifest.counts)
@@ -585,69 +594,14 @@ class BundleWriter:
         :func:`~capa.bundle.finalize.finalize_bundle`, which keeps everything that reached
         disk. A no-op after :meth:`close` or a previous ``abandon``.
         """
-        status = RunStatus(run_status)
-        if status is RunStatus.RUNNING:
-            raise BundleError("abandon() needs a terminal run status, not 'running'")
-        with self._close_lock:
-            if self._closing:
-                return
-            self._closing = True
-            self._abandoned.set()
-            while True:  # whatever is still queued will never be written
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not _STOP:
-                    self._drop(item, "abandoned")
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(_STOP)  # wakes a thread that is merely waiting
-            self._thread.join(join_timeout_s)
-            stuck = self._thread.is_alive()
-            release_reserve(self.bundle)  # room for the events and manifest written below
-            # A write may have been under way when the writer was given up on: the
-            # counters bound the files but need not match them exactly.
-            self._final_checkpoint(exact=False)
-            metrics = self.metrics()
-            notice = EventRecord(
-                t_mono_ns=self.clock.now_ns(),
-                t_utc=RunClock.utc_now_iso(),
-                kind="bundle.writer_abandoned",
-                severity=EventSeverity.ERROR,
-                source=_SOURCE,
-                message=f"bundle writer abandoned ({exit_reason or status.value}); "
-                f"{metrics.dropped_rows} queued rows dropped",
-                metadata={"thread_stuck": stuck, "rows_durable": metrics.rows_durable},
-            )
-            events = [*late_events, notice]
-            manifest = read_manifest(self.bundle)
-            custom = dict(manifest.custom)
-            try:
-                append_events(self.bundle / EVENTS_FILE, events)
-            except sqlite3.Error as exc:
-                self.log.error("bundle.late_events_kept_in_manifest", error=str(exc))
-                custom["late_events"] = [_event_dict(e) for e in events]
-            self.log.error("bundle.writer_abandoned", thread_stuck=stuck, **_short(metrics))
-            self._runlog.close()
-            counts = dict(manifest.counts)
-            counts["dropped"] = {"rows": self._dropped_rows, "by_reason": dict(self._dropped_by)}
-            health = metrics.as_queue_health(self.flush_interval_s)
-            health["abandoned"] = True
-            write_manifest(
-                self.bundle,
-                manifest.transition(
-                    run_status=status,
-                    exit_reason=exit_reason,
-                    ended_utc=RunClock.utc_now_iso(),
-                    queue_health=health,
-                    counts=counts,
-                    custom=custom,
-                ),
-            )
-            if self._catalog is not None:
-                with contextlib.suppress(BundleError):
-                    self._catalog.upsert(read_manifest(self.bundle), self.bundle)
-            clear_active(self.runs_root, self.run_id)
+        abandon_writer(
+            self,
+            run_status,
+            exit_reason,
+            late_events=late_events,
+            join_timeout_s=join_timeout_s,
+            stop=_STOP,
+        )
 
     def _final_checkpoint(self, *, exact: bool) -> None:
         try:
@@ -670,81 +624,3 @@ class BundleWriter:
             self.close(RunStatus.COMPLETED)
         else:
             self.close(RunStatus.CRASHED, f"{type(exc).__name__}: {exc}")
-
-
-# A staging directory older than this was left by a process killed while opening its
-# bundle; a younger one may belong to another process opening right now.
-STALE_STAGING_S: Final = 600.0
-
-
-def _remove_stale_staging(root: Path) -> None:
-    """Delete staging directories of bundles whose opening was interrupted (a kill)."""
-    now = time.time()
-    for path in root.glob(f"{TEMP_PREFIX}*"):
-        try:
-            if path.is_dir() and now - path.stat().st_mtime > STALE_STAGING_S:
-                shutil.rmtree(path)
-        except OSError as exc:  # someone else's, or already gone: never fail a run on it
-            _warn(f"could not remove stale staging directory {path}: {exc}")
-
-
-def _warn(text: str) -> None:
-    import sys
-
-    with contextlib.suppress(OSError, ValueError):  # no stderr left: nowhere to say it
-        sys.stderr.write(f"capa: warning: {text}\n")
-
-
-def _stage_bundle(
-    root: Path, bundle: Path, configs: Mapping[tuple[str, ...], bytes], manifest: Manifest
-) -> None:
-    """Create ``bundle`` complete with config, manifest, event log and space reserve.
-
-    Everything is built in a hidden staging directory and renamed into place, so a bundle
-    directory never exists without its manifest: a failure here (a disk that is already
-    full, a config that cannot be serialised) leaves nothing behind in the runs root.
-
-    Raises:
-        BundleError: the files could not be written (the message says when the disk is full).
-    """
-    staging = root / f"{TEMP_PREFIX}{bundle.name}"
-    try:
-        if staging.exists():
-            shutil.rmtree(staging)  # left by a process killed while opening this run id
-        staging.mkdir()
-        make_reserve(staging)  # first: no room for the reserve, no run
-        write_config_files(staging, configs)
-        write_manifest(staging, manifest)
-        create_events_db(staging / EVENTS_FILE)
-        fsync_dir(staging)
-        os.replace(staging, bundle)  # an empty directory at ``bundle`` is replaced
-        fsync_dir(root)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError | sqlite3.Error):
-            raise BundleError(
-                f"cannot create the run bundle: {describe_write_failure(bundle, exc)}"
-            ) from exc
-        raise
-
-
-def _event_dict(event: EventRecord) -> dict[str, Any]:
-    return {
-        "t_mono_ns": event.t_mono_ns,
-        "t_utc": event.t_utc,
-        "kind": event.kind,
-        "severity": str(event.severity),
-        "source": event.source,
-        "message": event.message,
-        "metadata": dict(event.metadata) if event.metadata is not None else None,
-    }
-
-
-def _short(metrics: WriterMetrics) -> dict[str, Any]:
-    return {
-        "rows": metrics.rows,
-        "bytes": metrics.bytes,
-        "flushes": metrics.flushes,
-        "queue_high_water": metrics.queue_high_water,
-        "dropped_rows": metrics.dropped_rows,
-    }
