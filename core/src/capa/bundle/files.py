@@ -10,19 +10,32 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from capa.bundle.accounting import SCALARS, Ledger, frames_stream, records_stream
+from capa.bundle.accounting import (
+    SCALARS,
+    Ledger,
+    frames_stream,
+    records_stream,
+    samples_stream,
+)
 from capa.bundle.events import EventsDB
 from capa.bundle.inflight import InflightStream
 from capa.bundle.paths import (
     DEVICE_RECORDS_DIR,
     EVENTS_FILE,
     IN_FLIGHT_SUFFIX,
+    SAMPLES_DIR,
     SCALARS_STEM,
     VIDEO_DIR,
     safe_component,
 )
 from capa.bundle.records import checked_frame, describe_schema, to_record_batch
-from capa.components.emissions import DeviceRecords, EventRecord, FrameReceipt, ScalarRows
+from capa.components.emissions import (
+    DeviceRecords,
+    EventRecord,
+    FrameReceipt,
+    SampleRows,
+    ScalarRows,
+)
 from capa.errors import BundleError
 
 __all__ = ["BundleFiles"]
@@ -47,13 +60,19 @@ class BundleFiles:
             bundle / f"{SCALARS_STEM}{IN_FLIGHT_SUFFIX}", scalars_schema()
         )
         self.device: dict[str, InflightStream] = {}
+        self.samples: dict[str, InflightStream] = {}
         self.frames: dict[str, InflightStream] = {}
         self._frame_buffers: dict[str, list[FrameReceipt]] = {}
         self.rows = 0
 
     def streams(self) -> list[InflightStream]:
         """Every open stream (a copy: safe to call from another thread)."""
-        return [self.scalars, *tuple(self.device.values()), *tuple(self.frames.values())]
+        return [
+            self.scalars,
+            *tuple(self.samples.values()),
+            *tuple(self.device.values()),
+            *tuple(self.frames.values()),
+        ]
 
     @property
     def bytes_written(self) -> int:
@@ -74,6 +93,8 @@ class BundleFiles:
             self.scalars.write(batch)
             self.rows += batch.num_rows
             self.ledger.written(record.device, SCALARS, batch.num_rows)
+        elif isinstance(record, SampleRows):
+            self._write_samples(record)
         elif isinstance(record, DeviceRecords):
             self._write_device(record)
         elif isinstance(record, EventRecord):
@@ -81,6 +102,28 @@ class BundleFiles:
         elif isinstance(record, FrameReceipt):
             name = safe_component(record.device or "camera", "camera")
             self._frame_buffers.setdefault(name, []).append(checked_frame(record))
+
+    # --- h/wide: the minimal wide-table branch (one in-flight part per table, which
+    # finalize turns into samples/<table>/part-00000.parquet). h/tables replaces it with
+    # the real part writer; keep that implementation when merging.
+    def _write_samples(self, record: SampleRows) -> None:
+        table = safe_component(record.table or record.device, "sample table")
+        batch = record.batch
+        stream = self.samples.get(table)
+        if stream is None:
+            folder = self.bundle / SAMPLES_DIR / table
+            folder.mkdir(parents=True, exist_ok=True)
+            stream = InflightStream(folder / f"part-00000{IN_FLIGHT_SUFFIX}", batch.schema)
+            self.samples[table] = stream
+        elif not batch.schema.equals(stream.schema, check_metadata=False):
+            raise BundleError(
+                f"samples of {table!r} changed schema mid-run: the first batch fixed "
+                f"({describe_schema(stream.schema)}), this one has "
+                f"({describe_schema(batch.schema)})"
+            )
+        stream.write(batch)
+        self.rows += batch.num_rows
+        self.ledger.written(record.device, samples_stream(table), batch.num_rows)
 
     def _write_device(self, record: DeviceRecords) -> None:
         family = safe_component(record.family, "device-record family")

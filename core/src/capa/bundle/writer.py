@@ -76,6 +76,7 @@ from capa.components.emissions import (
     EventSeverity,
     FrameReceipt,
     RunRecord,
+    SampleRows,
     ScalarRows,
 )
 from capa.errors import BundleError
@@ -317,7 +318,7 @@ class BundleWriter:
             raise BundleError(f"bundle writer of run {self.run_id} failed: {self._error}")
         if isinstance(record, EventRecord):
             check_severity(record.severity)
-        elif not isinstance(record, ScalarRows | DeviceRecords | FrameReceipt):
+        elif not isinstance(record, ScalarRows | SampleRows | DeviceRecords | FrameReceipt):
             raise BundleError(f"not a run record: {type(record).__name__}")
 
     def _note_depth(self) -> None:
@@ -407,7 +408,7 @@ class BundleWriter:
             self._reject(record, f"{type(exc).__name__}: {exc}")
 
     def _record_rows(self, record: object) -> int:
-        if isinstance(record, ScalarRows):
+        if isinstance(record, ScalarRows | SampleRows):  # SampleRows: rows = time points
             return int(getattr(record.batch, "num_rows", 0))
         if isinstance(record, DeviceRecords):
             return record_rows(record.columns)
