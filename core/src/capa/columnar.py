@@ -6,11 +6,14 @@ about 2.8 s before a run's first sample and 2.6 CPU s per run. The run path ther
 builds its arrays here, from numpy buffers (zero-copy where the dtype already matches)
 through :meth:`pyarrow.Array.from_buffers`, which never consults pandas.
 
-Only fixed-width numeric types, booleans-as-validity and small string arrays are needed.
+:func:`column` converts what adapters hand over for device records (numpy arrays, Python
+lists of numbers, booleans or strings, with ``None`` for missing values) and infers the
+same types ``pyarrow.array()`` would; anything else falls back to ``pyarrow.array()``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,16 @@ import pyarrow as pa
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["dictionary", "float64", "int32", "int64", "strings", "validity"]
+__all__ = [
+    "booleans",
+    "column",
+    "dictionary",
+    "float64",
+    "int32",
+    "int64",
+    "strings",
+    "validity",
+]
 
 
 def validity(valid: npt.NDArray[np.bool_] | None) -> pa.Buffer | None:
@@ -57,18 +69,93 @@ def int32(values: Any, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
     return _fixed(pa.int32(), np.int32, values, valid)
 
 
-def strings(values: Sequence[str]) -> pa.Array:
-    """A ``string`` array of a few Python strings (dictionaries, not per-sample data)."""
-    encoded = [str(v).encode("utf-8") for v in values]
+def strings(values: Sequence[str | None]) -> pa.Array:
+    """A ``string`` array of Python strings (``None`` = null).
+
+    For dictionaries and low-rate records, not per-sample data.
+    """
+    encoded = [b"" if v is None else str(v).encode("utf-8") for v in values]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
     data = b"".join(encoded)
+    valid = None
+    if any(v is None for v in values):
+        valid = np.array([v is not None for v in values], dtype=np.bool_)
     return pa.Array.from_buffers(
         pa.string(),
         len(encoded),
-        [None, pa.py_buffer(offsets), pa.py_buffer(data)],
-        null_count=0,
+        [validity(valid), pa.py_buffer(offsets), pa.py_buffer(data)],
+        null_count=-1 if valid is not None else 0,
     )
+
+
+def booleans(values: Any, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+    """A ``bool`` array (bit-packed)."""
+    arr = np.asarray(values, dtype=np.bool_)
+    bits = pa.py_buffer(np.packbits(arr, bitorder="little"))
+    return pa.Array.from_buffers(pa.bool_(), len(arr), [validity(valid), bits], null_count=-1)
+
+
+def _numpy(values: npt.NDArray[Any]) -> pa.Array | None:
+    kind = values.dtype.kind
+    if values.ndim != 1:
+        return None
+    if kind == "b":
+        return booleans(values)
+    if kind in "iuf":
+        arr = np.ascontiguousarray(values)
+        typ = pa.from_numpy_dtype(arr.dtype)
+        return pa.Array.from_buffers(typ, len(arr), [None, pa.py_buffer(arr)], null_count=0)
+    if kind in "US":
+        return strings(values.tolist())
+    return None
+
+
+def column(values: Any) -> pa.Array:
+    """An Arrow array of a device-record column, typed as ``pyarrow.array()`` would.
+
+    numpy arrays keep their dtype; lists of ``bool`` → bool, ``int`` → int64, ``int`` and
+    ``float`` → float64, ``str`` → string, all ``None`` → null, ``None`` elsewhere → null
+    entries. Other content (nested lists, bytes, mixed types) goes through
+    ``pyarrow.array()``, which may import pandas, and raises what it raises.
+    """
+    if isinstance(values, pa.Array):
+        return values
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, np.ndarray):
+        out = _numpy(values)
+        if out is not None:
+            return out
+        values = values.tolist()
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise TypeError(f"a column must be a sequence of values, got {type(values).__name__}")
+    out = _python(values)
+    return out if out is not None else pa.array(values)
+
+
+def _python(values: Sequence[Any]) -> pa.Array | None:
+    """A list of plain Python scalars as Arrow, or ``None`` for other content."""
+    types = {type(v) for v in values if v is not None}
+    valid = None
+    if len(types) < len(values) and any(v is None for v in values):
+        valid = np.array([v is not None for v in values], dtype=np.bool_)
+    out: pa.Array | None = None
+    if not types:
+        out = pa.nulls(len(values))
+    elif types == {bool}:
+        out = booleans([bool(v) for v in values], valid)
+    elif types == {str}:
+        out = strings(values)
+    elif types <= {int, float}:
+        fill = [0 if v is None else v for v in values]
+        if float in types:
+            out = float64(np.array(fill, dtype=np.float64), valid)
+        else:
+            # Beyond int64 stays None: pyarrow decides (uint64 or an error).
+            with contextlib.suppress(OverflowError):
+                out = int64(np.array(fill, dtype=np.int64), valid)
+    return out
 
 
 def dictionary(

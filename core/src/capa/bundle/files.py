@@ -145,6 +145,7 @@ class BundleFiles:
         self.ledger.written(record.device, records_stream(family), batch.num_rows)
 
     def _write_frames(self) -> None:
+        import numpy as np
         import pyarrow as pa
 
         from capa.bundle.schema import frames_schema
@@ -159,13 +160,15 @@ class BundleFiles:
                 path = folder / f"{name}.frames{IN_FLIGHT_SUFFIX}"
                 stream = InflightStream(path, frames_schema())
                 self.frames[name] = stream
-            batch = pa.RecordBatch.from_pydict(
-                {
-                    "frame_idx": [f.frame_idx for f in buffered],
-                    "t_mono_ns": [f.t_mono_ns for f in buffered],
-                    "t_utc": [f.t_utc for f in buffered],
-                    "capture_latency_s": [f.capture_latency_s for f in buffered],
-                },
+            from capa import columnar  # not pyarrow.array(): it imports pandas (h/wide)
+
+            batch = pa.RecordBatch.from_arrays(
+                [
+                    columnar.int64(np.array([f.frame_idx for f in buffered], np.int64)),
+                    columnar.int64(np.array([f.t_mono_ns for f in buffered], np.int64)),
+                    columnar.strings([f.t_utc for f in buffered]),
+                    columnar.float64(np.array([f.capture_latency_s for f in buffered])),
+                ],
                 schema=frames_schema(),
             )
             stream.write(batch)

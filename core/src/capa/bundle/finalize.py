@@ -387,7 +387,9 @@ def _counts(bundle: Path) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     scalars = bundle / f"{SCALARS_STEM}.parquet"
     if scalars.exists():
-        table = pq.read_table(scalars, columns=["channel"]).unify_dictionaries()
+        # ParquetFile.read, not pq.read_table: the latter imports pyarrow.dataset, which
+        # imports pandas (seconds of start-up for nothing; see capa.columnar).
+        table = pq.ParquetFile(scalars).read(columns=["channel"]).unify_dictionaries()
         channel = table.column("channel")
         per_channel = {
             str(item["values"]): int(item["counts"])
