@@ -29,7 +29,7 @@ from capa.runtime.headless import run_headless
 from capa.runtime.results import HeadlessResult
 
 from . import fault_plugin
-from .conftest import manifest, write_experiment
+from .conftest import manifest, samples_table, write_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +109,11 @@ def test_third_party_csv_sink_gets_every_row_and_event(host, tmp_path):
     table = pq.read_table(bundle / "scalars.parquet")
     assert len(samples) == table.num_rows > 0
     assert sorted(int(r[1]) for r in samples) == table.column("t_mono_ns").to_pylist()
+    # The block device's wide batches reach the sink too, every tick of them.
+    wide = [r for r in rows if r[0] == "wide:daq"]
+    daq = samples_table(bundle, "daq")
+    assert [int(r[1]) for r in wide] == daq.column("t_mono_ns").to_pylist()
+    assert wide[0][2] == f"v0={daq.column('v0')[0].as_py()};v1={daq.column('v1')[0].as_py()}"
     assert {r[4] for r in rows[1:]} == {result.run_id}
     csv_events = [r[2] for r in rows if r[0] == "event"]
     assert csv_events == [k for k, *_ in event_rows(bundle)]
