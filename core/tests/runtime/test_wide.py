@@ -303,3 +303,49 @@ def test_devices_plan_unused_by_pipeline_layout():
     )
     p.process("daq", SampleBatch(np.array([1]), {"a": np.array([3.0])}))
     assert isinstance(sink.records[0], SampleRows)
+
+
+def test_wide_rows_through_a_real_session_are_written_or_counted_writer_abandoned(tmp_path):
+    from capa.runtime.session import RealRunSession
+    from capa.runtime.state import RunOutcome
+
+    session = RealRunSession(tmp_path / "runs", flush_interval_s=0.05)
+    session.open(RunClock(), {})
+    p = pipeline(Sink())
+    p._submit = session.submit  # the conductor's wiring
+    p.ledger = session.ledger
+    p.process("daq", block(3))
+    session.abandon_writer()  # the saturation monitor gave up on the writer
+    p.process("daq", block(5))
+    c = session.ledger.snapshot()["daq"][STREAM]
+    assert c["emitted"] == 8
+    assert c["dropped"] == {"writer_abandoned": 5}
+    session.close(RunOutcome.CRASHED, "saturation_deadline: test", {})
+    acc = json.loads((session.bundle_path / "manifest.json").read_text())["counts"]["accounting"]
+    daq = acc["devices"]["daq"][STREAM]
+    assert daq["dropped"]["writer_abandoned"] == 5
+    # The first block was written, or still queued when the writer was given up on.
+    assert daq["written"] + daq["dropped"].get("abandoned", 0) == 3
+
+
+def test_wide_rows_the_writer_cannot_store_are_counted_rejected(tmp_path):
+    from capa.runtime.session import RealRunSession
+    from capa.runtime.state import RunOutcome
+
+    session = RealRunSession(tmp_path / "runs", flush_interval_s=0.05)
+    session.open(RunClock(), {})
+    p = pipeline(Sink())
+    p._submit = session.submit
+    p.ledger = session.ledger
+    p.process("daq", block(3))
+    # A batch whose schema is not the table's (a buggy producer): refused, counted.
+    odd = pa.RecordBatch.from_pydict({"t_mono_ns": pa.array([1, 2], pa.int64())})
+    session.submit(SampleRows(odd, "daq", "daq"))
+    session.ledger.emitted("daq", STREAM, 2)
+    result = session.close(RunOutcome.COMPLETED, "", {})
+    assert result is not None
+    acc = json.loads((session.bundle_path / "manifest.json").read_text())["counts"]["accounting"]
+    daq = acc["devices"]["daq"][STREAM]
+    assert daq == {"emitted": 5, "written": 3, "dropped": {"rejected": 2}}
+    assert acc["status"] == "ok", acc
+    assert acc["files"][STREAM] == {"rows_in_file": 3, "written": 3}

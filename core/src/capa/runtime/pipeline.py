@@ -509,14 +509,17 @@ class ChannelPipeline:
         per_field = status.get(field, SampleStatus.OK)
         if isinstance(per_field, str):
             return np.full(n, self._status_code(per_field), dtype=np.int32)
-        # An array of statuses: map the few distinct values, not every row.
-        arr = np.asarray(per_field, dtype=object)
+        # An array of statuses: map the few distinct values, not every row. A numpy string
+        # array is uniqued as it is (no Python object per sample); a list goes through str.
+        arr = np.asarray(per_field)
         if arr.shape != (n,):
             raise EmissionError(
                 f"{device}: status of field {field!r} has shape {arr.shape}; expected one status "
                 f"or ({n},) statuses"
             )
-        uniq, inverse = np.unique(arr.astype(str), return_inverse=True)
+        if arr.dtype.kind != "U":
+            arr = arr.astype(object).astype(str)
+        uniq, inverse = np.unique(arr, return_inverse=True)
         lut = np.array([self._status_code(u) for u in uniq], dtype=np.int32)
         return lut[inverse]
 
