@@ -83,11 +83,11 @@ def pipeline(sink: Sink, recorded: frozenset[str] = RECORDED) -> ChannelPipeline
     )
 
 
-def block(n: int = 4, *, with_c: bool = True, status=None) -> SampleBatch:
+def block(n: int = 4, *, with_c: bool = True, status=None, t0: int = 1000) -> SampleBatch:
     values = {"a": np.arange(n, dtype=float), "b": np.full(n, 10.0), "d": np.zeros(n)}
     if with_c:
         values["c"] = np.linspace(0, 1, n)
-    t = 1000 + np.arange(n, dtype=np.int64) * 10
+    t = t0 + np.arange(n, dtype=np.int64) * 10
     return SampleBatch(t, values, status if status is not None else "ok")
 
 
@@ -349,3 +349,24 @@ def test_wide_rows_the_writer_cannot_store_are_counted_rejected(tmp_path):
     assert daq == {"emitted": 5, "written": 3, "dropped": {"rejected": 2}}
     assert acc["status"] == "ok", acc
     assert acc["files"][STREAM] == {"rows_in_file": 3, "written": 3}
+
+
+def test_a_status_first_seen_mid_run_reaches_the_sealed_wide_table(tmp_path):
+    import pyarrow.parquet as pq
+
+    from capa.runtime.session import RealRunSession
+    from capa.runtime.state import RunOutcome
+
+    session = RealRunSession(tmp_path / "runs", flush_interval_s=0.05)
+    session.open(RunClock(), {})
+    p = pipeline(Sink())
+    p._submit = session.submit
+    p.ledger = session.ledger
+    p.process("daq", block(2))
+    p.process("daq", block(2, t0=2000, status={"a": np.array(["cold_junction_open", "ok"])}))
+    session.close(RunOutcome.COMPLETED, "", {})
+    assert session.bundle_path is not None
+    (part,) = (session.bundle_path / "samples" / "daq").glob("*.parquet")
+    table = pq.ParquetFile(part).read()
+    assert table.column("v0.status").to_pylist() == ["ok", "ok", "cold_junction_open", "ok"]
+    assert table.column("v1.status").to_pylist() == ["ok"] * 4
