@@ -54,6 +54,19 @@ def per_channel(table, name: str):
     return table.filter(pc.equal(pc.cast(table.column("channel"), "string"), name))
 
 
+def wide_table(bundle: Path):
+    """The hardware-clocked DAQ's wide table (``samples/daq/part-*.parquet``)."""
+    import pyarrow as pa
+
+    parts = sorted((bundle / "samples" / "daq").glob("part-*.parquet"))
+    assert parts, "a hardware-clocked task is recorded wide, in samples/daq/"
+    assert (
+        not (bundle / "scalars.parquet").exists()
+        or not pq.read_table(bundle / "scalars.parquet").num_rows
+    ), "no DAQ sample in the long table"
+    return pa.concat_tables([pq.read_table(p) for p in parts])
+
+
 def test_sim_8_channels_at_10ks_for_30s_lands_every_sample(tmp_path):
     proc = CapaProcess(tmp_path)
     exp = write_rig(tmp_path, daq_rig("sim://?seed=7", 8, 10_000, 1000), duration_s=30)
@@ -64,14 +77,14 @@ def test_sim_8_channels_at_10ks_for_30s_lands_every_sample(tmp_path):
     assert emitted >= 295_000  # ~300 000 samples per channel in 30 s
     assert worker["read_errors"] == 0
     assert m["counts"]["dropped"]["rows"] == 0
-    table = pq.read_table(bundle / "scalars.parquet")
+    table = wide_table(bundle)
+    t = table.column("t_mono_ns").to_numpy()
+    assert len(t) == emitted, f"{len(t)} rows, device emitted {emitted}"
+    assert (np.diff(t) == 100_000).all(), "not on the 10 kS/s clock"
     for i in range(8):
         name = f"tc{i}" if i % 2 == 0 else f"v{i}"
-        rows = per_channel(table, name)
-        t = rows.column("t_mono_ns").to_numpy()
-        assert len(t) == emitted, f"{name}: {len(t)} rows, device emitted {emitted}"
-        assert (np.diff(t) == 100_000).all(), f"{name}: not on the 10 kS/s clock"
-        values = rows.column("value").to_numpy()
+        assert table.column(name).null_count == 0, f"{name}: missing samples"
+        values = table.column(name).to_numpy()
         if name.startswith("tc"):
             assert abs(values.mean() - 22.0) < 0.05  # ambient
     summary = event_rows(bundle, "nidaq.summary")
@@ -101,9 +114,10 @@ def test_sim_injected_overrun_is_an_event_and_counted(tmp_path):
     counted = manifest(bundle)["counts"]["devices"]["daq"]  # and counted in the manifest
     assert counted["overruns"] == 1
     assert counted["samples_lost_per_channel"] == lost
-    table = pq.read_table(bundle / "scalars.parquet")
-    t = per_channel(table, "tc0").column("t_mono_ns").to_numpy()
+    table = wide_table(bundle)
+    t = table.column("t_mono_ns").to_numpy()
     assert len(t) == summary["samples_per_channel"]
+    assert table.column("tc0").null_count == 0
     gaps = np.diff(t)
     assert (gaps > 0).all()
     assert (gaps != 200_000).sum() == 1  # the one visible hole is the overrun
@@ -154,8 +168,7 @@ def test_real_backend_through_capa_run_against_the_fake_grpc_server(tmp_path):
         bundle, _ = run_rig(proc, write_rig(tmp_path, rig, duration_s=2))
         calls = set(server.service.calls)
     assert {"CreateTask", "CfgSampClkTiming", "StartTask", "ReadAnalogF64", "ClearTask"} <= calls
-    table = pq.read_table(bundle / "scalars.parquet")
-    values = per_channel(table, "tc0").column("value").to_numpy()
+    values = wide_table(bundle).column("tc0").to_numpy()
     assert len(values) >= 1000
     # Five blocks before the overrun (values k*10), then the restarted task from 0 again.
     assert np.array_equal(values[:1000], np.arange(1000) * 10)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,6 +172,16 @@ def summary(stdout: str) -> dict[str, str]:
 
 def manifest(bundle: Path) -> dict:
     return json.loads((bundle / "manifest.json").read_text())
+
+
+def samples_table(bundle: Path, device: str) -> Any:
+    """A device's wide table (``samples/<device>/part-*.parquet``) as one Arrow table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = sorted((bundle / "samples" / device).glob("part-*.parquet"))
+    assert parts, f"no wide table for {device} in {bundle}"
+    return pa.concat_tables([pq.read_table(p) for p in parts])
 
 
 def events(bundle: Path) -> list[tuple[str, str, str]]:

@@ -1,7 +1,8 @@
 """A third-party-style plugin for the fault-injection tests (public capa API only).
 
-Sinks: ``test.csv`` writes every scalar row and event to a CSV file; ``test.slow`` takes
-its time over each record; ``test.raising`` raises on a chosen record (or on open).
+Sinks: ``test.csv`` writes every scalar row, wide sample row and event to a CSV file;
+``test.slow`` takes its time over each record; ``test.raising`` raises on a chosen record
+(or on open).
 Adapters: ``test.bad_emitter`` emits 0-d columns (the shape of the old NI-DAQ polled
 bug); ``test.runaway`` streams blocks and never yields to its loop, so a stop cannot
 reach it and its worker is abandoned while it keeps emitting.
@@ -58,6 +59,13 @@ class CsvSink(capa.Sink):
             cols = record.batch.to_pydict()
             for t, ch, v in zip(cols["t_mono_ns"], cols["channel"], cols["value"], strict=True):
                 self._writer.writerow(["sample", t, ch, v, self._run_id])
+        elif isinstance(record, capa.SampleRows):
+            # A wide batch: one line per tick, the channel columns as "name=value".
+            cols = record.batch.to_pydict()
+            names = [n for n in cols if n != "t_mono_ns" and "." not in n]
+            for i, t in enumerate(cols["t_mono_ns"]):
+                cells = ";".join(f"{n}={cols[n][i]}" for n in names)
+                self._writer.writerow(["wide:" + record.table, t, cells, "", self._run_id])
         elif isinstance(record, capa.EventRecord):
             self._writer.writerow(["event", record.t_mono_ns, record.kind, "", self._run_id])
 

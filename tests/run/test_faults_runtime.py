@@ -29,7 +29,7 @@ from capa.runtime.headless import run_headless
 from capa.runtime.results import HeadlessResult
 
 from . import fault_plugin
-from .conftest import manifest, write_experiment
+from .conftest import manifest, samples_table, write_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +81,10 @@ def assert_accounted(bundle: Path) -> dict[str, Any]:
             written_per_stream[stream] = written_per_stream.get(stream, 0) + c["written"]
     scalars = pq.ParquetFile(bundle / "scalars.parquet").metadata.num_rows
     assert written_per_stream.get("scalars", 0) == scalars
+    # Wide tables of streamed devices: rows (time points) of all parts of each table.
+    for folder in sorted((bundle / "samples").glob("*")):
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("*.parquet"))
+        assert written_per_stream.get(f"samples/{folder.name}", 0) == rows, folder.name
     assert not (bundle / "accounting.checkpoint.json").exists()
     return acc
 
@@ -105,6 +109,11 @@ def test_third_party_csv_sink_gets_every_row_and_event(host, tmp_path):
     table = pq.read_table(bundle / "scalars.parquet")
     assert len(samples) == table.num_rows > 0
     assert sorted(int(r[1]) for r in samples) == table.column("t_mono_ns").to_pylist()
+    # The block device's wide batches reach the sink too, every tick of them.
+    wide = [r for r in rows if r[0] == "wide:daq"]
+    daq = samples_table(bundle, "daq")
+    assert [int(r[1]) for r in wide] == daq.column("t_mono_ns").to_pylist()
+    assert wide[0][2] == f"v0={daq.column('v0')[0].as_py()};v1={daq.column('v1')[0].as_py()}"
     assert {r[4] for r in rows[1:]} == {result.run_id}
     csv_events = [r[2] for r in rows if r[0] == "event"]
     assert csv_events == [k for k, *_ in event_rows(bundle)]
@@ -130,9 +139,9 @@ def test_slow_sink_drops_are_counted_and_the_bundle_is_untouched(host, tmp_path)
     bundle = result.bundle_path
     assert bundle is not None
     acc = assert_accounted(bundle)
-    daq = acc["devices"]["daq"]["scalars"]
+    daq = acc["devices"]["daq"]["samples/daq"]  # a block device: recorded wide
     assert daq["dropped"] == {}  # the bundle lost nothing to the slow sink
-    assert daq["written"] >= 2 * 2000  # >= 1 s of 2 channels at 2 kS/s
+    assert daq["written"] >= 2000  # >= 1 s of ticks at 2 kS/s
 
     sink = manifest(bundle)["counts"]["sinks"]["test.slow#0"]
     assert sink["dropped_by_reason"]["queue_full"] > 0
@@ -327,7 +336,7 @@ def test_worker_that_ignores_stop_has_its_late_rows_counted_after_stop(
     bundle = result.bundle_path
     assert bundle is not None
     acc = assert_accounted(bundle)
-    runaway = acc["devices"]["runaway"]["scalars"]
+    runaway = acc["devices"]["runaway"]["samples/runaway"]  # a streamed device
     assert runaway["written"] > 0
     assert runaway["dropped"]["after_stop"] > 0
     kinds = [k for k, *_ in event_rows(bundle)]
@@ -341,9 +350,9 @@ def test_rows_lost_silently_make_an_accounting_mismatch_exit_3(host, tmp_path, m
     lost = [0]
 
     def lossy_write(self: BundleFiles, record: object) -> None:
-        from capa import ScalarRows
+        from capa import SampleRows
 
-        if isinstance(record, ScalarRows) and record.device == "daq" and lost[0] == 0:
+        if isinstance(record, SampleRows) and record.device == "daq" and lost[0] == 0:
             lost[0] = record.batch.num_rows
             return  # swallowed: neither written nor counted as dropped
         original(self, record)
@@ -360,7 +369,7 @@ def test_rows_lost_silently_make_an_accounting_mismatch_exit_3(host, tmp_path, m
     m = manifest(bundle)
     acc = m["counts"]["accounting"]
     assert acc["status"] == "mismatch"
-    assert "daq -> scalars: emitted" in acc["problems"][0]
+    assert "daq -> samples/daq: emitted" in acc["problems"][0]
     assert f"({lost[0]:+d} rows unaccounted)" in acc["problems"][0]
     mismatch = [e for e in event_rows(bundle) if e[0] == "bundle.accounting_mismatch"]
     assert len(mismatch) == 1

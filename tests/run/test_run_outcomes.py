@@ -5,12 +5,13 @@ from __future__ import annotations
 import signal
 import sqlite3
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from capa.testing import make_distribution
 
-from .conftest import CapaProcess, events, manifest, summary, write_experiment
+from .conftest import CapaProcess, events, manifest, samples_table, summary, write_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -49,19 +50,29 @@ def test_completed_run_is_sealed_with_every_sample(capa_proc: CapaProcess):
     assert s["bundle"] == str(bundle)
 
     table = pq.read_table(bundle / "scalars.parquet")
-    counts = dict.fromkeys(("oven_sp", "oven_pv", "v0", "v1"), 0)
+    counts = dict.fromkeys(("oven_sp", "oven_pv"), 0)
     for name in table.column("channel").to_pylist():
-        counts[name] += 1
-    # The block device's samples are exact multiples of its block; 2 s at 1 kS/s.
-    assert counts["v0"] == counts["v1"]
-    assert counts["v0"] % 100 == 0
-    assert 1800 <= counts["v0"] <= 2200
+        counts[name] += 1  # a KeyError here: a block channel landed in scalars
     assert 30 <= counts["oven_pv"] <= 50  # ~20 Hz polled for 2 s
     t = table.column("t_mono_ns").to_numpy()
     assert (t[1:] >= t[:-1]).all(), "scalars.parquet is sorted by t_mono_ns"
+    # The block device is recorded wide: one row per tick, a column per channel.
+    wide = samples_table(bundle, "daq")
+    counts["v0"] = len(wide) - wide.column("v0").null_count
+    counts["v1"] = len(wide) - wide.column("v1").null_count
+    # Its samples are exact multiples of its block; 2 s at 1 kS/s.
+    assert counts["v0"] == counts["v1"] == len(wide)
+    assert counts["v0"] % 100 == 0
+    assert 1800 <= counts["v0"] <= 2200
+    tw = wide.column("t_mono_ns").to_numpy()
+    assert (np.diff(tw) == 1_000_000).all(), "one row per 1 kS/s tick, in order"
 
     m = manifest(bundle)
-    assert m["counts"]["scalars"]["channels"] == counts
+    assert m["counts"]["scalars"]["channels"] == {
+        "oven_sp": counts["oven_sp"],
+        "oven_pv": counts["oven_pv"],
+    }
+    assert m["counts"]["accounting"]["devices"]["daq"]["samples/daq"]["written"] == len(wide)
     assert m["procedure"]["id"] == "capa.builtin.free_run"
     assert m["operator"]["id"] == "tester"
     assert m["queue_health"]["runtime"]["loop_lag"]["beats"] > 0

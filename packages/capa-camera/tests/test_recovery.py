@@ -161,3 +161,33 @@ def test_clean_close_keeps_everything(bundle):
     assert files == ["000000.avi", "000001.avi", "000002.avi"]
     assert warnings == []
     assert pq.read_table(bundle / "video" / "cam.frames.parquet").num_rows == 25
+
+
+def test_the_frames_table_is_written_without_importing_pandas(tmp_path):
+    """pyarrow.array() imports pandas (seconds, mid-run, on the encoding thread): not used."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        import pyarrow as pa
+        from capa_camera.recording import FrameRow, FramesTable
+        table = FramesTable(Path({str(tmp_path / "cam.frames.arrows")!r}))
+        table.append([FrameRow(i, 10 * i, "2026-01-01T00:00:00Z", 0.01, "0.avi", i)
+                      for i in range(3)])
+        table.close()
+        with pa.ipc.open_stream({str(tmp_path / "cam.frames.arrows")!r}) as reader:
+            rows = reader.read_all()
+        assert rows.column("frame_idx").to_pylist() == [0, 1, 2], rows
+        assert rows.column("segment").to_pylist() == ["0.avi"] * 3, rows
+        print("pandas" in sys.modules)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

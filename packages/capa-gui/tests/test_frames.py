@@ -150,3 +150,83 @@ def test_a_flood_of_samples_never_pushes_out_events():
         bridge.offer_event(i)
     assert bridge.take_all() == [2, 3, 4]
     assert bridge.events_dropped == 2
+
+
+def _pipeline_records(streamed: set[str]) -> list[object]:
+    """What the real channel pipeline submits for one block, in the layout asked for."""
+    from capa.runtime.channels import ChannelRegistry
+    from capa.runtime.pipeline import ChannelPipeline, RecordingPlan
+    from capa.runtime.plan import ChannelPlan
+
+    channels = [
+        ChannelPlan("a", "daq", "fa", "V", keep_raw=True),
+        ChannelPlan("b", "daq", "fb", "V"),
+    ]
+    out: list[object] = []
+    pipe = ChannelPipeline(
+        devices=[],
+        channels=channels,
+        recording=RecordingPlan("record_all", frozenset({"a", "b"}), frozenset()),
+        registry=ChannelRegistry(["a", "b"]),
+        submit=out.append,
+        clock=capa.RunClock(),
+        streamed=streamed,
+    )
+    t = np.arange(1000, dtype=np.int64) * 1_000_000
+    status = {"fb": np.where(np.arange(1000) == 999, "overload", "ok")}
+    pipe.process(
+        "daq",
+        capa.SampleBatch(t, {"fa": np.arange(1000.0), "fb": -np.arange(1000.0)}, status),
+    )
+    return out
+
+
+def test_sample_rows_make_the_same_frame_as_scalar_rows():
+    frames = []
+    for streamed in (set(), {"daq"}):
+        records = _pipeline_records(streamed)
+        kind = capa.SampleRows if streamed else capa.ScalarRows
+        assert [type(r) for r in records] == [kind]
+        fb = FrameBuilder(["a", "b"], buckets=5)
+        fb.add(records)
+        frames.append((fb.frame(), fb.rows_seen))
+    (long_frame, long_rows), (wide_frame, wide_rows) = frames
+    assert wide_frame == long_frame
+    assert wide_rows == long_rows == 2000
+    assert wide_frame["latest"]["b"] == [0.999, -999.0, "overload"]
+    assert set(wide_frame["series"]) == {"a", "b"}  # never "a.raw" or "a.status"
+
+
+def test_a_wide_channel_without_values_in_a_batch_is_skipped():
+    fb = FrameBuilder(["x", "y"], buckets=5)
+    meta = {b"capa.role": b"status"}
+    batch = pa.RecordBatch.from_arrays(
+        [
+            pa.array(np.array([1, 2], dtype=np.int64) * 10**9),
+            pa.array([1.0, 2.0]),
+            pa.array([None, None], pa.float64()),
+            pa.array(["ok", "ok"]).dictionary_encode(),
+        ],
+        schema=pa.schema(
+            [
+                pa.field("t_mono_ns", pa.int64()),
+                pa.field("x", pa.float64()),
+                pa.field("y", pa.float64()),
+                pa.field("x.status", pa.dictionary(pa.int32(), pa.string()), metadata=meta),
+            ]
+        ),
+    )
+    fb.add([capa.SampleRows(batch, "d", "d")])
+    frame = fb.frame()
+    assert set(frame["series"]) == {"x"}
+    assert frame["latest"] == {"x": [2.0, 2.0, "ok"]}
+
+
+def test_observed_session_shows_sample_rows():
+    inner = _Inner()
+    bridge = DisplayBridge(capacity=4)
+    session = ObservedSession(inner, bridge)  # type: ignore[arg-type]
+    record = capa.SampleRows(object(), "daq", "daq")
+    session.submit(record)
+    assert inner.submitted == [record]
+    assert bridge.take_all() == [record]

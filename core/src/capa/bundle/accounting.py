@@ -1,11 +1,13 @@
 """Sample accounting: every row a device emitted is written or dropped with a reason.
 
 Per device and per *stream* (the bundle file a row is destined for — ``scalars``,
-``device_records/<family>``, ``video/<camera>.frames``) the run keeps three counters:
+``samples/<table>``, ``device_records/<family>``, ``video/<camera>.frames``) the run keeps
+three counters:
 
 - ``emitted``: rows the channel pipeline produced from the device's emissions (samples
-  times recorded channels for ``scalars``; rows for device records; one per frame
-  receipt) — counted before anything can fail;
+  times recorded channels for ``scalars``; *time points* for a wide ``samples/<table>``,
+  one row per sample-clock tick whatever its columns; rows for device records; one per
+  frame receipt) — counted before anything can fail;
 - ``written``: rows the bundle writer appended to the stream's file;
 - ``dropped``: rows lost on the way, by reason (``invalid_emission``, ``after_stop``,
   ``rejected``, ``writer_failed``, ``abandoned``, ``writer_abandoned``, ...).
@@ -322,6 +324,10 @@ def parquet_rows(bundle: Path, known: Mapping[str, Any] | None = None) -> dict[s
     candidates += sorted((bundle / SAMPLES_DIR).glob("*/*.parquet"))
     candidates += sorted((bundle / DEVICE_RECORDS_DIR).glob("*.parquet"))
     candidates += sorted((bundle / VIDEO_DIR).glob("*.frames.parquet"))
+    # h/wide (minimal): a wide table's parts all count for its stream ``samples/<table>``.
+    for path in sorted((bundle / SAMPLES_DIR).glob("*/*.parquet")):
+        key = samples_stream(path.parent.name)
+        rows[key] = rows.get(key, 0) + int(pq.ParquetFile(path).metadata.num_rows)
     for path in candidates:
         if not path.exists():
             continue

@@ -153,6 +153,8 @@ class ParquetEncoder:
         self._count_channels = count_channels and "channel" in schema.names
         self.channel_counts: dict[str, int] = {}
         self.non_null: dict[str, int] = {}
+        self.footer_metadata: dict[str, str] = {}
+        """Key-value metadata added to the footer at close (known only during the run)."""
 
     @property
     def bytes_written(self) -> int:
@@ -325,7 +327,9 @@ class ParquetEncoder:
             # An empty table is still a valid Parquet file with its schema.
 
             self._writer.write_table(self.schema.empty_table())
-        self._writer.add_key_value_metadata({"capa.sorted": "true" if self.sorted else "false"})
+        self._writer.add_key_value_metadata(
+            {**self.footer_metadata, "capa.sorted": "true" if self.sorted else "false"}
+        )
         self._writer.close()
         self._writer = None
         self._sink.close()

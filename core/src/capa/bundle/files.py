@@ -87,6 +87,8 @@ class BundleFiles:
         self.device: dict[str, JournaledTable] = {}
         self.frames: dict[str, JournaledTable] = {}
         self._frame_buffers: dict[str, list[FrameReceipt]] = {}
+        self._channels: dict[str, object] = {}
+        self._channels_seen: bytes | None = None
         self.rows = 0
 
     def _tagged(self, schema: pa.Schema, **extra: str) -> pa.Schema:
@@ -130,6 +132,7 @@ class BundleFiles:
         elif isinstance(record, ScalarRows):
             from capa.bundle.schema import conform_scalars
 
+            self._note_channels(record.batch)
             batch = conform_scalars(record.batch)
             self._append(self.scalars, batch, record.device)
         elif isinstance(record, DeviceRecords):
@@ -139,6 +142,31 @@ class BundleFiles:
         elif isinstance(record, FrameReceipt):
             name = safe_component(record.device or "camera", "camera")
             self._frame_buffers.setdefault(name, []).append(checked_frame(record))
+
+    def _note_channels(self, batch: object) -> None:
+        """Keep the pipeline's ``capa.channels`` description for the scalars footer.
+
+        The scalars file is opened before the first batch, so the channel description
+        the pipeline attaches to its batches goes into the footer's key-value metadata at
+        close (readers see it as schema metadata); channels of every batch are merged.
+        """
+        import json
+
+        meta = getattr(getattr(batch, "schema", None), "metadata", None) or {}
+        described = meta.get(b"capa.channels")
+        if not described or described == self._channels_seen:
+            return
+        try:
+            channels = json.loads(described)
+        except ValueError as exc:
+            raise BundleError(f"scalar rows carry capa.channels that is not JSON: {exc}") from exc
+        if not isinstance(channels, dict):
+            raise BundleError("scalar rows carry capa.channels that is not a JSON object")
+        self._channels_seen = described
+        self._channels.update(channels)
+        self.scalars.encoder.footer_metadata["capa.channels"] = json.dumps(
+            dict(sorted(self._channels.items())), separators=(",", ":")
+        )
 
     def _append(
         self, table: JournaledTable | PartedTable, batch: pa.RecordBatch, device: str
@@ -233,13 +261,19 @@ class BundleFiles:
                     window_ns=REORDER_WINDOW_NS,
                 )
                 self.frames[name] = stream
-            batch = pa.RecordBatch.from_pydict(
-                {
-                    "frame_idx": [f.frame_idx for f in buffered],
-                    "t_mono_ns": [f.t_mono_ns for f in buffered],
-                    "t_utc": [f.t_utc for f in buffered],
-                    "capture_latency_s": [f.capture_latency_s for f in buffered],
-                },
+            import numpy as np
+
+            from capa import columnar  # not pyarrow.array(): it imports pandas
+
+            batch = pa.RecordBatch.from_arrays(
+                [
+                    columnar.int64(np.array([f.frame_idx for f in buffered], np.int64)),
+                    columnar.int64(np.array([f.t_mono_ns for f in buffered], np.int64)),
+                    columnar.strings([f.t_utc for f in buffered]),
+                    columnar.float64(
+                        np.array([f.capture_latency_s for f in buffered], np.float64)
+                    ),
+                ],
                 schema=frames_schema(),
             )
             stream.write(batch)

@@ -25,9 +25,13 @@ def to_record_batch(columns: Any) -> pa.RecordBatch:
             [c.combine_chunks() for c in columns.columns], schema=columns.schema
         )
     if isinstance(columns, Mapping):
+        from capa.columnar import column
+
         try:
-            return pa.RecordBatch.from_pydict(dict(columns))
-        except (pa.ArrowException, TypeError, ValueError) as exc:
+            # capa.columnar, not from_pydict: pyarrow.array() imports pandas (h/wide).
+            names = [str(k) for k in columns]
+            return pa.RecordBatch.from_arrays([column(v) for v in columns.values()], names)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
             raise BundleError(f"device records are not a valid table: {exc}") from exc
     raise BundleError(
         f"device records must be a column mapping or a pyarrow RecordBatch, "

@@ -17,6 +17,12 @@ __all__ = ["Sink"]
 class Sink(abc.ABC):
     """Base class of sinks.
 
+    Records (:data:`~capa.RunRecord`) are ``ScalarRows`` (long rows of polled devices),
+    ``SampleRows`` (one wide batch per block of a streamed device: ``t_mono_ns`` and a
+    column per channel, ``<channel>.raw``, ``<channel>.status``; see
+    ``core/docs/bundle-schema.md``), ``DeviceRecords``, ``FrameReceipt`` and
+    ``EventRecord``. A sink ignores the kinds it has no use for.
+
     :meth:`consume` is called on the runtime's data path for every record and must not
     block for long: a sink that does I/O queues the record to its own thread. A sink that
     fails is reported as an event and never blocks or corrupts the run bundle.

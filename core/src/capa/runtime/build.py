@@ -31,6 +31,7 @@ def plan_from_report(report: Report, host: PluginHost) -> RunPlan:
         ConfigError: the report has errors or lacks a part a run needs.
     """
     from capa.config.units import canonical_unit, is_convertible
+    from capa.runtime.channel_meta import calibration_summary
 
     exp, hw = report.experiment, report.hardware
     if not report.ok or exp is None or hw is None or report.procedure_config is None:
@@ -62,6 +63,9 @@ def plan_from_report(report: Report, host: PluginHost) -> RunPlan:
                 keep_raw=ch.keep_raw,
                 writable=hw.channel_writable(ch.name),
                 field_unit=spec.unit if convert and is_convertible(spec.unit, ch.unit) else "",
+                raw_unit=spec.unit or ch.unit,
+                calibration=calibration_summary(ch.calibration),
+                plot_group=ch.plot_group,
             )
         )
     procedure = host.procedures[exp.procedure.id]

@@ -38,6 +38,7 @@ from capa.runtime.results import HeadlessResult, RunResult
 from capa.runtime.safety import SafetyMonitor, safe_targets_of
 from capa.runtime.session import RunSession
 from capa.runtime.state import ConductorState, RunOutcome
+from capa.runtime.wide import streamed_devices
 
 if TYPE_CHECKING:
     from capa.plugins.host import PluginHost
@@ -398,6 +399,9 @@ class Conductor:
             ledger=getattr(self.session, "ledger", None),
             derived=self.plan.derived,
             monitor=self.safety,
+            # The layout is the adapter *instance's* (a DAQ is streamed or polled by its
+            # params); the pool built the instances, so it is known before sampling.
+            streamed=streamed_devices(self.pool.adapters()),
         )
         self._arm()
         self.session.log.info("conductor.armed", devices=self.pool.device_names)

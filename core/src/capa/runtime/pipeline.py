@@ -1,8 +1,12 @@
 """The data path: adapter emissions → channels → calibration → bundle writer + registry.
 
-Runs on the emitting worker's thread. A sample batch becomes one ``scalars`` record batch
-in a handful of numpy/Arrow operations whatever its length — no Python object per sample —
-and the registry gets one update per channel per batch.
+Runs on the emitting worker's thread. A sample batch of a *streamed* device becomes one
+:class:`~capa.SampleRows` batch of its wide table (``samples/<device>/``, see
+:mod:`capa.runtime.wide`); one of a *polled* device becomes one long ``scalars`` batch
+(:class:`~capa.ScalarRows`). Either takes a handful of numpy/Arrow operations per channel
+whatever the batch length — no Python object per sample — and the registry gets one
+update per channel per batch. Arrays are built with :mod:`capa.columnar`, never
+``pyarrow.array()``, which would import pandas.
 
 numpy and pyarrow are imported at module level on purpose: this module is loaded only by
 ``capa run`` (never by ``capa --help``), and a first-batch import on a worker thread would
@@ -18,11 +22,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.ma  # used by pa.array(mask=...): import now, not mid-run
 import pyarrow as pa
 import pyarrow.compute  # used by dictionary casts: import now, not mid-run
 
-from capa.bundle.accounting import SCALARS, Ledger, record_rows, stream_of
+from capa import columnar
+from capa.bundle.accounting import SCALARS, Ledger, record_rows, samples_stream, stream_of
 from capa.bundle.schema import STATUS_VALUES, scalars_schema
 from capa.clock import RunClock
 from capa.components.emissions import (
@@ -34,12 +38,15 @@ from capa.components.emissions import (
     FrameReceipt,
     RunRecord,
     SampleBatch,
+    SampleRows,
     SampleStatus,
     ScalarRows,
 )
 from capa.errors import EmissionError
+from capa.runtime.channel_meta import BUNDLE_SCHEMA_VERSION, channels_json
 from capa.runtime.channels import ChannelRegistry
 from capa.runtime.plan import ChannelPlan, DerivedPlan, DevicePlan
+from capa.runtime.wide import ChannelColumns, WideTable
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -54,11 +61,11 @@ Submit = Callable[[RunRecord], None]
 
 @dataclass(frozen=True, slots=True)
 class RecordingPlan:
-    """What a run records: channels into ``scalars``, devices' native records.
+    """What a run records: channels (``scalars`` or wide tables), devices' native records.
 
     Attributes:
         policy: ``procedure_default`` (the procedure may narrow it) or ``record_all``.
-        channels: channel names written to ``scalars``.
+        channels: channel names recorded (in ``scalars`` or their device's wide table).
         devices: devices whose native records are written to ``device_records/``.
     """
 
@@ -119,7 +126,15 @@ class ChannelPipeline:
         ledger: Ledger | None = None,
         derived: Iterable[DerivedPlan] = (),
         monitor: SafetyMonitor | None = None,
+        streamed: Iterable[str] = (),
     ) -> None:
+        """Build the run's data path.
+
+        ``streamed`` names the devices whose adapter instance streams hardware-clocked
+        blocks (``Adapter.sampling()`` is ``streamed``): they are recorded in wide
+        ``samples/<device>`` tables whose schemas are fixed here; every other device's
+        channels go to ``scalars``.
+        """
         self._submit = submit
         self.ledger = ledger if ledger is not None else Ledger()
         """Counts ``emitted`` rows and the drops the pipeline causes (see accounting)."""
@@ -134,15 +149,14 @@ class ChannelPipeline:
         self._monitor = monitor if monitor is not None and monitor.active else None
         chans = list(channels)
         derived_plans = list(derived)
-        self._schema = scalars_schema()
         # Dictionaries fixed for the whole run, so every batch of the in-flight stream
         # shares them and finalize never has to unify dictionaries.
         names = [c.name for c in chans] + [d.name for d in derived_plans]
-        self._channel_dict = pa.array(names, pa.string())
+        self._channel_dict = columnar.strings(names)
         units = sorted({c.unit for c in chans} | {d.unit for d in derived_plans})
-        self._unit_dict = pa.array(units, pa.string())
+        self._unit_dict = columnar.strings(units)
         self._status_values = list(STATUS_VALUES)
-        self._status_dict = pa.array(self._status_values, pa.string())
+        self._status_dict = columnar.strings(self._status_values)
         self._status_lock = threading.Lock()
         self._bindings: dict[str, list[_Binding]] = {}
         for code, ch in enumerate(chans):
@@ -150,7 +164,53 @@ class ChannelPipeline:
                 _Binding(ch.field, code, ch, units.index(ch.unit), f"{ch.device}.{ch.field}")
             )
         self._derived = self._plan_derived(chans, derived_plans, names, units)
+        self.streamed = frozenset(streamed)
+        self.wide = self._plan_wide(chans)
+        """The wide table of each streamed device (only those that record something)."""
+        self._schema = self._scalars_schema(chans, derived_plans)
         self.stats = PipelineStats()
+
+    def _plan_wide(self, chans: list[ChannelPlan]) -> dict[str, WideTable]:
+        """A fixed-schema wide table per streamed device with recorded channels."""
+        recorded = self._recording.channels
+        out: dict[str, WideTable] = {}
+        for device in sorted(self.streamed):
+            mine = [c for c in chans if c.device == device and c.name in recorded]
+            derived = [d.plan for d in self._derived.get(device, ()) if d.plan.name in recorded]
+            table = WideTable(device, mine, derived)
+            if table:
+                out[device] = table
+        return out
+
+    def _scalars_schema(self, chans: list[ChannelPlan], plans: list[DerivedPlan]) -> pa.Schema:
+        """``scalars_schema()`` with the description of every channel it may hold.
+
+        ``capa.channels`` (schema metadata, and the ``channel`` field's metadata): JSON of
+        the recorded channels of polled devices and the derived channels polled devices
+        trigger (see ``core/docs/bundle-schema.md``).
+        """
+        recorded = self._recording.channels
+        polled = {c.device for c in chans} - self.streamed
+        in_scalars: list[ChannelPlan | DerivedPlan] = [
+            c for c in chans if c.device in polled and c.name in recorded
+        ]
+        seen = {c.name for c in in_scalars}
+        for device in sorted(polled):
+            for d in self._derived.get(device, ()):
+                if d.plan.name in recorded and d.plan.name not in seen:
+                    seen.add(d.plan.name)
+                    in_scalars.append(d.plan)
+        described = channels_json(in_scalars).encode()
+        base = scalars_schema()
+        index = base.get_field_index("channel")
+        channel = base.field(index).with_metadata({b"capa.channels": described})
+        return base.set(index, channel).with_metadata(
+            {
+                **(base.metadata or {}),
+                b"capa.channels": described,
+                b"capa.bundle_schema_version": str(BUNDLE_SCHEMA_VERSION).encode(),
+            }
+        )
 
     def _plan_derived(
         self,
@@ -246,34 +306,42 @@ class ChannelPipeline:
 
     def _after_stop(self, device: str, emission: Emission) -> None:
         if isinstance(emission, SampleBatch):
-            rows = self._sample_rows(device, emission)
+            stream, rows = self._sample_rows(device, emission)
             if rows:
-                self.ledger.emitted_and_dropped(device, SCALARS, rows, "after_stop")
+                self.ledger.emitted_and_dropped(device, stream, rows, "after_stop")
         elif isinstance(emission, DeviceRecords):
             if device in self._recording.devices:
-                stream = stream_of(dataclasses.replace(emission, device=device))
-                assert stream is not None
+                records = stream_of(dataclasses.replace(emission, device=device))
+                assert records is not None
                 rows = record_rows(emission.columns)
-                self.ledger.emitted_and_dropped(device, stream, rows, "after_stop")
+                self.ledger.emitted_and_dropped(device, records, rows, "after_stop")
         elif isinstance(emission, FrameReceipt):
-            stream = stream_of(dataclasses.replace(emission, device=device))
-            assert stream is not None
-            self.ledger.emitted_and_dropped(device, stream, 1, "after_stop")
+            frames = stream_of(dataclasses.replace(emission, device=device))
+            assert frames is not None
+            self.ledger.emitted_and_dropped(device, frames, 1, "after_stop")
 
-    def _sample_rows(self, device: str, batch: SampleBatch) -> int:
-        """Rows a batch makes in ``scalars`` (1 sample for a malformed time column)."""
+    def _sample_rows(self, device: str, batch: SampleBatch) -> tuple[str, int]:
+        """The stream a batch goes to and the rows it makes there (before derived rows).
+
+        A wide table gets one row per time point (whatever the channels); ``scalars`` one
+        row per time point and recorded channel. A malformed time column counts as one
+        time point, so a rejected batch is still counted (``invalid_emission``).
+        """
+        table = self.wide.get(device)
+        if table is not None:
+            if not any(b.field in batch.values for b in self._bindings.get(device, ())):
+                return samples_stream(device), 0
+            return samples_stream(device), _time_points(batch.t_mono_ns)
+        if device in self.streamed:
+            return samples_stream(device), 0  # a streamed device recording nothing
         k = sum(
             1
             for b in self._bindings.get(device, ())
             if b.field in batch.values and b.channel.name in self._recording.channels
         )
         if not k:
-            return 0
-        try:
-            n = int(np.shape(batch.t_mono_ns)[0]) if np.ndim(batch.t_mono_ns) else 1
-        except (TypeError, ValueError, IndexError):
-            n = 1
-        return n * k
+            return SCALARS, 0
+        return SCALARS, _time_points(batch.t_mono_ns) * k
 
     def device_event(self, device: str, event: DeviceEvent) -> EventRecord:
         """An adapter's event as an ``events.sqlite`` row (source ``adapter:device``)."""
@@ -294,14 +362,14 @@ class ChannelPipeline:
         if not bindings:
             self.stats.unmapped_batches += 1
             return
-        rows = self._sample_rows(device, batch)
+        stream, rows = self._sample_rows(device, batch)
         if rows:
-            self.ledger.emitted(device, SCALARS, rows)
+            self.ledger.emitted(device, stream, rows)
         try:
             record = self._build(device, batch, bindings)
         except Exception as exc:
             if rows:
-                self.ledger.dropped(device, SCALARS, rows, "invalid_emission")
+                self.ledger.dropped(device, stream, rows, "invalid_emission")
             if isinstance(exc, EmissionError):
                 raise
             raise EmissionError(
@@ -309,20 +377,21 @@ class ChannelPipeline:
             ) from exc
         if record is None:
             return
-        # Derived channels add rows of their own to this device's batch: count them.
+        # Derived channels add rows of their own to a long batch: count them. (In a wide
+        # batch they are columns: the row count is the time points counted above.)
         extra = record.batch.num_rows - rows
         if extra > 0:
-            self.ledger.emitted(device, SCALARS, extra)
+            self.ledger.emitted(device, stream, extra)
             rows += extra
         try:
             self._submit(record)
         except BaseException:
-            self.ledger.dropped(device, SCALARS, rows, "writer_unavailable")
+            self.ledger.dropped(device, stream, rows, "writer_unavailable")
             raise
 
     def _build(
         self, device: str, batch: SampleBatch, bindings: list[_Binding]
-    ) -> ScalarRows | None:
+    ) -> ScalarRows | SampleRows | None:
         """Validate and calibrate a batch; update the registry; the rows to record."""
         t = _times(device, batch.t_mono_ns)
         n = len(t)
@@ -353,7 +422,18 @@ class ChannelPipeline:
             self._monitor.device_alive(device, int(t[-1]))
             for b, value in [*((b, v) for b, _, v in converted), *derived]:
                 self._monitor.observe(b.channel.name, t, value)
-        if not recorded:
+        table = self.wide.get(device)
+        if table is not None:
+            supplied = {
+                b.channel.name: ChannelColumns(
+                    value,
+                    raw if b.channel.keep_raw else None,
+                    self._status_codes(batch.status, b.field, n, device),
+                )
+                for b, raw, value in recorded
+            }
+            return SampleRows(table.batch(t, supplied, self._status_dict), device, device)
+        if not recorded or device in self.streamed:
             return None
         return ScalarRows(self._scalar_batch(device, t, recorded, batch.status), device)
 
@@ -406,17 +486,17 @@ class ChannelPipeline:
         status_codes = interleave(
             [self._status_codes(status, b.field, n, device) for b, _, _ in recorded]
         )
-        sources = pa.DictionaryArray.from_arrays(
-            pa.array(np.tile(np.arange(k, dtype=np.int32), n)),
-            pa.array([b.source for b, _, _ in recorded], pa.string()),
+        sources = columnar.dictionary(
+            np.tile(np.arange(k, dtype=np.int32), n),
+            columnar.strings([b.source for b, _, _ in recorded]),
         ).cast(pa.string())
         columns = [
-            pa.array(np.repeat(t, k)),
-            pa.DictionaryArray.from_arrays(pa.array(codes), self._channel_dict),
-            pa.array(values),
-            pa.array(raw, mask=raw_mask),
-            pa.DictionaryArray.from_arrays(pa.array(unit_codes), self._unit_dict),
-            pa.DictionaryArray.from_arrays(pa.array(status_codes), self._status_dict),
+            columnar.int64(np.repeat(t, k)),
+            columnar.dictionary(codes, self._channel_dict),
+            columnar.float64(values),
+            columnar.float64(raw, valid=~raw_mask),
+            columnar.dictionary(unit_codes, self._unit_dict),
+            columnar.dictionary(status_codes, self._status_dict),
             sources,
         ]
         return pa.RecordBatch.from_arrays(columns, schema=self._schema)
@@ -429,14 +509,17 @@ class ChannelPipeline:
         per_field = status.get(field, SampleStatus.OK)
         if isinstance(per_field, str):
             return np.full(n, self._status_code(per_field), dtype=np.int32)
-        # An array of statuses: map the few distinct values, not every row.
-        arr = np.asarray(per_field, dtype=object)
+        # An array of statuses: map the few distinct values, not every row. A numpy string
+        # array is uniqued as it is (no Python object per sample); a list goes through str.
+        arr = np.asarray(per_field)
         if arr.shape != (n,):
             raise EmissionError(
                 f"{device}: status of field {field!r} has shape {arr.shape}; expected one status "
                 f"or ({n},) statuses"
             )
-        uniq, inverse = np.unique(arr.astype(str), return_inverse=True)
+        if arr.dtype.kind != "U":
+            arr = arr.astype(object).astype(str)
+        uniq, inverse = np.unique(arr, return_inverse=True)
         lut = np.array([self._status_code(u) for u in uniq], dtype=np.int32)
         return lut[inverse]
 
@@ -448,8 +531,16 @@ class ChannelPipeline:
             with self._status_lock:
                 if value not in self._status_values:
                     self._status_values.append(value)
-                    self._status_dict = pa.array(self._status_values, pa.string())
+                    self._status_dict = columnar.strings(self._status_values)
         return self._status_values.index(value)
+
+
+def _time_points(column: Any) -> int:
+    """Samples in a batch's time column; 1 when it is malformed (the batch is rejected)."""
+    try:
+        return int(np.shape(column)[0]) if np.ndim(column) else 1
+    except (TypeError, ValueError, IndexError):
+        return 1
 
 
 def _times(device: str, column: Any) -> npt.NDArray[np.int64]:

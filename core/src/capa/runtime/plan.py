@@ -68,6 +68,12 @@ class ChannelPlan:
     writable: bool = False
     field_unit: str = ""
     """Unit the device reports, when the mapping must convert it (degF → degC)."""
+    raw_unit: str = ""
+    """Unit the device reports the field in (the unit of a ``keep_raw`` raw value)."""
+    calibration: str = "identity"
+    """One-line calibration summary for the tables' metadata (``linear slope=2 ...``)."""
+    plot_group: str | None = None
+    """Display group from the hardware file, or ``None``."""
 
     def to_value(self, raw: Any) -> Any:
         """Channel values for raw field values (vectorised)."""

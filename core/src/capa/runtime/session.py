@@ -20,6 +20,7 @@ from capa.components.emissions import (
     EventRecord,
     EventSeverity,
     RunRecord,
+    SampleRows,
     ScalarRows,
 )
 from capa.errors import BundleError
@@ -236,7 +237,7 @@ class RealRunSession:
         if stream is not None:
             rows = (
                 int(record.batch.num_rows)
-                if isinstance(record, ScalarRows)
+                if isinstance(record, ScalarRows | SampleRows)
                 else record_rows(record.columns)
                 if isinstance(record, DeviceRecords)
                 else 1

@@ -79,6 +79,26 @@ def frames_schema() -> Any:
     )
 
 
+def _column(values: list[Any], typ: Any) -> Any:
+    """One frames-table column from Python values, built from buffers.
+
+    Not ``pyarrow.array()``: it imports pandas whenever pandas is installed, which took
+    seconds on this (encoding) thread in the middle of a run and delayed segment commits.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_string(typ):
+        encoded = [str(v).encode("utf-8") for v in values]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+        return pa.Array.from_buffers(typ, len(encoded), buffers, null_count=0)
+    dtype = np.int64 if pa.types.is_int64(typ) else np.float64
+    data = np.asarray(values, dtype=dtype)
+    return pa.Array.from_buffers(typ, len(data), [None, pa.py_buffer(data)], null_count=0)
+
+
 class _Writer(Protocol):
     def write(self, frame: Any) -> None: ...
     def close(self) -> None: ...
@@ -175,8 +195,8 @@ class FramesTable:
         """Append ``rows`` as one batch and make it durable before returning."""
         import pyarrow as pa
 
-        batch = pa.RecordBatch.from_pydict(
-            {name: [getattr(r, name) for r in rows] for name in self.schema.names},
+        batch = pa.RecordBatch.from_arrays(
+            [_column([getattr(r, f.name) for r in rows], f.type) for f in self.schema],
             schema=self.schema,
         )
         self._writer.write_batch(batch)

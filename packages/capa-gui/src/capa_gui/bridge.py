@@ -153,7 +153,7 @@ class ObservedSession:
     def submit(self, record: capa.RunRecord) -> None:
         """Store ``record`` (blocking as the writer requires), then show it."""
         self.inner.submit(record)
-        if isinstance(record, capa.ScalarRows):
+        if isinstance(record, capa.ScalarRows | capa.SampleRows):
             self.bridge.offer(record)
         elif isinstance(record, capa.EventRecord):
             self.bridge.offer_event(record)

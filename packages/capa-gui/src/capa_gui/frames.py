@@ -87,11 +87,13 @@ class FrameBuilder:
 
     # ------------------------------------------------------------------ input
     def add(self, items: Iterable[Any]) -> None:
-        """Fold bridge items (ScalarRows, EventRecord, EventView) into the next frame."""
+        """Fold bridge items (ScalarRows, SampleRows, EventRecord, EventView) into a frame."""
         pending: dict[str, tuple[list[Any], list[Any], str]] = {}
         for item in items:
-            if isinstance(item, capa.ScalarRows):
+            if isinstance(item, capa.ScalarRows | capa.SampleRows):
                 for name, t, v, status in _channel_columns(item.batch):
+                    if not len(t):
+                        continue  # a wide batch in which this channel had no value
                     ts, vs, _ = pending.setdefault(name, ([], [], status))
                     ts.append(t)
                     vs.append(v)
@@ -158,19 +160,16 @@ class FrameBuilder:
 
 
 def _channel_columns(batch: Any) -> list[tuple[str, Any, Any, str]]:
-    """``(channel, t_ns, values, last status)`` per channel of one scalars batch.
+    """``(channel, t_ns, values, last status)`` per channel of one batch.
 
-    Accepts the long layout (``t_mono_ns, channel, value, status``) and a wide one
-    (``t_mono_ns`` plus one float column per channel), whichever the run writes.
+    Accepts the long ``scalars`` layout (``t_mono_ns, channel, value, status``) and the
+    wide ``samples/<device>`` one (``t_mono_ns``, then per channel ``<ch>``, optionally
+    ``<ch>.raw``, and ``<ch>.status``); rows where a wide channel is null are left out.
     """
     names = batch.schema.names
     t = batch.column("t_mono_ns").to_numpy(zero_copy_only=False)
     if "channel" not in names:  # wide: one column per channel
-        return [
-            (name, t, batch.column(name).to_numpy(zero_copy_only=False), "ok")
-            for name in names
-            if name != "t_mono_ns"
-        ]
+        return [_wide_channel(batch, name, t) for name in wide_value_columns(batch.schema)]
     chan = batch.column("channel")
     values = batch.column("value").to_numpy(zero_copy_only=False)
     status_col = batch.column("status") if "status" in names else None
@@ -189,6 +188,37 @@ def _channel_columns(batch: Any) -> list[tuple[str, Any, Any, str]]:
             status = str(status_col[int(idx[-1])].as_py())
         out.append((str(dictionary[int(code)]), t[idx], values[idx], status))
     return out
+
+
+def wide_value_columns(schema: Any) -> list[str]:
+    """The channel value columns of a wide schema (not ``t_mono_ns``, ``.raw``, ``.status``)."""
+    out = []
+    for column in schema:
+        role = (column.metadata or {}).get(b"capa.role")
+        if column.name == "t_mono_ns" or role in (b"raw", b"status"):
+            continue
+        if role is None and column.name.endswith((".raw", ".status")):
+            continue  # channel names cannot contain ".": a suffix column without metadata
+        out.append(column.name)
+    return out
+
+
+def _wide_channel(batch: Any, name: str, t: Any) -> tuple[str, Any, Any, str]:
+    column = batch.column(name)
+    values = column.to_numpy(zero_copy_only=False)
+    status_name = name + ".status"
+    status_col = batch.column(status_name) if status_name in batch.schema.names else None
+    if column.null_count:
+        keep = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        idx = np.nonzero(keep)[0]
+        t, values = t[idx], values[idx]
+        last = int(idx[-1]) if len(idx) else None
+    else:
+        last = len(column) - 1 if len(column) else None
+    status = "ok"
+    if status_col is not None and last is not None:
+        status = str(status_col[last].as_py() or "ok")
+    return name, t, values, status
 
 
 def channel_meta(plan: Any) -> list[dict[str, Any]]:

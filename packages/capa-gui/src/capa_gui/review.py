@@ -225,7 +225,36 @@ def run_series(runs_root: Path, run_id: str) -> dict[str, Any]:
                 v = table.column(name).to_numpy(zero_copy_only=False)
                 dt, dv = decimate_minmax(t, v, POINTS_PER_CHANNEL)
                 series[name] = {"t": dt, "v": dv, "unit": "", "rows": len(v)}
+    series.update(_wide_series(bundle))
     return {"run_id": run_id, "series": series}
+
+
+def _wide_series(bundle: Path) -> dict[str, dict[str, Any]]:
+    """The channels of the wide ``samples/<device>/part-*.parquet`` tables (schema v2)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from capa_gui.frames import wide_value_columns
+
+    series: dict[str, dict[str, Any]] = {}
+    for folder in sorted(p for p in (bundle / "samples").glob("*") if p.is_dir()):
+        parts = sorted(folder.glob("part-*.parquet"))
+        if not parts:
+            continue
+        table = pa.concat_tables([pq.ParquetFile(p).read() for p in parts])
+        t = table.column("t_mono_ns").to_numpy() / 1e9
+        for name in wide_value_columns(table.schema):
+            column = table.column(name)
+            keep = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            v = column.to_numpy(zero_copy_only=False)[keep]
+            tv = t[keep]
+            order = np.argsort(tv, kind="stable")
+            dt, dv = decimate_minmax(tv[order], v[order], POINTS_PER_CHANNEL)
+            meta = table.schema.field(name).metadata or {}
+            unit = meta.get(b"capa.unit", b"").decode()
+            series[name] = {"t": dt, "v": dv, "unit": unit, "rows": len(v)}
+    return series
 
 
 def verify(runs_root: Path, run_id: str) -> dict[str, Any]:
