@@ -270,9 +270,7 @@ class BundleFiles:
                     columnar.int64(np.array([f.frame_idx for f in buffered], np.int64)),
                     columnar.int64(np.array([f.t_mono_ns for f in buffered], np.int64)),
                     columnar.strings([f.t_utc for f in buffered]),
-                    columnar.float64(
-                        np.array([f.capture_latency_s for f in buffered], np.float64)
-                    ),
+                    columnar.float64(np.array([f.capture_latency_s for f in buffered], np.float64)),
                 ],
                 schema=frames_schema(),
             )
