@@ -68,7 +68,7 @@ def test_wide_table_rolls_into_parts_that_seal_and_pass_sha256sum(open_writer, m
     for i in range(35):
         writer.submit(wide(i * 100, 100, null_ai2=i % 2 == 1))
     result = writer.close()
-    assert result.ok, result.integrity.describe()
+    assert result.ok, (result.integrity.describe(), result.warnings, result.manifest.bundle_status)
     bundle = writer.bundle
     assert part_files(bundle) == [f"part-{n:05d}.parquet" for n in range(4)]
     # Each part is a complete Parquet file with the first batch's schema and metadata.

@@ -324,10 +324,6 @@ def parquet_rows(bundle: Path, known: Mapping[str, Any] | None = None) -> dict[s
     candidates += sorted((bundle / SAMPLES_DIR).glob("*/*.parquet"))
     candidates += sorted((bundle / DEVICE_RECORDS_DIR).glob("*.parquet"))
     candidates += sorted((bundle / VIDEO_DIR).glob("*.frames.parquet"))
-    # h/wide (minimal): a wide table's parts all count for its stream ``samples/<table>``.
-    for path in sorted((bundle / SAMPLES_DIR).glob("*/*.parquet")):
-        key = samples_stream(path.parent.name)
-        rows[key] = rows.get(key, 0) + int(pq.ParquetFile(path).metadata.num_rows)
     for path in candidates:
         if not path.exists():
             continue
