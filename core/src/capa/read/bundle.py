@@ -291,7 +291,8 @@ class Bundle:
                 out[device_dir.name] = parts
         return out
 
-    def _pick(self, channels: str | Iterable[str] | None) -> list[ChannelInfo]:
+    def select_channels(self, channels: str | Iterable[str] | None) -> list[ChannelInfo]:
+        """Facts of ``channels`` (all when None), or BundleError naming unknown ones."""
         known = self.channels()
         if channels is None:
             return list(known.values())
@@ -333,7 +334,7 @@ class Bundle:
         if layout not in ("long", "wide"):
             raise BundleError(f"layout must be 'long' or 'wide', not {layout!r}")
         lo, hi = self.to_ns(start), self.to_ns(end)
-        infos = self._pick(channels)
+        infos = self.select_channels(channels)
         stats = ScanStats()
         source = self.sample_source()
         if layout == "long":
@@ -371,7 +372,7 @@ class Bundle:
         where a sample had no value). Reads only this channel's column (wide tables) or
         rows (``scalars.parquet``) in the window.
         """
-        (info,) = self._pick([channel])
+        (info,) = self.select_channels([channel])
         return self.sample_source().series(info, self.to_ns(start), self.to_ns(end))
 
     # ------------------------------------------------------------------ events & records

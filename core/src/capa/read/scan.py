@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-__all__ = ["RowGroupCache", "ScanStats", "overlapping_row_groups", "scan_window"]
+__all__ = [
+    "RowGroupCache",
+    "ScanStats",
+    "overlapping_row_groups",
+    "scan_window",
+    "time_column_index",
+]
 
 TIME = "t_mono_ns"
 
@@ -65,7 +71,8 @@ class RowGroupCache:
             del kept[next(iter(kept))]
 
 
-def _time_column_index(meta: pq.FileMetaData) -> int | None:
+def time_column_index(meta: pq.FileMetaData) -> int | None:
+    """Index of the ``t_mono_ns`` column in a Parquet file's columns, or None."""
     for j in range(meta.num_columns):
         if meta.schema.column(j).path == TIME:
             return j
@@ -77,7 +84,7 @@ def overlapping_row_groups(meta: pq.FileMetaData, lo: int | None, hi: int | None
     groups = list(range(meta.num_row_groups))
     if lo is None and hi is None:
         return groups
-    col = _time_column_index(meta)
+    col = time_column_index(meta)
     if col is None:
         return groups
     keep: list[int] = []
