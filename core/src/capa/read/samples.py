@@ -124,6 +124,8 @@ class SampleSource:
         if not pieces:
             return long_schema().empty_table()
         merged = pa.concat_tables(pieces)
+        if _non_decreasing(merged.column(TIME)):
+            return merged  # one channel of one table: already in order, no sort copy
         return merged.sort_by([(TIME, "ascending")])  # a stable sort: channel order kept
 
     def wide(
@@ -190,6 +192,22 @@ class SampleSource:
             order = np.argsort(t, kind="stable")
             t, v = t[order], v[order]
         return t, v
+
+
+def _non_decreasing(times: pa.ChunkedArray) -> bool:
+    import numpy as np
+
+    previous: int | None = None
+    for chunk in times.chunks:
+        t = chunk.to_numpy()
+        if not t.size:
+            continue
+        if previous is not None and t[0] < previous:
+            return False
+        if t.size > 1 and not bool(np.all(t[1:] >= t[:-1])):
+            return False
+        previous = int(t[-1])
+    return True
 
 
 def by_table(infos: Sequence[ChannelInfo]) -> dict[str, list[ChannelInfo]]:
