@@ -253,3 +253,33 @@ def test_open_bundle_reads_nothing_but_the_manifest(v2_bundle, monkeypatch):
     b = capa.open_bundle(v2_bundle)
     assert b.manifest["run_id"] == RUN_ID
     assert opened == []
+
+
+def test_reading_needs_no_dataframe_library(v2_bundle):
+    import subprocess
+
+    # pandas, polars, xarray unimportable: all but to_pandas() & co works (40200 long rows,
+    # 20100 wide rows, 5 events)
+    probe = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pandas', 'polars', 'xarray', 'h5netcdf'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import capa\n"
+        f"b = capa.open_bundle({str(v2_bundle)!r})\n"
+        "n = len(b.samples()) + len(b.samples(layout='wide')) + len(b.events())\n"
+        "t, v = b.series('tc1')\n"
+        "try:\n"
+        "    b.samples(['mass']).to_pandas()\n"
+        "except ImportError as exc:\n"
+        "    print(n, len(t), exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip() == (
+        "60305 20000 to_pandas() needs the pandas library, which is not installed "
+        "(pip install pandas)"
+    )

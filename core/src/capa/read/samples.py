@@ -154,6 +154,7 @@ class SampleSource:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """``(t_mono_ns, values)`` of one channel in ``[lo, hi)``, in time order."""
         import numpy as np
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         stats = ScanStats()
@@ -162,8 +163,10 @@ class SampleSource:
             if not path.is_file():
                 return np.empty(0, np.int64), np.empty(0, np.float64)
 
+            name = pa.scalar(info.name, pa.string())
+
             def only(piece: pa.Table) -> pa.Table:
-                return piece.filter(pc.equal(piece.column("channel"), info.name))
+                return piece.filter(pc.equal(piece.column("channel"), name))
 
             pieces = list(
                 scan_window(
