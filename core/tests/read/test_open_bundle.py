@@ -283,3 +283,22 @@ def test_reading_needs_no_dataframe_library(v2_bundle):
         "60305 20000 to_pandas() needs the pandas library, which is not installed "
         "(pip install pandas)"
     )
+
+
+def test_the_readme_one_liner(v1_bundle):
+    import subprocess
+
+    pytest.importorskip("pandas")
+    run_id = v1_bundle.name
+    # exactly the README's command, in a folder whose runs/ holds the bundle
+    line = f"import capa; b = capa.open_bundle('runs/{run_id}'); print(b.samples().to_pandas())"
+    out = subprocess.run(
+        [sys.executable, "-c", line],
+        cwd=v1_bundle.parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "[300 rows x 7 columns]" in out
+    assert "furnace.process_value" in out
