@@ -302,3 +302,17 @@ def test_the_readme_one_liner(v1_bundle):
     ).stdout
     assert "[300 rows x 7 columns]" in out
     assert "furnace.process_value" in out
+
+
+def test_wide_file_level_channels_fill_missing_field_metadata(tmp_path):
+    bundle = tmp_path / "r1"
+    (bundle / "samples" / "dev").mkdir(parents=True)
+    facts = {"v": {"unit": "V", "kind": "voltage", "device": "dev", "field": "ai0"}}
+    table = pa.table({"t_mono_ns": pa.array([0, 1], pa.int64()), "v": [1.0, 2.0]})
+    table = table.replace_schema_metadata({"capa.channels": json.dumps(facts)})
+    pq.write_table(table, bundle / "samples" / "dev" / "part-00000.parquet")
+    manifest = {"run_id": "r1", "bundle_schema_version": 2, "started_utc": "x"}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    info = capa.open_bundle(bundle).channels()["v"]
+    assert (info.unit, info.kind, info.field, info.layout) == ("V", "voltage", "ai0", "wide")
+    assert capa.open_bundle(bundle).utc_at_zero is None
