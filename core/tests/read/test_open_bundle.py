@@ -316,3 +316,23 @@ def test_wide_file_level_channels_fill_missing_field_metadata(tmp_path):
     info = capa.open_bundle(bundle).channels()["v"]
     assert (info.unit, info.kind, info.field, info.layout) == ("V", "voltage", "ai0", "wide")
     assert capa.open_bundle(bundle).utc_at_zero is None
+
+
+def test_dataframe_conversions_carry_units_and_time(v2_bundle):
+    b = capa.open_bundle(v2_bundle)
+    frame = b.samples(["tc1", "mass"], start=1.0, end=1.5)  # long, from two tables
+    pandas = pytest.importorskip("pandas")
+    df = frame.to_pandas()
+    assert isinstance(df, pandas.DataFrame)
+    assert len(df) == 500 + 3
+    assert df.attrs["units"] == {"tc1": "degC", "mass": "g"}
+    polars = pytest.importorskip("polars")
+    assert frame.to_polars().height == 503
+    pytest.importorskip("xarray")
+    ds = frame.to_xarray()  # long -> wide, outer join
+    assert ds.sizes["t_mono_ns"] == 503
+    assert ds["tc1"].attrs["units"] == "degC"
+    assert ds["mass"].attrs["device"] == "balance"
+    assert int(np.isfinite(ds["mass"].values).sum()) == 3
+    first = ds["t_utc"].values[0]
+    assert first == np.datetime64("2026-05-24T14:32:01.250000", "ns")

@@ -212,17 +212,14 @@ class Frame:
         )
 
     def _channel_order(self) -> list[str]:
-        present = (
-            set(
-                self.arrow.column("channel")
-                .combine_chunks()
-                .dictionary_decode()
-                .unique()
-                .to_pylist()
-            )
-            if self.arrow.num_rows
-            else set()
-        )
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self.arrow.num_rows:
+            return []
+        # cast first: chunks of a dictionary column may carry different dictionaries
+        names = pc.unique(self.arrow.column("channel").cast(pa.string()))
+        present = set(names.to_pylist())
         return [c for c in self.channels if c in present]
 
     def to_xarray(self) -> Any:
