@@ -326,7 +326,7 @@ def test_dataframe_conversions_carry_units_and_time(v2_bundle):
     assert isinstance(df, pandas.DataFrame)
     assert len(df) == 500 + 3
     assert df.attrs["units"] == {"tc1": "degC", "mass": "g"}
-    polars = pytest.importorskip("polars")
+    pytest.importorskip("polars")
     assert frame.to_polars().height == 503
     pytest.importorskip("xarray")
     ds = frame.to_xarray()  # long -> wide, outer join
