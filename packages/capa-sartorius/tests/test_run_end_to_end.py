@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 RIG = """
@@ -67,13 +68,32 @@ def test_headless_run_records_the_balance(tmp_path, protocol):
     assert len(mass) >= 3
     assert all(r["status"] == "ok" for r in mass)
     assert mass[-1]["value"] < mass[0]["value"] <= 50.0  # the specimen loses mass
-    records = pq.read_table(bundle / "device_records" / "sartorius.parquet").to_pylist()
+    table = pq.read_table(bundle / "device_records" / "sartorius.parquet")
+    assert table.schema.field("raw").type == pa.binary()  # bytes, not hex text
+    records = table.to_pylist()
     assert len(records) == len(mass)
+    # every records table has the run clock's join key: here the sample's time
+    assert [r["t_mono_ns"] for r in records] == [r["t_mono_ns"] for r in mass]
     assert all(r["t_request_ns"] <= r["t_receive_ns"] for r in records)
     assert all(r["comm_error"] == "" for r in records)
     if protocol == "xbpi":
         # Real xBPI on the wire: every reply is a 0x41-marked measurement frame (0x48).
-        assert all(r["raw"].startswith("0b4148") for r in records)
+        assert all(r["raw"].startswith(bytes.fromhex("0b4148")) for r in records)
+
+
+def _has_event(runs, kind: str) -> bool:
+    """Whether a bundle under ``runs`` has committed an event of ``kind`` yet."""
+    import sqlite3
+    from contextlib import closing
+
+    for db_path in runs.glob("*/events.sqlite"):
+        try:
+            with closing(sqlite3.connect(db_path, timeout=1)) as db:
+                if db.execute("SELECT 1 FROM events WHERE kind = ?", (kind,)).fetchone():
+                    return True
+        except sqlite3.Error:
+            continue  # created but not initialised yet: look again
+    return False
 
 
 FAULT_RIG = """
@@ -142,9 +162,12 @@ def test_run_survives_a_balance_port_killed_while_idle(tmp_path, protocol):
         text=True,
     )
     try:
-        # Let the run record for a while, then pull the port between two polls.
+        # Let the run record for a while, then pull the port between two polls. Wait for
+        # sampling to have started (the procedure's first event), not just for the port
+        # to be open: opening devices can take seconds on a loaded machine, and a port
+        # pulled before the first poll leaves no good reading before the loss.
         deadline = time.monotonic() + 60
-        while sim.connections < 1 or not list(runs.glob("*/")):
+        while sim.connections < 1 or not _has_event(runs, "free_run.started"):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         time.sleep(2.0)
