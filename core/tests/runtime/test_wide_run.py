@@ -187,3 +187,26 @@ def test_every_tick_is_accounted_in_the_wide_stream(bundle: Path):
         == oven["written"]
         == pq.ParquetFile(bundle / "scalars.parquet").metadata.num_rows
     )
+
+
+def test_duckdb_alone_tells_each_columns_unit_and_the_absolute_start(bundle: Path):
+    """What a user with only DuckDB sees: file-level keys (no Arrow field metadata)."""
+    duckdb = pytest.importorskip("duckdb")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    anchor = manifest["clock"]["utc_at_zero"]
+    files = [bundle / "scalars.parquet", *sorted((bundle / "samples" / "daq").glob("*.parquet"))]
+    con = duckdb.connect()
+    for path in files:
+        rows = con.execute(
+            "SELECT decode(key), decode(value) FROM parquet_kv_metadata(?)", [str(path)]
+        ).fetchall()
+        keys = dict(rows)
+        assert keys["capa.utc_at_zero"] == anchor, path
+        channels = json.loads(keys["capa.channels"])
+        if path.name == "scalars.parquet":
+            assert channels["oven_pv"]["unit"] == "degC"
+        else:
+            assert channels["heat_flux"]["unit"] == "kW/m2"
+            assert channels["heat_flux"]["raw_unit"] == "mV"
+            assert channels["mass"]["unit"] == "g"
+            assert channels["flux_per_g"]["device"] == "derived"

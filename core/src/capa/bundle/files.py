@@ -67,11 +67,16 @@ class BundleFiles:
         closed: every table file closed so far (also in the bundle's table index).
     """
 
-    def __init__(self, bundle: Path, ledger: Ledger | None = None) -> None:
+    def __init__(
+        self, bundle: Path, ledger: Ledger | None = None, *, utc_at_zero: str = ""
+    ) -> None:
         from capa.bundle.schema import scalars_schema
 
         self.bundle = bundle
         self.run_id = bundle.name
+        # Every file states the run's absolute time base, so a reader with only the
+        # Parquet file (DuckDB, polars, no capa) can turn t_mono_ns into UTC.
+        self.utc_at_zero = utc_at_zero
         self.ledger = ledger if ledger is not None else Ledger()
         self.events = EventsDB(bundle / EVENTS_FILE)
         self.closed: list[ClosedTable] = []
@@ -96,6 +101,8 @@ class BundleFiles:
         meta = dict(schema.metadata or {})
         meta[b"capa.run_id"] = self.run_id.encode()
         meta[b"capa.bundle_schema_version"] = BUNDLE_SCHEMA_VERSION_TAG
+        if self.utc_at_zero:
+            meta[b"capa.utc_at_zero"] = self.utc_at_zero.encode()
         for key, value in extra.items():
             meta[f"capa.{key}".encode()] = value.encode()
         return schema.with_metadata(meta)
@@ -200,7 +207,12 @@ class BundleFiles:
         if table is None:
             if "t_mono_ns" not in batch.schema.names:
                 raise BundleError(f"sample rows of {name!r} have no t_mono_ns column")
-            schema = self._tagged(batch.schema, table="samples", device=record.device or name)
+            schema = self._tagged(
+                batch.schema,
+                table="samples",
+                device=record.device or name,
+                channels=wide_channels(batch.schema),
+            )
             table = PartedTable(
                 self.bundle,
                 f"{SAMPLES_DIR}/{name}",
@@ -336,3 +348,22 @@ class BundleFiles:
                 table.abort()
         with contextlib.suppress(Exception):
             self.events.abort()
+
+
+def wide_channels(schema: pa.Schema) -> str:
+    """``capa.channels`` of a wide table: its value columns' field metadata as JSON.
+
+    The same description the field metadata holds, at file level too: DuckDB's
+    ``parquet_kv_metadata`` shows file keys but not Arrow field metadata.
+    """
+    import json
+
+    described: dict[str, dict[str, str]] = {}
+    for field in schema:
+        meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+        if meta.get("capa.role", "value") != "value" or "capa.channel" not in meta:
+            continue
+        described[meta["capa.channel"]] = {
+            k.removeprefix("capa."): v for k, v in meta.items() if k != "capa.channel"
+        } | {"column": field.name}
+    return json.dumps(described, sort_keys=True, separators=(",", ":"))

@@ -123,7 +123,9 @@ class BundleWriter:
         # Without a ledger from the runtime nobody upstream counts ``emitted``: what is
         # queued here is what was emitted (tools and benchmarks writing directly).
         self._count_submitted = ledger is None
-        self._files = BundleFiles(bundle, self.ledger)
+        self._files = BundleFiles(
+            bundle, self.ledger, utc_at_zero=clock.started_utc.isoformat(timespec="microseconds")
+        )
         self._rejected_kinds: set[str] = set()
         self._hw_lock = threading.Lock()
         self._drop_lock = threading.Lock()
