@@ -126,24 +126,31 @@ def assert_balanced(m: dict) -> dict[str, dict]:
     return acc["devices"]
 
 
+def wide_rows(bundle: Path, device: str) -> int:
+    """Rows of a device's wide table, from its parts' footers."""
+    parts = sorted((bundle / "samples" / device).glob("part-*.parquet"))
+    assert parts, f"no wide table for {device}"
+    return sum(pq.read_metadata(p).num_rows for p in parts)
+
+
 def test_sim_signals_block_mode_stops_at_10_ms_s_on_8_fields(tmp_path):
     bundle, m = stop_while_behind(tmp_path, signals_rig())
-    c = assert_balanced(m)["daq"]["scalars"]
+    # A streamed device is recorded wide: one row per sample-clock tick.
+    c = assert_balanced(m)["daq"]["samples/daq"]
     assert c["emitted"] > 0
     # Whole blocks only: a block is emitted completely or not at all.
-    assert c["emitted"] % (BLOCK * FIELDS) == 0, c
-    rows = pq.read_metadata(bundle / "scalars.parquet").num_rows
-    assert rows == c["written"]
+    assert c["emitted"] % BLOCK == 0, c
+    assert wide_rows(bundle, "daq") == c["written"]
 
 
 def test_nidaq_simulated_task_stops_at_10_ms_s_on_8_channels(tmp_path):
     bundle, m = stop_while_behind(tmp_path, daq_rig("sim://?seed=3", FIELDS, RATE, BLOCK))
-    c = assert_balanced(m)["daq"]["scalars"]
+    c = assert_balanced(m)["daq"]["samples/daq"]
     assert c["emitted"] > 0
     (done,) = event_rows(bundle, "nidaq.summary")  # the stream ended and said so
     per_channel = done["metadata"]["samples_per_channel"]
-    assert c["emitted"] == per_channel * FIELDS, (c, done)
-    assert pq.read_metadata(bundle / "scalars.parquet").num_rows == c["written"]
+    assert c["emitted"] == per_channel, (c, done)  # one wide row per sample of each channel
+    assert wide_rows(bundle, "daq") == c["written"]
 
 
 def test_camera_stops_at_1000_fps(tmp_path):

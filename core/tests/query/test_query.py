@@ -11,6 +11,8 @@ import io
 import json
 import sqlite3
 import sys
+from datetime import datetime
+from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -84,7 +86,7 @@ def test_runs_view_has_manifest_fields(query_root: QueryRoot):
     by_id = {r["run_id"]: r for r in table}
     assert set(by_id) == {ids[k] for k in ("hot12", "cool12", "hot13", "v2hot12")}
     hot = by_id[ids["hot12"]]
-    assert hot["bundle_schema_version"] == 1
+    assert hot["bundle_schema_version"] == 2  # what this capa writes
     assert (hot["run_status"], hot["bundle_status"], hot["integrity_status"]) == (
         "completed",
         "sealed",
@@ -96,7 +98,8 @@ def test_runs_view_has_manifest_fields(query_root: QueryRoot):
     assert hot["tags"] == ["furnace", "hot"]
     assert hot["path"] == str((root / ids["hot12"]).resolve())
     assert hot["ordered"] is True
-    assert hot["utc_at_zero"] is None  # version 1 has no clock block
+    clock = json.loads((root / ids["hot12"] / "manifest.json").read_text())["clock"]
+    assert hot["utc_at_zero"] == datetime.fromisoformat(clock["utc_at_zero"])
     v2 = by_id[V2_RUN]
     assert v2["bundle_schema_version"] == 2
     assert v2["material"] == "PMMA"
@@ -395,3 +398,25 @@ def test_wide_tables_of_the_same_shape_keep_their_run_ids(tmp_path, query_root: 
         {"run_id": V2_RUN, "peak": 640.0, "n": n},
         {"run_id": other, "peak": 1280.0, "n": n},
     ]
+
+
+def test_version_1_bundles_as_capa_0_2_sealed_them(tmp_path: Path):
+    """A runs root holding a bundle sealed by capa 0.2.0 (schema 1, no clock block)."""
+    import shutil
+
+    fixture = Path(__file__).parents[1] / "bundle" / "fixtures" / "v1-runs"
+    root = tmp_path / "runs"
+    root.mkdir()
+    shutil.copytree(fixture / "20260101T000000-0002", root / "20260101T000000-0002")
+    runs = query("SELECT run_id, bundle_schema_version, utc_at_zero FROM runs", root)
+    assert runs.table.to_pylist() == [
+        {"run_id": "20260101T000000-0002", "bundle_schema_version": 1, "utc_at_zero": None}
+    ]
+    counts = query(
+        "SELECT channel, count(*) AS n FROM samples GROUP BY channel ORDER BY channel", root
+    ).table.to_pylist()
+    scalars = pq.read_table(root / "20260101T000000-0002" / "scalars.parquet")
+    expected = {}
+    for name in scalars.column("channel").to_pylist():
+        expected[name] = expected.get(name, 0) + 1
+    assert {r["channel"]: r["n"] for r in counts} == expected

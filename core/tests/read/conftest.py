@@ -47,7 +47,7 @@ kind = "temperature"
 
 @pytest.fixture
 def v1_bundle(tmp_path: Path) -> Path:
-    """A sealed version-1 bundle written by capa's current writer: 10 s of two channels."""
+    """A sealed version-1 bundle: 10 s of two channels and a derived one, as 0.2.0 sealed it."""
     root = tmp_path / "runs"
     writer = BundleWriter.open(
         root,
@@ -92,7 +92,28 @@ def v1_bundle(tmp_path: Path) -> Path:
     writer.emit("conductor.loop_lag", "late", severity="warning", source="conductor")
     result = writer.close("completed")
     assert result.ok
-    return writer.bundle
+    return as_version_1(writer.bundle)
+
+
+def as_version_1(bundle: Path) -> Path:
+    """Turn a sealed bundle of polled channels into what capa 0.2.0 (schema 1) sealed.
+
+    Such a bundle has the same files (long ``scalars.parquet``, device records, frames,
+    events); version 1 differs in the manifest's version number and its lack of a
+    ``clock`` block, which is what a reader keys on. The checksums are rewritten after.
+    """
+    import json
+
+    from capa.bundle.integrity import write_checksums
+
+    assert not (bundle / "samples").exists()
+    path = bundle / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["bundle_schema_version"] = 1
+    manifest.pop("clock", None)
+    path.write_text(json.dumps(manifest, indent=2))
+    write_checksums(bundle)
+    return bundle
 
 
 @pytest.fixture

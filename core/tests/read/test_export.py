@@ -86,7 +86,7 @@ def test_parquet_wide_reads_in_polars_and_duckdb(capsys, v2_bundle, tmp_path):
     df = polars.read_parquet(summary["path"])
     assert df.height == summary["rows"] == 100
     duckdb = pytest.importorskip("duckdb")
-    n = duckdb.sql(f"SELECT count(*) FROM '{summary['path']}' WHERE mass > 0").fetchone()[0]
+    n = duckdb.sql(f"SELECT count(*) FROM '{summary['path']}' WHERE mass > 0").fetchall()[0][0]
     assert n == 100
 
 
