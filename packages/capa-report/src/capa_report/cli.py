@@ -1,0 +1,76 @@
+"""``capa report RUN_ID [--out DIR]`` (added through ``capa_register_cli``).
+
+Exit codes (seed 001 conventions): 0 the report was written and the bundle verified;
+2 the run is unknown, its bundle cannot be read, or the report cannot be written (one
+line on stderr, nothing half-written); 3 the report was written but the bundle failed its
+integrity check (the report says which files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["report"]
+
+EXIT_ERROR = 2
+EXIT_INTEGRITY = 3
+
+
+@click.command("report")
+@click.argument("run_id")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=True),
+    default=None,
+    help="Folder for report.html and figures/ (default: ./report-<run_id>).",
+)
+@click.option(
+    "--runs-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where bundles are (default: $CAPA_RUNS_ROOT, else ./runs).",
+)
+@click.pass_context
+def report(ctx: click.Context, run_id: str, out: Path | None, runs_root: Path | None) -> None:
+    """Write an offline HTML report of a run, with PNG figures beside it.
+
+    RUN_ID is a run id under the runs root, or the path of a bundle folder. The report
+    (report.html) shows the run summary, the integrity check, every channel plotted by
+    plot group with its unit and the method's step boundaries, the method timeline, device
+    health and the events; figures/<group>.png are the same plots, for papers.
+    """
+    ctx.exit(_main(run_id, out, runs_root))
+
+
+def _main(run_id: str, out: Path | None, runs_root: Path | None) -> int:
+    import capa
+    from capa_report.build import write_report
+    from capa_report.source import open_run
+
+    try:
+        data = open_run(run_id, runs_root)
+    except capa.CapaError as exc:
+        click.echo(f"capa: error: {exc}", err=True)
+        return EXIT_ERROR
+    target = out if out is not None else Path(f"report-{data.run_id}")
+    try:
+        written = write_report(data, target)
+    except capa.CapaError as exc:
+        click.echo(f"capa: error: {data.run_id}: {exc}", err=True)
+        return EXIT_ERROR
+    except OSError as exc:
+        where = exc.filename or target
+        click.echo(f"capa: error: cannot write the report to {where}: {exc.strerror}", err=True)
+        return EXIT_ERROR
+    click.echo(f"report:     {written.html}")
+    click.echo(f"figures:    {len(written.figures)} in {written.html.parent / 'figures'}")
+    click.echo(f"steps:      {len(written.steps)}")
+    click.echo(f"integrity:  {written.integrity.status}")
+    if not written.integrity.ok:
+        click.echo(
+            f"capa: warning: {data.run_id}: integrity {written.integrity.detail}", err=True
+        )
+        return EXIT_INTEGRITY
+    return 0
