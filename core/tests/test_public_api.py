@@ -8,6 +8,7 @@ PUBLIC_API = [
     "Acquisition",
     "Adapter",
     "AdapterContext",
+    "Bundle",
     "BundleError",
     "CapaError",
     "ChannelView",
@@ -66,6 +67,7 @@ PUBLIC_API = [
     "__version__",
     "hookimpl",
     "log_context",
+    "open_bundle",
 ]
 
 

@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "Acquisition": "capa.components.adapter",
     "Adapter": "capa.components.adapter",
     "AdapterContext": "capa.components.adapter",
+    "Bundle": "capa.read.bundle",
     "BundleError": "capa.errors",
     "CapaError": "capa.errors",
     "ChannelView": "capa.components.context",
@@ -74,12 +75,14 @@ _EXPORTS: dict[str, str] = {
     "WorkerStateError": "capa.errors",
     "hookimpl": "capa.hookspecs",
     "log_context": "capa.bundle.runlog",
+    "open_bundle": "capa.read.bundle",
 }
 
 __all__ = [
     "Acquisition",
     "Adapter",
     "AdapterContext",
+    "Bundle",
     "BundleError",
     "CapaError",
     "ChannelView",
@@ -138,6 +141,7 @@ __all__ = [
     "__version__",
     "hookimpl",
     "log_context",
+    "open_bundle",
 ]
 
 
@@ -221,3 +225,4 @@ if TYPE_CHECKING:  # static view of the lazy names for type checkers and IDEs
     from capa.plugins.host import PluginHost
     from capa.plugins.registry import ComponentRecord
     from capa.problems import Problem, Severity
+    from capa.read.bundle import Bundle, open_bundle

@@ -22,6 +22,7 @@ __all__ = [
     "EmissionError",
     "FinalizeError",
     "IntegrityError",
+    "MissingDependencyError",
     "PluginError",
     "PoolStateError",
     "ResourceConflict",
@@ -93,6 +94,14 @@ class IntegrityError(BundleError):
     """A sealed bundle's files do not match ``manifest.sha256`` (exit 3)."""
 
     exit_code: ClassVar[int] = 3
+
+
+class MissingDependencyError(CapaError, ImportError):
+    """An optional library a feature needs is not installed (exit 2).
+
+    The message names the library and the extra that installs it
+    (``pip install 'capa[netcdf]'``); capa itself never requires it.
+    """
 
 
 class DeviceError(CapaError):

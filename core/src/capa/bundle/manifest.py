@@ -24,13 +24,16 @@ import json
 import platform
 import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from capa.bundle.atomic import atomic_write_bytes
 from capa.bundle.paths import MANIFEST_FILE
 from capa.errors import BundleError
+
+if TYPE_CHECKING:
+    from capa.clock import RunClock
 
 __all__ = [
     "BUNDLE_SCHEMA_VERSION",
@@ -164,6 +167,9 @@ class Manifest(BaseModel):
     counts: dict[str, Any] = Field(default_factory=dict)
     queue_health: dict[str, Any] = Field(default_factory=dict)
     cameras: list[dict[str, Any]] = Field(default_factory=list)
+    clock: dict[str, Any] | None = None
+    """The clock anchor: ``utc_at_zero``, ``monotonic_origin_ns``, ``method``
+    (:meth:`capa.clock.RunClock.anchor`); absent from older bundles."""
 
     @model_validator(mode="after")
     def _legal_statuses(self) -> Manifest:
@@ -215,12 +221,19 @@ class Manifest(BaseModel):
         return (text + "\n").encode("utf-8")
 
 
-def new_manifest(run_id: str, started_utc: str, fields: dict[str, Any] | None = None) -> Manifest:
+def new_manifest(
+    run_id: str,
+    started_utc: str,
+    fields: dict[str, Any] | None = None,
+    *,
+    clock: RunClock | None = None,
+) -> Manifest:
     """A manifest for a run that is starting (``running`` / ``open`` / ``unknown``).
 
     ``fields`` supplies the runtime's blocks (operator, sample, procedure, tags, custom,
     plugins, recording, cameras, and entries of the ``capa`` block such as
-    ``runtime_version``); capa's version, Python and platform are filled in here.
+    ``runtime_version``); capa's version, Python and platform are filled in here, and
+    the ``clock`` anchor from the run's ``clock``.
     """
     from capa import __version__
 
@@ -231,6 +244,8 @@ def new_manifest(run_id: str, started_utc: str, fields: dict[str, Any] | None = 
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": f"{sys.platform} {platform.machine()} {platform.release()}".strip(),
     }
+    if clock is not None:
+        base["clock"] = clock.anchor()
     extra = dict(fields or {})
     reserved = {"run_id", "bundle_schema_version", "run_status", "bundle_status", "integrity"}
     clash = sorted(reserved & extra.keys())

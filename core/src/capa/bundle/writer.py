@@ -203,6 +203,7 @@ class BundleWriter:
             rid,
             clock.started_utc.isoformat(timespec="microseconds"),
             dict(manifest_fields or {}),
+            clock=clock,
         )
         _stage_bundle(root, bundle, configs, manifest)
         # From here the bundle exists with its manifest (``capa finalize`` can seal it);
