@@ -83,7 +83,9 @@ class DemoRun:
         return self.runs_root / self.run_id
 
 
-def capa_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def capa_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``capa ARGS`` in a subprocess (as a user types it), with the test's interpreter."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("CAPA_PLUGIN_MODE", None)  # dev mode: every installed plugin loads

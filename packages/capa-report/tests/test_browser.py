@@ -16,8 +16,15 @@ import pytest
 from .conftest import DemoRun, capa_cli
 
 CHROMIUM = os.environ.get("CAPA_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +53,11 @@ def test_report_renders_in_chromium_without_errors(demo_run: DemoRun, tmp_path: 
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on(
                 "console",
-                lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
-                if msg.type == "error"
-                else None,
+                lambda msg: (
+                    errors.append(f"console.{msg.type}: {msg.text}")
+                    if msg.type == "error"
+                    else None
+                ),
             )
             page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
             page.on("request", lambda req: requests.append(req.url))
@@ -63,7 +72,8 @@ def test_report_renders_in_chromium_without_errors(demo_run: DemoRun, tmp_path: 
             )
             assert len(images) == len(figures)
             for img in images:
-                assert img["w"] == 1600 and img["h"] > 300, img
+                assert img["w"] == 1600, img
+                assert img["h"] > 300, img
                 assert img["shown"] > 0, img  # laid out, not hidden
 
             # The filter hides info events and keeps warnings/errors (a working script).

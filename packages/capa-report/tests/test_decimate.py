@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -16,8 +17,8 @@ def reference(t, v, t_start, t_end, buckets):
     """Per bucket: (min, t of min, max, t of max), one sample at a time, no numpy."""
     span = t_end - t_start
     out: dict[int, list] = {}
-    for ti, vi in zip(t, v, strict=True):
-        ti, vi = int(ti), float(vi)
+    for t_raw, v_raw in zip(t, v, strict=True):
+        ti, vi = int(t_raw), float(v_raw)
         if not math.isfinite(vi) or ti < t_start or ti > t_end:
             continue
         b = 0 if span == 0 else min(buckets - 1, (ti - t_start) * buckets // span)
@@ -57,7 +58,7 @@ def test_buckets_match_brute_force_whatever_the_chunking(case):
     t, v, t_start, t_end, buckets, cuts = case
     acc = MinMaxBuckets(t_start, t_end, buckets)
     bounds = [0, *cuts, len(t)]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):  # chunks in any sizes, even empty
+    for a, b in itertools.pairwise(bounds):  # chunks in any sizes, even empty
         acc.add(t[a:b], v[a:b])
     expected = reference(t, v, t_start, t_end, buckets)
     filled, lo, hi = acc.extremes()
@@ -80,9 +81,7 @@ def test_buckets_match_brute_force_whatever_the_chunking(case):
         want |= {(t_mn, mn), (t_mx, mx)}
     assert set(zip(out.t_ns.tolist(), out.values.tolist(), strict=True)) == want
     # Once per bucket when its minimum and maximum are the same sample, else twice.
-    assert len(out.t_ns) == sum(
-        1 if (e[1], e[0]) == (e[3], e[2]) else 2 for e in expected.values()
-    )
+    assert len(out.t_ns) == sum(1 if (e[1], e[0]) == (e[3], e[2]) else 2 for e in expected.values())
 
 
 @settings(max_examples=100, deadline=None)
@@ -108,7 +107,8 @@ def test_a_spike_survives_that_every_nth_point_would_lose():
     for a in range(0, n, 65_536):
         acc.add(t[a : a + 65_536], v[a : a + 65_536])
     out = acc.result()
-    assert out.decimated and out.points == n
+    assert out.decimated
+    assert out.points == n
     assert len(out.t_ns) <= 2000
     assert out.values.max() == 50.0
     assert int(out.t_ns[out.values.argmax()]) == int(t[123_457])
@@ -122,8 +122,9 @@ def test_span_beyond_int64_products_still_buckets_every_sample():
     v = np.arange(len(t), dtype=np.float64)
     acc = MinMaxBuckets(0, span, 4000)
     acc.add(t, v)
-    filled, lo, hi = acc.extremes()
-    assert acc.points == len(t) and len(filled) == 4000
+    filled, _, _ = acc.extremes()
+    assert acc.points == len(t)
+    assert len(filled) == 4000
     exact = [min(3999, int(x) * 4000 // span) for x in t]
     got = acc.bucket_of(t).tolist()
     assert max(abs(a - b) for a, b in zip(exact, got, strict=True)) <= 1

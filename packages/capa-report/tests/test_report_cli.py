@@ -61,7 +61,8 @@ def test_writes_the_page_and_one_png_per_plot_group(report: Path, demo_run: Demo
     assert pngs == expected
     for png in (report / "figures").glob("*.png"):
         width, height = _png_size(png)
-        assert width == 1600 and height > 300  # 10 in at 160 dpi
+        assert width == 1600
+        assert height > 300
 
     page = _Collect()
     page.feed((report / "report.html").read_text(encoding="utf-8"))
@@ -111,7 +112,8 @@ def test_unknown_run_is_one_line_and_exit_2(demo_run: DemoRun, tmp_path: Path):
     )  # fmt: skip
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("capa: error:"), done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("capa: error:"), done.stderr
     assert "20990101T000000-dead" in lines[0]
     assert "Traceback" not in done.stderr
     assert not out.exists()

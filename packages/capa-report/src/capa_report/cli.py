@@ -69,8 +69,6 @@ def _main(run_id: str, out: Path | None, runs_root: Path | None) -> int:
     click.echo(f"steps:      {len(written.steps)}")
     click.echo(f"integrity:  {written.integrity.status}")
     if not written.integrity.ok:
-        click.echo(
-            f"capa: warning: {data.run_id}: integrity {written.integrity.detail}", err=True
-        )
+        click.echo(f"capa: warning: {data.run_id}: integrity {written.integrity.detail}", err=True)
         return EXIT_INTEGRITY
     return 0

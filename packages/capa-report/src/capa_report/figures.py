@@ -88,9 +88,7 @@ def plot_buckets(width_in: float = WIDTH_IN, dpi: int = DPI) -> int:
     return max(1, round(width_in * dpi * 0.86))
 
 
-def read_decimated(
-    data: RunData, channel: ChannelMeta, axis: TimeAxis, buckets: int
-) -> Decimated:
+def read_decimated(data: RunData, channel: ChannelMeta, axis: TimeAxis, buckets: int) -> Decimated:
     """Stream one channel through the min/max accumulator."""
     acc = MinMaxBuckets(axis.start_ns, axis.end_ns, buckets, raw_limit=2 * buckets)
     for t, v in data.chunks(channel, axis.start_ns, axis.end_ns):
@@ -98,7 +96,7 @@ def read_decimated(
     return acc.result()
 
 
-def draw_group(
+def draw_group(  # noqa: PLR0917 - one call site, every argument a different thing
     data: RunData,
     group: str,
     channels: Sequence[ChannelMeta],
@@ -140,7 +138,7 @@ def draw_group(
     fig.suptitle(f"{data.run_id} — {group}", fontsize="medium")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
-    width_px, height_px = (int(round(v)) for v in fig.get_size_inches() * DPI)
+    width_px, height_px = (round(v) for v in fig.get_size_inches() * DPI)
     return Figure(group, path, series, width_px, height_px)
 
 

@@ -66,56 +66,64 @@ def device_health(
     recorded = (manifest.get("recording") or {}).get("devices") or []
     names = sorted({*recorded, *per_device_acc, *device_counters})
     rows = {name: DeviceHealth(name) for name in names}
-
     for name, tables in per_device_acc.items():
-        emitted = written = dropped = 0
-        reasons: dict[str, int] = {}
-        for table in (tables or {}).values():
-            emitted += int(table.get("emitted", 0))
-            written += int(table.get("written", 0))
-            for reason, n in (table.get("dropped") or {}).items():
-                reasons[reason] = reasons.get(reason, 0) + int(n)
-                dropped += int(n)
-        row = rows[name]
-        row.emitted, row.written, row.dropped = emitted, written, dropped
-        if dropped:
-            detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
-            row.problems.append(f"{dropped} rows dropped ({detail})")
-        if emitted != written + dropped:
-            row.problems.append(
-                f"{emitted} rows emitted but {written} written and {dropped} dropped"
-            )
-
+        _add_accounting(rows[name], tables or {})
     for name, values in device_counters.items():
-        row = rows[name]
-        for key, value in sorted((values or {}).items()):
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                continue
-            row.counters.append(f"{key}={value}")
-            if key in _BAD_COUNTERS and isinstance(value, (int, float)) and value:
-                row.problems.append(f"{key} = {value}")
-            if key == "health" and value != "ok":
-                row.problems.append(f"health {value}")
-
+        _add_counters(rows[name], values or {})
     workers = ((manifest.get("queue_health") or {}).get("runtime") or {}).get("workers") or {}
     for worker in workers.values():
         for name in worker.get("devices") or []:
-            if name not in rows:
-                continue
-            for key in _WORKER_COUNTERS:
-                value = worker.get(key)
-                if value:
-                    rows[name].counters.append(f"{key}={value}")
-                    if key != "late_polls":
-                        rows[name].problems.append(f"{key} = {value}")
-            if worker.get("abandoned"):
-                rows[name].problems.append("worker abandoned (did not stop in time)")
+            if name in rows:
+                _add_worker(rows[name], worker)
+    _add_events(rows, events)
+    return list(rows.values()), _notes(manifest, counts, accounting)
 
-    for ev in events:
-        name = _device_of(ev.source, rows)
-        if name is None:
+
+def _add_accounting(row: DeviceHealth, tables: dict[str, Any]) -> None:
+    emitted = written = dropped = 0
+    reasons: dict[str, int] = {}
+    for table in tables.values():
+        emitted += int(table.get("emitted", 0))
+        written += int(table.get("written", 0))
+        for reason, n in (table.get("dropped") or {}).items():
+            reasons[reason] = reasons.get(reason, 0) + int(n)
+            dropped += int(n)
+    row.emitted, row.written, row.dropped = emitted, written, dropped
+    if dropped:
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+        row.problems.append(f"{dropped} rows dropped ({detail})")
+    if emitted != written + dropped:
+        row.problems.append(f"{emitted} rows emitted but {written} written and {dropped} dropped")
+
+
+def _add_counters(row: DeviceHealth, values: dict[str, Any]) -> None:
+    for key, value in sorted(values.items()):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
             continue
-        row = rows[name]
+        row.counters.append(f"{key}={value}")
+        if key in _BAD_COUNTERS and isinstance(value, int | float) and value:
+            row.problems.append(f"{key} = {value}")
+        if key == "health" and value != "ok":
+            row.problems.append(f"health {value}")
+
+
+def _add_worker(row: DeviceHealth, worker: dict[str, Any]) -> None:
+    for key in _WORKER_COUNTERS:
+        value = worker.get(key)
+        if value:
+            row.counters.append(f"{key}={value}")
+            if key != "late_polls":  # a late poll is a timing note, not a fault
+                row.problems.append(f"{key} = {value}")
+    if worker.get("abandoned"):
+        row.problems.append("worker abandoned (did not stop in time)")
+
+
+def _add_events(rows: dict[str, DeviceHealth], events: Sequence[EventRow]) -> None:
+    for ev in events:
+        device = _device_of(ev.source, rows)
+        if device is None:
+            continue
+        row = rows[device]
         if _is_comm_error(ev):
             row.comm_errors += 1
         if ev.severity == "warning":
@@ -127,10 +135,11 @@ def device_health(
             row.problems.append(f"{row.comm_errors} communication error events")
         if row.errors:
             row.problems.append(f"{row.errors} error events")
-    return list(rows.values()), _notes(manifest, counts, accounting)
 
 
-def _notes(manifest: dict[str, Any], counts: dict[str, Any], accounting: dict[str, Any]) -> list[str]:
+def _notes(
+    manifest: dict[str, Any], counts: dict[str, Any], accounting: dict[str, Any]
+) -> list[str]:
     notes: list[str] = []
     dropped = counts.get("dropped") or {}
     rows = int(dropped.get("rows") or 0)

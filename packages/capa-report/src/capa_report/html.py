@@ -211,9 +211,13 @@ def _timeline(page: Page) -> str:
         "<th>notes</th><th>start (s)</th><th>end (s)</th><th>duration (s)</th><th>outcome</th>"
         f"</tr></thead><tbody>{rows}</tbody></table>"
     )
-    return svg + table + (
-        "<p class='note'>Times are seconds on the run clock (<code>t_mono_ns</code>). "
-        "The dashed lines in every plot are these step starts, numbered as here.</p>"
+    return (
+        svg
+        + table
+        + (
+            "<p class='note'>Times are seconds on the run clock (<code>t_mono_ns</code>). "
+            "The dashed lines in every plot are these step starts, numbered as here.</p>"
+        )
     )
 
 
@@ -356,7 +360,9 @@ def render(page: Page) -> str:
         ("device-health", "Device health", _health(page)),
         ("events-section", "Events", _events(page)),
     ]
-    body = "".join(f"<section id='{sid}'><h2>{_e(h)}</h2>{html}</section>" for sid, h, html in sections)
+    body = "".join(
+        f"<section id='{sid}'><h2>{_e(h)}</h2>{html}</section>" for sid, h, html in sections
+    )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
