@@ -271,11 +271,24 @@ def _health(page: Page) -> str:
     return body + (f"<ul class='notes'>{notes}</ul>" if notes else "")
 
 
+def _clock(t_utc: str) -> str:
+    # The date is in the summary; the table shows the time of day (full stamp on hover).
+    moment = _parse_utc(t_utc)
+    return moment.strftime("%H:%M:%S.%f")[:-3] if moment else t_utc
+
+
 def _events(page: Page) -> str:
     counts: dict[str, int] = {}
+    kinds: dict[tuple[str, str], int] = {}
     for ev in page.events:
         counts[ev.severity] = counts.get(ev.severity, 0) + 1
+        kinds[(ev.kind, ev.severity)] = kinds.get((ev.kind, ev.severity), 0) + 1
     summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items())) or "none"
+    by_kind = "".join(
+        f"<tr class='sev-{_e(sev)}'><td>{_e(kind)}</td><td>{_e(sev)}</td>"
+        f"<td class='num'>{n}</td></tr>"
+        for (kind, sev), n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
     rows, info_shown = [], 0
     for ev in page.events:
         if ev.severity == "info":
@@ -284,8 +297,8 @@ def _events(page: Page) -> str:
                 continue
         rows.append(
             f"<tr class='sev-{_e(ev.severity)}'><td class='num'>{_seconds(ev.t_mono_ns)}</td>"
-            f"<td>{_e(ev.t_utc)}</td><td>{_e(ev.severity)}</td><td>{_e(ev.kind)}</td>"
-            f"<td>{_e(ev.source)}</td><td>{_e(ev.message)}</td></tr>"
+            f"<td title='{_e(ev.t_utc)}'>{_e(_clock(ev.t_utc))}</td><td>{_e(ev.severity)}</td>"
+            f"<td>{_e(ev.kind)}</td><td>{_e(ev.source)}</td><td>{_e(ev.message)}</td></tr>"
         )
     omitted = max(0, info_shown - MAX_INFO_EVENTS)
     note = (
@@ -296,10 +309,13 @@ def _events(page: Page) -> str:
     )
     return (
         f"<p id='event-counts'>{_e(summary)}</p>"
-        "<label><input type='checkbox' id='only-problems'> warnings and errors only</label>"
+        "<table class='data compact' id='event-kinds'><thead><tr><th>kind</th>"
+        f"<th>severity</th><th>count</th></tr></thead><tbody>{by_kind}</tbody></table>"
+        "<p><label><input type='checkbox' id='only-problems'> warnings and errors only"
+        "</label></p><div class='scroll'>"
         "<table class='data' id='events'><thead><tr><th>t (s)</th><th>UTC</th>"
         "<th>severity</th><th>kind</th><th>source</th><th>message</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>{note}"
+        f"<tbody>{''.join(rows)}</tbody></table></div>{note}"
     )
 
 
@@ -318,6 +334,7 @@ position:sticky;top:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.sev-warning td{background:#fff4d6}tr.sev-error td,tr.sev-critical td{background:#fbdcdc;
 font-weight:600}tr.bad td{background:#fbdcdc}tr.outcome-failed td{background:#fbdcdc}
 #events.only-problems tr.sev-info{display:none}
+.scroll{max-height:70vh;overflow:auto;border:1px solid #e3e8ee}table.compact{width:auto}
 figure.plot{margin:18px 0}figure.plot img{max-width:100%;height:auto;border:1px solid #e3e8ee}
 figcaption ul{margin:4px 0;padding-left:20px;font-size:13px}.note{color:#5a6675;font-size:13px}
 svg.gantt{width:100%;max-width:1000px;height:auto;font-size:11px}svg.gantt rect.done{fill:#5b8def}
