@@ -53,9 +53,12 @@ def series(draw):
 
 
 @settings(max_examples=300, deadline=None)
-@given(series())
-def test_buckets_match_brute_force_whatever_the_chunking(case):
+@given(series(), st.booleans())
+def test_buckets_match_brute_force_whatever_the_chunking(case, in_time_order):
     t, v, t_start, t_end, buckets, cuts = case
+    if in_time_order:  # the linear path (sorted chunks) and the sorting path both
+        order = np.argsort(t, kind="stable")
+        t, v = t[order], v[order]
     acc = MinMaxBuckets(t_start, t_end, buckets)
     bounds = [0, *cuts, len(t)]
     for a, b in itertools.pairwise(bounds):  # chunks in any sizes, even empty

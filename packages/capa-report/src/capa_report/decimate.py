@@ -114,15 +114,10 @@ class MinMaxBuckets:
         self._fold(self.bucket_of(t), t, v)
 
     def _fold(self, idx: npt.NDArray[np.intp], t: Int64Array, v: Float64Array) -> None:
-        # Sorted by bucket, then value, then time: the first row of each bucket is its
-        # minimum (earliest among equal values), the last its maximum (latest).
-        order = np.lexsort((t, v, idx))
-        idx, t, v = idx[order], t[order], v[order]
-        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
-        ends = np.r_[starts[1:], len(idx)] - 1
-        b = idx[starts]
-        lo_v, lo_t = v[starts], t[starts]
-        hi_v, hi_t = v[ends], t[ends]
+        if len(idx) > 1 and bool(np.all(idx[1:] >= idx[:-1])):
+            lo_v, lo_t, hi_v, hi_t, b = _segments_in_order(idx, t, v)
+        else:
+            lo_v, lo_t, hi_v, hi_t, b = _segments_sorted(idx, t, v)
         old_lo, old_lo_t = self._min[b], self._t_min[b]
         take = (lo_v < old_lo) | ((lo_v == old_lo) & (lo_t < old_lo_t))
         self._min[b] = np.where(take, lo_v, old_lo)
@@ -165,3 +160,33 @@ class MinMaxBuckets:
             self.skipped,
             decimated=True,
         )
+
+
+_Segments = tuple[Float64Array, Int64Array, Float64Array, Int64Array, npt.NDArray[np.intp]]
+
+
+def _segments_sorted(idx: npt.NDArray[np.intp], t: Int64Array, v: Float64Array) -> _Segments:
+    """Per bucket of a chunk in any order: min, its time, max, its time, bucket index."""
+    # Sorted by bucket, then value, then time: the first row of each bucket is its
+    # minimum (earliest among equal values), the last its maximum (latest).
+    order = np.lexsort((t, v, idx))
+    idx, t, v = idx[order], t[order], v[order]
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    ends = np.r_[starts[1:], len(idx)] - 1
+    return v[starts], t[starts], v[ends], t[ends], idx[starts]
+
+
+def _segments_in_order(idx: npt.NDArray[np.intp], t: Int64Array, v: Float64Array) -> _Segments:
+    """The same for a chunk whose buckets do not decrease (samples in time order).
+
+    Linear time, no sort: the common case (every table is written in time order).
+    """
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    lengths = np.diff(np.r_[starts, len(idx)])
+    lo_v = np.minimum.reduceat(v, starts)
+    hi_v = np.maximum.reduceat(v, starts)
+    # Among the samples equal to the bucket's extreme: the earliest (min) / latest (max).
+    big = np.iinfo(np.int64).max
+    lo_t = np.minimum.reduceat(np.where(v == np.repeat(lo_v, lengths), t, big), starts)
+    hi_t = np.maximum.reduceat(np.where(v == np.repeat(hi_v, lengths), t, -big), starts)
+    return lo_v, lo_t, hi_v, hi_t, idx[starts]
