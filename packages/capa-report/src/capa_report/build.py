@@ -89,7 +89,9 @@ def write_report(data: RunData, out: Path) -> Written:
             final_figures.mkdir()
         (work / REPORT_FILE).replace(out / REPORT_FILE)
     finally:
-        shutil.rmtree(work, ignore_errors=True)  # only the scratch folder made above
+        # Only the scratch folder made above. A failure to remove it must not replace the
+        # exception that may be on its way out; what is left is a hidden, empty-ish folder.
+        shutil.rmtree(work, ignore_errors=True)
     return Written(
         html=out / REPORT_FILE,
         figures=[final_figures / f.path.name for f in figures],

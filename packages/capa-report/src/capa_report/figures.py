@@ -105,9 +105,8 @@ def draw_group(  # noqa: PLR0917 - one call site, every argument a different thi
     path: Path,
 ) -> Figure:
     """Draw one plot group (one panel per unit, shared time axis) into ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)  # files only: never open a window
+    # The object API, not pyplot: savefig renders with Agg whatever backend the process
+    # chose (a notebook's stays as it is), no window opens, no global figure registry leaks.
     from matplotlib.figure import Figure as MplFigure
 
     buckets = plot_buckets()
@@ -117,7 +116,6 @@ def draw_group(  # noqa: PLR0917 - one call site, every argument a different thi
         units.setdefault(s.meta.unit, []).append(s)
 
     height = AXES_HEIGHT_IN * len(units) + 0.9
-    # The object API, not pyplot: no global figure registry, nothing to leak or close.
     fig = MplFigure(figsize=(WIDTH_IN, height), dpi=DPI, layout="constrained")
     axes = fig.subplots(len(units), 1, sharex=True, squeeze=False)[:, 0]
     label, _ = axis.unit
