@@ -74,6 +74,10 @@ def test_stalled_writer_trips_the_saturation_deadline(tmp_path, monkeypatch):
             " FROM events WHERE kind = 'saturation_deadline'"
         ).fetchone()
     assert "saturation_deadline" in kinds
+    # Half-way to the deadline the stall was warned about, and the warning is an event
+    # although the writer never took another record (kept for the close, issue 17).
+    assert "conductor.saturation_warning" in kinds
+    assert kinds.index("conductor.saturation_warning") < kinds.index("saturation_deadline")
     blocked = json.loads(meta)["blocked_resources"]
     assert blocked, meta  # the 64-record queue was full: producers were waiting on it
     assert set(blocked) <= {d.resource_id for d in plan.devices}

@@ -33,7 +33,9 @@ def test_polled_read(h, make_sim, make_adapter, protocol):
     assert records.family == "sartorius"
     cols = records.columns
     assert cols["t_request_ns"][0] <= cols["t_receive_ns"][0] == batch.t_mono_ns[0]
-    assert bytes.fromhex(cols["raw"][0])  # the bytes the balance sent
+    assert cols["t_mono_ns"] == batch.t_mono_ns  # the join key of every records table
+    assert isinstance(cols["raw"][0], bytes)
+    assert cols["raw"][0]  # the bytes the balance sent
     assert cols["unit"] == ["g"]
     assert h.events_of(emissions) == []
 

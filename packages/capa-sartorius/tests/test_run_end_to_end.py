@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 RIG = """
@@ -67,13 +68,17 @@ def test_headless_run_records_the_balance(tmp_path, protocol):
     assert len(mass) >= 3
     assert all(r["status"] == "ok" for r in mass)
     assert mass[-1]["value"] < mass[0]["value"] <= 50.0  # the specimen loses mass
-    records = pq.read_table(bundle / "device_records" / "sartorius.parquet").to_pylist()
+    table = pq.read_table(bundle / "device_records" / "sartorius.parquet")
+    assert table.schema.field("raw").type == pa.binary()  # bytes, not hex text
+    records = table.to_pylist()
     assert len(records) == len(mass)
+    # every records table has the run clock's join key: here the sample's time
+    assert [r["t_mono_ns"] for r in records] == [r["t_mono_ns"] for r in mass]
     assert all(r["t_request_ns"] <= r["t_receive_ns"] for r in records)
     assert all(r["comm_error"] == "" for r in records)
     if protocol == "xbpi":
         # Real xBPI on the wire: every reply is a 0x41-marked measurement frame (0x48).
-        assert all(r["raw"].startswith("0b4148") for r in records)
+        assert all(r["raw"].startswith(bytes.fromhex("0b4148")) for r in records)
 
 
 FAULT_RIG = """

@@ -25,6 +25,7 @@ BUILTIN_COMMANDS: dict[str, str] = {
     "catalog": "capa.cli.catalog:catalog",
     "config": "capa.cli.config:config",
     "devices": "capa.cli.devices:devices",
+    "export": "capa.cli.export:export",
     "finalize": "capa.cli.finalize:finalize",
     "hardware": "capa.cli.hardware:hardware",
     "method": "capa.cli.method:method",

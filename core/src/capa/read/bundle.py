@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from capa.errors import BundleError
 from capa.read.frame import Frame
 from capa.read.meta import ChannelInfo, channels_from_config
+from capa.read.samples import SampleSource
 from capa.read.scan import TIME, ScanStats, scan_window
 
 if TYPE_CHECKING:
@@ -275,6 +276,10 @@ class Bundle:
             return {str(c) for c in recording["channels"]}
         return None
 
+    def sample_source(self) -> SampleSource:
+        """Where this bundle's samples are (for readers that stream: ``capa export``)."""
+        return SampleSource(self.path, self.run_id, self._wide_tables())
+
     def _wide_tables(self) -> dict[str, list[Path]]:
         folder = self.path / _SAMPLES
         if not folder.is_dir():
@@ -286,7 +291,8 @@ class Bundle:
                 out[device_dir.name] = parts
         return out
 
-    def _pick(self, channels: str | Iterable[str] | None) -> list[ChannelInfo]:
+    def select_channels(self, channels: str | Iterable[str] | None) -> list[ChannelInfo]:
+        """Facts of ``channels`` (all when None), or BundleError naming unknown ones."""
         known = self.channels()
         if channels is None:
             return list(known.values())
@@ -298,15 +304,6 @@ class Bundle:
                 f"(channels: {', '.join(known) or 'none'})"
             )
         return [known[n] for n in dict.fromkeys(names)]
-
-    def _scalars_path(self) -> Path:
-        path = self.path / _SCALARS
-        if not path.is_file() and (self.path / f"scalars{_JOURNAL}").exists():
-            raise BundleError(
-                f"{path}: missing, the run was not finalized (its journal is still there); "
-                f"run `capa finalize {self.run_id}` first"
-            )
-        return path
 
     # ------------------------------------------------------------------ samples
     def samples(
@@ -337,12 +334,13 @@ class Bundle:
         if layout not in ("long", "wide"):
             raise BundleError(f"layout must be 'long' or 'wide', not {layout!r}")
         lo, hi = self.to_ns(start), self.to_ns(end)
-        infos = self._pick(channels)
+        infos = self.select_channels(channels)
         stats = ScanStats()
+        source = self.sample_source()
         if layout == "long":
-            table = self._read_long(infos, lo, hi, stats)
+            table = source.long(infos, lo, hi, stats)
         else:
-            table = self._read_wide(infos, lo, hi, stats)
+            table = source.wide(infos, lo, hi, stats)
         if utc:
             table = self._with_utc(table)
         return Frame(
@@ -365,90 +363,6 @@ class Bundle:
             pa.array(times, type=pa.timestamp("ns")).cast(pa.timestamp("ns", tz="UTC")),
         )
 
-    def _by_table(self, infos: Sequence[ChannelInfo]) -> dict[str, list[ChannelInfo]]:
-        grouped: dict[str, list[ChannelInfo]] = {}
-        for info in infos:
-            grouped.setdefault(info.table, []).append(info)
-        return grouped
-
-    def _long_pieces(
-        self, infos: Sequence[ChannelInfo], lo: int | None, hi: int | None, stats: ScanStats
-    ) -> Iterable[pa.Table]:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        from capa.read.layout import conform_long
-
-        names = pa.array([i.name for i in infos], type=pa.string())
-
-        def only(piece: pa.Table) -> pa.Table:
-            return conform_long(piece.filter(pc.is_in(piece.column("channel"), value_set=names)))
-
-        path = self._scalars_path()
-        if path.is_file():
-            yield from scan_window([path], columns=None, lo=lo, hi=hi, stats=stats, row_filter=only)
-
-    def _wide_pieces(
-        self,
-        table: str,
-        infos: Sequence[ChannelInfo],
-        lo: int | None,
-        hi: int | None,
-        stats: ScanStats,
-        *,
-        extra: bool,
-    ) -> Iterable[pa.Table]:
-        device = table.split("/", 1)[1]
-        parts = self._wide_tables().get(device, [])
-        columns = [TIME]
-        for info in infos:
-            columns.append(info.name)
-            if extra:
-                columns += [f"{info.name}.raw", f"{info.name}.status"]
-        yield from scan_window(parts, columns=columns, lo=lo, hi=hi, stats=stats)
-
-    def _read_long(
-        self, infos: Sequence[ChannelInfo], lo: int | None, hi: int | None, stats: ScanStats
-    ) -> pa.Table:
-        import pyarrow as pa
-
-        from capa.read.frame import long_schema
-        from capa.read.layout import wide_to_long
-
-        pieces: list[pa.Table] = []
-        for table, group in self._by_table(infos).items():
-            if table == _SCALARS:
-                pieces += list(self._long_pieces(group, lo, hi, stats))
-            else:
-                pieces += [
-                    wide_to_long(p, group)
-                    for p in self._wide_pieces(table, group, lo, hi, stats, extra=True)
-                ]
-        if not pieces:
-            return long_schema().empty_table()
-        merged = pa.concat_tables(pieces)
-        return merged.sort_by([(TIME, "ascending")])  # a stable sort: channel order kept
-
-    def _read_wide(
-        self, infos: Sequence[ChannelInfo], lo: int | None, hi: int | None, stats: ScanStats
-    ) -> pa.Table:
-        import pyarrow as pa
-
-        from capa.read.frame import align_wide, channel_field
-        from capa.read.layout import long_to_wide
-
-        pieces: list[pa.Table] = []
-        for table, group in self._by_table(infos).items():
-            if table == _SCALARS:
-                long = list(self._long_pieces(group, lo, hi, stats))
-                if long:
-                    pieces.append(long_to_wide(pa.concat_tables(long), group))
-            else:
-                parts = list(self._wide_pieces(table, group, lo, hi, stats, extra=False))
-                if parts:
-                    pieces.append(pa.concat_tables(parts, promote_options="permissive"))
-        return align_wide(pieces, [channel_field(i) for i in infos])
-
     def series(
         self, channel: str, start: TimeLike = None, end: TimeLike = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
@@ -458,46 +372,8 @@ class Bundle:
         where a sample had no value). Reads only this channel's column (wide tables) or
         rows (``scalars.parquet``) in the window.
         """
-        import numpy as np
-        import pyarrow.compute as pc
-
-        (info,) = self._pick([channel])
-        lo, hi = self.to_ns(start), self.to_ns(end)
-        stats = ScanStats()
-        if info.table == _SCALARS:
-            path = self._scalars_path()
-            if not path.is_file():
-                return np.empty(0, np.int64), np.empty(0, np.float64)
-
-            def only(piece: pa.Table) -> pa.Table:
-                return piece.filter(pc.equal(piece.column("channel"), info.name))
-
-            pieces = list(
-                scan_window(
-                    [path],
-                    columns=[TIME, "channel", "value"],
-                    lo=lo,
-                    hi=hi,
-                    stats=stats,
-                    row_filter=only,
-                )
-            )
-        else:
-            pieces = [
-                p.filter(pc.is_valid(p.column(info.name)))
-                for p in self._wide_pieces(info.table, [info], lo, hi, stats, extra=False)
-            ]
-        if not pieces:
-            return np.empty(0, np.int64), np.empty(0, np.float64)
-        t = np.concatenate([p.column(TIME).to_numpy() for p in pieces]).astype(np.int64)
-        column = "value" if info.table == _SCALARS else info.name
-        v = np.concatenate(
-            [p.column(column).to_numpy(zero_copy_only=False) for p in pieces]
-        ).astype(np.float64)
-        if t.size > 1 and bool(np.any(np.diff(t) < 0)):
-            order = np.argsort(t, kind="stable")
-            t, v = t[order], v[order]
-        return t, v
+        (info,) = self.select_channels([channel])
+        return self.sample_source().series(info, self.to_ns(start), self.to_ns(end))
 
     # ------------------------------------------------------------------ events & records
     def events(

@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-__all__ = ["ScanStats", "overlapping_row_groups", "scan_window"]
+__all__ = [
+    "RowGroupCache",
+    "ScanStats",
+    "overlapping_row_groups",
+    "scan_window",
+    "time_column_index",
+]
 
 TIME = "t_mono_ns"
 
@@ -41,7 +47,32 @@ class ScanStats:
         self.rows_read += other.rows_read
 
 
-def _time_column_index(meta: pq.FileMetaData) -> int | None:
+class RowGroupCache:
+    """The last few row groups read per file, for consecutive windows over one file.
+
+    A reader stepping through a run window by window (``capa export``) meets row groups
+    that span several windows (a slow device's table beside a fast one's); kept here, they
+    are read once. Memory: at most ``per_file`` row groups per file.
+    """
+
+    def __init__(self, per_file: int = 2) -> None:
+        self.per_file = per_file
+        self._tables: dict[Path, dict[tuple[int, tuple[str, ...] | None], pa.Table]] = {}
+
+    def get(self, path: Path, key: tuple[int, tuple[str, ...] | None]) -> pa.Table | None:
+        """A cached row group, or None."""
+        return self._tables.get(path, {}).get(key)
+
+    def put(self, path: Path, key: tuple[int, tuple[str, ...] | None], table: pa.Table) -> None:
+        """Keep a row group, forgetting the oldest of that file beyond ``per_file``."""
+        kept = self._tables.setdefault(path, {})
+        kept[key] = table
+        while len(kept) > self.per_file:
+            del kept[next(iter(kept))]
+
+
+def time_column_index(meta: pq.FileMetaData) -> int | None:
+    """Index of the ``t_mono_ns`` column in a Parquet file's columns, or None."""
     for j in range(meta.num_columns):
         if meta.schema.column(j).path == TIME:
             return j
@@ -53,7 +84,7 @@ def overlapping_row_groups(meta: pq.FileMetaData, lo: int | None, hi: int | None
     groups = list(range(meta.num_row_groups))
     if lo is None and hi is None:
         return groups
-    col = _time_column_index(meta)
+    col = time_column_index(meta)
     if col is None:
         return groups
     keep: list[int] = []
@@ -96,11 +127,13 @@ def scan_window(
     hi: int | None,
     stats: ScanStats,
     row_filter: Callable[[pa.Table], pa.Table] | None = None,
+    cache: RowGroupCache | None = None,
 ) -> Iterator[pa.Table]:
     """Yield, per overlapping row group of ``paths`` in order, its rows in ``[lo, hi)``.
 
     ``columns`` absent from a file are skipped (a table may be read for several channels
     of which each file holds some); ``row_filter`` is applied to each piece after cutting.
+    With a ``cache``, row groups read by an earlier call are taken from it.
     """
     import pyarrow.parquet as pq
 
@@ -113,9 +146,14 @@ def scan_window(
             present = set(pf.schema_arrow.names)
             wanted = None if columns is None else [c for c in columns if c in present]
             for i in overlapping_row_groups(meta, lo, hi):
-                piece = pf.read_row_group(i, columns=wanted)
-                stats.row_groups_read += 1
-                stats.rows_read += piece.num_rows
+                key = (i, None if wanted is None else tuple(wanted))
+                piece = cache.get(path, key) if cache is not None else None
+                if piece is None:
+                    piece = pf.read_row_group(i, columns=wanted)
+                    stats.row_groups_read += 1
+                    stats.rows_read += piece.num_rows
+                    if cache is not None:
+                        cache.put(path, key, piece)
                 piece = _cut(piece, lo, hi)
                 if row_filter is not None:
                     piece = row_filter(piece)

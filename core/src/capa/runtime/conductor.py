@@ -27,6 +27,7 @@ from capa.runtime.context import ConductorRunContext
 from capa.runtime.failures import describe_failure
 from capa.runtime.monitors import (
     LoopLagMeter,
+    MonitorEvents,
     SaturationTrip,
     watch_saturation,
     watch_writer_failure,
@@ -121,6 +122,8 @@ class Conductor:
         self._stop_requested = anyio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lag = LoopLagMeter(self.config.loop_lag_warn_ms)
+        self._warnings: MonitorEvents | None = None
+        """Loop-lag and writer-stall warnings on their way to ``events.sqlite``."""
         self._device_errors: dict[str, int] = {}
         self._writer_failure: str | None = None
         self.safety: SafetyMonitor | None = None
@@ -327,6 +330,9 @@ class Conductor:
         """Carry the run through every state; always returns (never raises for a run failure)."""
         self._loop = asyncio.get_running_loop()
         self.clock = RunClock()
+        self._warnings = MonitorEvents(
+            self.session, self.clock, self.config.saturation_poll_period_s
+        )
         log = _null_log()
         procedure = self.plan.procedure(self.plan.procedure_config)
         self.context = ConductorRunContext(
@@ -484,6 +490,8 @@ class Conductor:
         self.session.log.info("conductor.running")
         async with anyio.create_task_group() as watchers:
             watchers.start_soon(self._lag.run, self._lag_warning)
+            if self._warnings is not None:
+                watchers.start_soon(self._warnings.run)
             watchers.start_soon(self._watch_saturation)
             watchers.start_soon(self._watch_external_stop)
             watchers.start_soon(self._watch_writer)
@@ -549,6 +557,7 @@ class Conductor:
             self.config.saturation_deadline_s,
             self.config.saturation_poll_period_s,
             blocked=self.pool.blocked_resources,
+            on_stall=self._stall_warning,
         )
         self._saturation = trip
         self.session.log.error("conductor.saturation_escalation", **trip.metadata())
@@ -583,8 +592,34 @@ class Conductor:
         self.stop("operator_stop")
 
     def _lag_warning(self, lag_ms: float) -> None:
-        if self._lag.warnings <= _ERROR_EVENTS_IN_FULL:
+        count = self._lag.warnings
+        if count <= _ERROR_EVENTS_IN_FULL:
             self.session.log.warning("conductor.loop_lag", lag_ms=round(lag_ms, 1))
+        # An event too (the first few, then every 100th; manifest has the total).
+        if self._warnings is not None and (
+            count <= _ERROR_EVENTS_IN_FULL or count % _ERROR_EVENT_EVERY == 0
+        ):
+            self._warnings.warn(
+                "conductor.loop_lag",
+                f"event loop {lag_ms:.1f} ms late (warning {count}; limit "
+                f"{self._lag.warn_ms:g} ms)",
+                {"lag_ms": round(lag_ms, 3), "warn_ms": self._lag.warn_ms, "warnings": count},
+            )
+
+    def _stall_warning(self, stalled_s: float, queue_depth: int) -> None:
+        deadline = self.config.saturation_deadline_s
+        self._log_safely(
+            "warning", "conductor.writer_stalled", stalled_s=round(stalled_s, 3),
+            queue_depth=queue_depth, deadline_s=deadline,
+        )  # fmt: skip
+        if self._warnings is not None:
+            self._warnings.warn(
+                "conductor.saturation_warning",
+                f"bundle writer accepted nothing for {stalled_s:.1f} s with {queue_depth} "
+                f"records queued (the run stops at {deadline:g} s)",
+                {"stalled_s": round(stalled_s, 3), "queue_depth": queue_depth,
+                 "deadline_s": deadline},
+            )  # fmt: skip
 
     def _device_error(self, device: str, exc: BaseException) -> None:
         """Called on a worker thread when a device's read, stream or emission fails."""
@@ -763,6 +798,8 @@ class Conductor:
     async def _finalize(self, abandoned: list[str]) -> RunResult:
         self._set_state(ConductorState.FINALIZING)
         await self._close_data_path(abandoned)
+        if self._warnings is not None:
+            await self._warnings.flush()
         outcome, reason = self._outcome()
         if self._saturation is not None:
             trip = self._saturation

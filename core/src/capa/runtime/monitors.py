@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from capa.clock import RunClock
+from capa.components.emissions import EventRecord, EventSeverity
 from capa.runtime.session import RunSession
 
 __all__ = [
     "WRITER_RESOURCE",
     "LoopLagMeter",
+    "MonitorEvents",
     "SaturationTrip",
     "watch_saturation",
     "watch_writer_failure",
@@ -104,14 +109,18 @@ async def watch_saturation(
     deadline_s: float,
     poll_s: float = 0.25,
     blocked: Callable[[], Sequence[tuple[str, float]]] | None = None,
+    on_stall: Callable[[float, int], None] | None = None,
 ) -> SaturationTrip:
     """Return once the writer has had work queued but accepted none for ``deadline_s``.
 
     An idle writer (nothing queued) is never saturated, however long it waits.
     ``blocked`` lists the producers waiting on the writer at that moment
     (:meth:`~capa.runtime.pool.WorkerPool.blocked_resources`); the trip names them.
+    ``on_stall(stalled_s, queue_depth)`` is called once per stall when it has lasted half
+    the deadline: the warning before the trip (a stall that clears is only warned about).
     """
     stalled_since: float | None = None
+    warned = False
     last_seen: int | None = None
     while True:
         await anyio.sleep(poll_s)
@@ -121,10 +130,15 @@ async def watch_saturation(
         last_seen = progress.last_accept_mono_ns
         if progress.queue_depth == 0 or moved:
             stalled_since = None
+            warned = False
             continue
         if stalled_since is None:
             stalled_since = now
-        elif now - stalled_since >= deadline_s:
+            continue
+        if not warned and on_stall is not None and now - stalled_since >= deadline_s / 2:
+            warned = True
+            on_stall(now - stalled_since, progress.queue_depth)
+        if now - stalled_since >= deadline_s:
             producers = tuple(blocked()) if blocked is not None else ()
             return SaturationTrip(
                 now - stalled_since, progress.queue_depth, progress.rows, producers
@@ -141,3 +155,74 @@ async def watch_writer_failure(session: RunSession, poll_s: float = 0.25) -> str
         if error is not None:
             return str(error)
         await anyio.sleep(poll_s)
+
+
+class MonitorEvents:
+    """Warnings the watchdogs raise on the event loop, recorded as events off it.
+
+    A watchdog's callback runs on the run's event loop, which must never block; recording
+    an event can block (the writer's queue is full, often the very thing being warned
+    about). So :meth:`warn` only queues the event, stamped with the moment it was
+    observed, and :meth:`run` hands queued events to the session (``submit``, which
+    blocks while the writer is behind) from a worker thread.
+    :meth:`flush` at finalize records whatever is still queued, so no warning is lost.
+    """
+
+    def __init__(self, session: RunSession, clock: RunClock, poll_s: float = 0.25) -> None:
+        self._session = session
+        self._clock = clock
+        self._poll_s = poll_s
+        self._pending: deque[EventRecord] = deque()
+        self._drain_lock = threading.Lock()
+
+    def warn(self, kind: str, message: str, metadata: Mapping[str, Any]) -> None:
+        """Queue a ``warning`` event stamped now (never blocks; safe on the event loop)."""
+        self._pending.append(
+            EventRecord(
+                t_mono_ns=self._clock.now_ns(),
+                t_utc=RunClock.utc_now_iso(),
+                kind=kind,
+                severity=EventSeverity.WARNING,
+                source="conductor",
+                message=message,
+                metadata=dict(metadata),
+            )
+        )
+
+    @property
+    def pending(self) -> int:
+        """Events queued and not yet handed to the session."""
+        return len(self._pending)
+
+    async def run(self) -> None:
+        """Hand queued events to the session until cancelled."""
+        while True:
+            await anyio.sleep(self._poll_s)
+            # abandon_on_cancel: a stuck writer must not hold up the end of the run. The
+            # session's submit returns once the writer is abandoned, keeping the event
+            # for the close (events are never dropped there).
+            await anyio.to_thread.run_sync(self._record_pending, abandon_on_cancel=True)
+
+    async def flush(self) -> None:
+        """Record every event still queued (at finalize, before the session closes)."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._record_pending)
+
+    def _record_pending(self) -> None:
+        # One drainer at a time: flush() waits here for a thread that run() left behind
+        # (its event is then in the session before the session closes).
+        with self._drain_lock:
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                record = self._pending.popleft()
+            except IndexError:  # empty (or drained by the other caller meanwhile)
+                return
+            try:
+                self._session.submit(record)
+            except Exception as exc:  # storage refused it: say so rather than lose it
+                sys.stderr.write(
+                    f"capa: could not record event {record.kind} ({record.message}): {exc}\n"
+                )

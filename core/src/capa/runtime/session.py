@@ -230,6 +230,11 @@ class RealRunSession:
                     continue  # counted as writer_failed above
                 if metrics.queue_depth < metrics.queue_capacity:
                     raise  # closed, not merely full
+        if isinstance(record, EventRecord):
+            # Abandoned while this event waited: keep it for the close, as emit() does.
+            with self._dropped_lock:
+                self._late_events.append(record)
+            return
         with self._dropped_lock:
             self._dropped += 1
         stream = stream_of(record)

@@ -73,6 +73,7 @@ def to_emissions(rows: Sequence[Row], *, gross: bool = False) -> list[capa.Emiss
     mass_status: list[str] = []
     flag_status: list[str] = []
     records: dict[str, list[object]] = {
+        "t_mono_ns": [],
         "t_request_ns": [],
         "t_receive_ns": [],
         "raw": [],
@@ -99,9 +100,12 @@ def to_emissions(rows: Sequence[Row], *, gross: bool = False) -> list[capa.Emiss
         flag_status.append(
             capa.SampleStatus.COMM_ERROR.value if r is None else capa.SampleStatus.OK.value
         )
+        # t_mono_ns is the sample's time (the reply's arrival), the join key every
+        # device-records table shares; raw stays bytes (a binary column, not hex text).
+        records["t_mono_ns"].append(row.t_receive_ns)
         records["t_request_ns"].append(row.t_request_ns)
         records["t_receive_ns"].append(row.t_receive_ns)
-        records["raw"].append(row.raw.hex())
+        records["raw"].append(bytes(row.raw))
         records["value"].append(math.nan if r is None else r.value)
         records["unit"].append("" if r is None else r.unit)
         records["mass_g"].append(grams)
