@@ -149,3 +149,26 @@ def test_bundle_path_works_and_bundle_is_left_untouched(demo_run: DemoRun, tmp_p
         cwd=tmp_path,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_out_inside_the_bundle_or_on_a_file_is_refused(demo_run: DemoRun, tmp_path: Path):
+    before = sorted(p.relative_to(demo_run.bundle) for p in demo_run.bundle.rglob("*"))
+    inside = capa_cli(
+        "report", demo_run.run_id, "--runs-root", str(demo_run.runs_root),
+        "--out", str(demo_run.bundle / "report"), cwd=tmp_path,
+    )  # fmt: skip
+    assert inside.returncode == 2
+    assert len(inside.stderr.strip().splitlines()) == 1, inside.stderr
+    assert "inside the bundle" in inside.stderr
+    assert sorted(p.relative_to(demo_run.bundle) for p in demo_run.bundle.rglob("*")) == before
+
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    on_file = capa_cli(
+        "report", demo_run.run_id, "--runs-root", str(demo_run.runs_root),
+        "--out", str(a_file), cwd=tmp_path,
+    )  # fmt: skip
+    assert on_file.returncode == 2
+    assert len(on_file.stderr.strip().splitlines()) == 1, on_file.stderr
+    assert on_file.stderr.startswith("capa: error: cannot write the report to")
+    assert a_file.read_text() == "not a folder"

@@ -77,6 +77,7 @@ def write_report(data: RunData, out: Path) -> Written:
             axis=axis,
             generated_utc=datetime.now(UTC).isoformat(timespec="seconds"),
             generator=f"capa-report {__version__}",
+            channel_count=len(channels),
         )
         (work / REPORT_FILE).write_text(render(page), encoding="utf-8")
         # Into place: the figures first, then the page that shows them.

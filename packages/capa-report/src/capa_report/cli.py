@@ -55,6 +55,16 @@ def _main(run_id: str, out: Path | None, runs_root: Path | None) -> int:
         click.echo(f"capa: error: {exc}", err=True)
         return EXIT_ERROR
     target = out if out is not None else Path(f"report-{data.run_id}")
+    inside = data.bundle_path.resolve()
+    if target.resolve() == inside or target.resolve().is_relative_to(inside):
+        # Anything written there would be a file the seal does not list: the next
+        # `capa catalog verify` would fail the run.
+        click.echo(
+            f"capa: error: --out {target} is inside the bundle {inside}; "
+            "a report must be written outside it",
+            err=True,
+        )
+        return EXIT_ERROR
     try:
         written = write_report(data, target)
     except capa.CapaError as exc:

@@ -41,6 +41,7 @@ class Page:
     axis: TimeAxis | None
     generated_utc: str
     generator: str
+    channel_count: int = 0
 
 
 def _e(value: Any) -> str:
@@ -223,6 +224,12 @@ def _timeline(page: Page) -> str:
 
 def _plots(page: Page) -> str:
     if not page.figures:
+        if page.channel_count:
+            return (
+                f"<p class='note'>{page.channel_count} channels are declared but the bundle's "
+                "sample tables hold no samples (a run that ended before recording, or a "
+                "bundle not yet finalized: see <code>capa finalize</code>).</p>"
+            )
         return "<p class='note'>No channel was recorded.</p>"
     out = []
     for fig, link in zip(page.figures, page.figure_links, strict=True):

@@ -57,6 +57,11 @@ class BundleData:
         self._channels: list[ChannelMeta] | None = None
 
     @property
+    def bundle_path(self) -> Path:
+        """The bundle folder (the report never writes inside it)."""
+        return Path(self.bundle.path)
+
+    @property
     def run_id(self) -> str:
         """The run id."""
         return str(self.bundle.run_id)
