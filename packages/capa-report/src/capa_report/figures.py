@@ -128,7 +128,10 @@ def draw_group(  # noqa: PLR0917 - one call site, every argument a different thi
             ax.plot(x, s.data.values, linewidth=0.9, label=name)
         ax.set_ylabel(unit or "(no unit)")
         ax.grid(True, linewidth=0.3, alpha=0.6)
-        ax.legend(loc="upper left", fontsize="small", framealpha=0.85)
+        # Many channels in one panel (a thermocouple rake): columns keep the legend short.
+        ax.legend(
+            loc="upper left", fontsize="small", framealpha=0.85, ncols=1 + (len(members) - 1) // 6
+        )
         if hi > lo:
             ax.set_xlim(lo, hi)
     axes[-1].set_xlabel(f"time since run start ({label})")
