@@ -211,3 +211,19 @@ def test_steps_pair_entries_with_exits():
 def test_channel_without_group_gets_its_own_figure():
     assert ChannelMeta("mass", "g").group == "mass"
     assert ChannelMeta("t1", "degC", plot_group="temps").group == "temps"
+
+
+def test_damaged_table_is_one_line_and_exit_2(v2: Path, tmp_path: Path, capsys):
+    from capa.cli.main import main
+
+    part = v2 / "samples" / "daq" / "part-00001.parquet"
+    part.write_bytes(part.read_bytes()[:5000])  # cut mid-file: no footer
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(v2), "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("capa: error:")
+    assert "part-00001.parquet" in err[0]
+    assert not (out / "report.html").exists()

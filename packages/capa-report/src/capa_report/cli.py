@@ -9,8 +9,13 @@ integrity check (the report says which files).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from capa_report.build import Written
+    from capa_report.source import BundleData
 
 __all__ = ["report"]
 
@@ -46,7 +51,6 @@ def report(ctx: click.Context, run_id: str, out: Path | None, runs_root: Path | 
 
 def _main(run_id: str, out: Path | None, runs_root: Path | None) -> int:
     import capa
-    from capa_report.build import write_report
     from capa_report.source import open_run
 
     try:
@@ -55,24 +59,9 @@ def _main(run_id: str, out: Path | None, runs_root: Path | None) -> int:
         click.echo(f"capa: error: {exc}", err=True)
         return EXIT_ERROR
     target = out if out is not None else Path(f"report-{data.run_id}")
-    inside = data.bundle_path.resolve()
-    if target.resolve() == inside or target.resolve().is_relative_to(inside):
-        # Anything written there would be a file the seal does not list: the next
-        # `capa catalog verify` would fail the run.
-        click.echo(
-            f"capa: error: --out {target} is inside the bundle {inside}; "
-            "a report must be written outside it",
-            err=True,
-        )
-        return EXIT_ERROR
-    try:
-        written = write_report(data, target)
-    except capa.CapaError as exc:
-        click.echo(f"capa: error: {data.run_id}: {exc}", err=True)
-        return EXIT_ERROR
-    except OSError as exc:
-        where = exc.filename or target
-        click.echo(f"capa: error: cannot write the report to {where}: {exc.strerror}", err=True)
+    written = _write(data, target)
+    if isinstance(written, str):
+        click.echo(f"capa: error: {written}", err=True)
         return EXIT_ERROR
     click.echo(f"report:     {written.html}")
     click.echo(f"figures:    {len(written.figures)} in {written.html.parent / 'figures'}")
@@ -82,3 +71,25 @@ def _main(run_id: str, out: Path | None, runs_root: Path | None) -> int:
         click.echo(f"capa: warning: {data.run_id}: integrity {written.integrity.detail}", err=True)
         return EXIT_INTEGRITY
     return 0
+
+
+def _write(data: BundleData, target: Path) -> Written | str:
+    """Write the report; the one-line reason when it cannot be written."""
+    import pyarrow as pa
+
+    import capa
+    from capa_report.build import write_report
+
+    inside = data.bundle_path.resolve()
+    if target.resolve() == inside or target.resolve().is_relative_to(inside):
+        # Anything written there would be a file the seal does not list: the next
+        # `capa catalog verify` would fail the run.
+        return f"--out {target} is inside the bundle {inside}; a report must be written outside it"
+    try:
+        return write_report(data, target)
+    except capa.CapaError as exc:
+        return f"{data.run_id}: {exc}"
+    except pa.ArrowException as exc:  # a damaged table the reader could not decode
+        return f"{data.run_id}: cannot read the bundle's data: {exc}"
+    except OSError as exc:
+        return f"cannot write the report to {exc.filename or target}: {exc.strerror}"

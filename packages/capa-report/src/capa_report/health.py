@@ -45,6 +45,11 @@ class DeviceHealth:
     problems: list[str] = field(default_factory=list)
 
 
+def _d(value: Any) -> dict[str, Any]:
+    """A manifest block as a dict (a hand-made manifest may hold anything there)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _device_of(source: str, devices: Iterable[str]) -> str | None:
     # Event sources are "<component>:<name>" (seed 003): "watlow.ezzone_pm:furnace".
     name = source.rsplit(":", 1)[-1]
@@ -59,19 +64,19 @@ def device_health(
     manifest: dict[str, Any], events: Sequence[EventRow]
 ) -> tuple[list[DeviceHealth], list[str]]:
     """Health rows per device, and run-wide notes (dropped rows, queue, loop lag)."""
-    counts = manifest.get("counts") or {}
-    accounting = counts.get("accounting") or {}
-    per_device_acc: dict[str, Any] = accounting.get("devices") or {}
-    device_counters: dict[str, Any] = counts.get("devices") or {}
-    recorded = (manifest.get("recording") or {}).get("devices") or []
+    counts = _d(manifest.get("counts"))
+    accounting = _d(counts.get("accounting"))
+    per_device_acc = _d(accounting.get("devices"))
+    device_counters = _d(counts.get("devices"))
+    recorded = _d(manifest.get("recording")).get("devices") or []
     names = sorted({*recorded, *per_device_acc, *device_counters})
     rows = {name: DeviceHealth(name) for name in names}
     for name, tables in per_device_acc.items():
-        _add_accounting(rows[name], tables or {})
+        _add_accounting(rows[name], _d(tables))
     for name, values in device_counters.items():
-        _add_counters(rows[name], values or {})
-    workers = ((manifest.get("queue_health") or {}).get("runtime") or {}).get("workers") or {}
-    for worker in workers.values():
+        _add_counters(rows[name], _d(values))
+    workers = _d(_d(_d(manifest.get("queue_health")).get("runtime")).get("workers"))
+    for worker in map(_d, workers.values()):
         for name in worker.get("devices") or []:
             if name in rows:
                 _add_worker(rows[name], worker)
@@ -82,10 +87,10 @@ def device_health(
 def _add_accounting(row: DeviceHealth, tables: dict[str, Any]) -> None:
     emitted = written = dropped = 0
     reasons: dict[str, int] = {}
-    for table in tables.values():
+    for table in map(_d, tables.values()):
         emitted += int(table.get("emitted", 0))
         written += int(table.get("written", 0))
-        for reason, n in (table.get("dropped") or {}).items():
+        for reason, n in _d(table.get("dropped")).items():
             reasons[reason] = reasons.get(reason, 0) + int(n)
             dropped += int(n)
     row.emitted, row.written, row.dropped = emitted, written, dropped
@@ -141,9 +146,9 @@ def _notes(
     manifest: dict[str, Any], counts: dict[str, Any], accounting: dict[str, Any]
 ) -> list[str]:
     notes: list[str] = []
-    dropped = counts.get("dropped") or {}
+    dropped = _d(counts.get("dropped"))
     rows = int(dropped.get("rows") or 0)
-    by_reason = dropped.get("by_reason") or {}
+    by_reason = _d(dropped.get("by_reason"))
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(by_reason.items()))
     notes.append(f"rows dropped in the run: {rows}" + (f" ({detail})" if detail else ""))
     if counts.get("unmapped_batches"):
@@ -151,7 +156,7 @@ def _notes(
     if accounting:
         exact = "exact" if accounting.get("exact") else "not exact"
         notes.append(f"sample accounting: {accounting.get('status', '?')} ({exact})")
-    queue = manifest.get("queue_health") or {}
+    queue = _d(manifest.get("queue_health"))
     if queue:
         notes.append(
             f"writer queue: high water {queue.get('queue_high_water')} of "
@@ -159,7 +164,7 @@ def _notes(
             f"longest flush {queue.get('max_flush_s')} s"
             + (f", error: {queue['error']}" if queue.get("error") else "")
         )
-        lag = (queue.get("runtime") or {}).get("loop_lag") or {}
+        lag = _d(_d(queue.get("runtime")).get("loop_lag"))
         if lag:
             notes.append(
                 f"event-loop lag: p99 {lag.get('p99_ms')} ms, max {lag.get('max_ms')} ms, "

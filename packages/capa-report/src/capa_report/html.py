@@ -44,6 +44,11 @@ class Page:
     channel_count: int = 0
 
 
+def _d(value: Any) -> dict[str, Any]:
+    """A manifest block as a dict (a hand-made manifest may hold anything there)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
@@ -91,25 +96,25 @@ def _badge(text: str, good: bool) -> Markup:
 
 def _summary(page: Page) -> str:
     m = page.manifest
-    sample = m.get("sample") or {}
+    sample = _d(m.get("sample"))
     sample_facts = ", ".join(
         f"{k} {v}"
         for k, v in sample.items()
         if k not in ("id", "extra") and v not in (None, "", {})
     )
-    sample_extra = sample.get("extra") or {}
+    sample_extra = _d(sample.get("extra"))
     if sample_extra:
         sample_facts += (", " if sample_facts else "") + json.dumps(sample_extra, sort_keys=True)
-    procedure = m.get("procedure") or {}
-    operator = m.get("operator") or {}
+    procedure = _d(m.get("procedure"))
+    operator = _d(m.get("operator"))
     started, ended = _parse_utc(m.get("started_utc")), _parse_utc(m.get("ended_utc"))
     wall = _duration((ended - started).total_seconds()) if started and ended else ""
-    clock = m.get("clock") or {}
-    profile = m.get("profile") or {}
+    clock = _d(m.get("clock"))
+    profile = _d(m.get("profile"))
     run_status = str(m.get("run_status", ""))
     bundle_status = str(m.get("bundle_status", ""))
-    integrity = (m.get("integrity") or {}).get("status", "")
-    custom = m.get("custom") or {}
+    integrity = _d(m.get("integrity")).get("status", "")
+    custom = _d(m.get("custom"))
     rows: list[tuple[str, Any]] = [
         ("run id", page.run_id),
         ("run status", _badge(run_status, run_status == "completed")),
@@ -148,7 +153,7 @@ def _summary(page: Page) -> str:
         rows.append(
             ("clock anchor", f"t_mono_ns = 0 at {clock.get('utc_at_zero')} ({clock.get('method')})")
         )
-    capa_info = m.get("capa") or {}
+    capa_info = _d(m.get("capa"))
     rows += [
         ("bundle schema", m.get("bundle_schema_version")),
         ("capa", capa_info.get("version")),
@@ -369,8 +374,8 @@ def render(page: Page) -> str:
     subtitle = " · ".join(
         str(x)
         for x in (
-            (m.get("sample") or {}).get("id"),
-            (m.get("procedure") or {}).get("id"),
+            _d(m.get("sample")).get("id"),
+            _d(m.get("procedure")).get("id"),
             m.get("run_status"),
             m.get("started_utc"),
         )

@@ -38,14 +38,20 @@ def open_run(run_id: str, runs_root: Path | None = None) -> BundleData:
     return BundleData(capa.open_bundle(run_id, runs_root=runs_root))
 
 
+def _d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _channel_rows(manifest: dict[str, Any]) -> dict[str, int]:
-    counts = manifest.get("counts") or {}
+    """Samples recorded per channel, as the manifest counts them (to size the reads)."""
+    counts = _d(manifest.get("counts"))
+    tables = [_d(_d(counts.get("scalars")).get("channels"))]
+    tables += [_d(_d(device).get("channels")) for device in _d(counts.get("samples")).values()]
     rows: dict[str, int] = {}
-    for name, n in ((counts.get("scalars") or {}).get("channels") or {}).items():
-        rows[str(name)] = int(n)
-    for device in (counts.get("samples") or {}).values():
-        for name, n in ((device or {}).get("channels") or {}).items():
-            rows[str(name)] = rows.get(str(name), 0) + int(n)
+    for table in tables:
+        for name, n in table.items():
+            if isinstance(n, int) and not isinstance(n, bool):
+                rows[str(name)] = rows.get(str(name), 0) + n
     return rows
 
 
@@ -83,11 +89,20 @@ class BundleData:
                     device=info.device,
                     plot_group=info.plot_group,
                     calibration=info.calibration,
-                    rows=rows.get(info.name),
+                    # Without the manifest's count, the rows of its table bound it.
+                    rows=rows.get(info.name, self._table_rows(info.table)),
                 )
                 for info in self.bundle.channels().values()
             ]
         return self._channels
+
+    def _table_files(self, table: str) -> list[Path]:
+        where = self.bundle.path / table
+        files = sorted(where.glob("*.parquet")) if where.is_dir() else [where]
+        return [f for f in files if f.is_file()]
+
+    def _table_rows(self, table: str) -> int:
+        return sum(_footer(f).num_rows for f in self._table_files(table))
 
     def span(self) -> tuple[int, int] | None:
         """First and last sample time, from the Parquet footers' ``t_mono_ns`` statistics.
@@ -95,19 +110,13 @@ class BundleData:
         Falls back to the manifest's wall-clock duration (and the events) for a table
         whose row groups carry no statistics.
         """
-        import pyarrow.parquet as pq
-
         tables = {info.table for info in self.bundle.channels().values()}
         lo: int | None = None
         hi: int | None = None
         exact = True
         for table in sorted(tables):
-            where = self.bundle.path / table
-            files = sorted(where.glob("*.parquet")) if where.is_dir() else [where]
-            for path in files:
-                if not path.is_file():
-                    continue
-                meta = pq.ParquetFile(path).metadata
+            for path in self._table_files(table):
+                meta = _footer(path)
                 col = _time_column(meta)
                 for i in range(meta.num_row_groups):
                     rg = meta.row_group(i)
@@ -162,6 +171,19 @@ class BundleData:
         """Re-hash the bundle against its ``manifest.sha256``."""
         result = self.bundle.verify()
         return Integrity(str(result.status.value), result.describe(), result.checked)
+
+
+def _footer(path: Path) -> Any:
+    """A Parquet file's footer; an unreadable file is a :class:`capa.BundleError`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import capa
+
+    try:
+        return pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise capa.BundleError(f"{path}: not a readable Parquet file ({exc})") from exc
 
 
 def _time_column(meta: Any) -> int | None:
