@@ -19,7 +19,7 @@ import numpy.typing as npt
 from capa_report.model import ChannelMeta, EventRow, Integrity, event_row
 
 if TYPE_CHECKING:
-    import capa.read
+    import capa
 
 __all__ = ["WINDOW_ROWS", "BundleData", "open_run"]
 
@@ -58,7 +58,7 @@ def _channel_rows(manifest: dict[str, Any]) -> dict[str, int]:
 class BundleData:
     """A :class:`capa_report.model.RunData` over an opened bundle."""
 
-    def __init__(self, bundle: capa.read.Bundle) -> None:
+    def __init__(self, bundle: capa.Bundle) -> None:
         self.bundle = bundle
         self._channels: list[ChannelMeta] | None = None
 
