@@ -95,3 +95,9 @@ def test_version_imports_nothing_heavy_and_no_plugin():
     loaded = modules_loaded_by("version")
     assert "capa.plugins.discovery" in loaded
     assert heavy(loaded) == set()
+
+
+def test_export_help_imports_nothing_heavy():
+    loaded = modules_loaded_by("export", "--help")
+    assert "capa.cli.export" in loaded
+    assert heavy(loaded) == set()

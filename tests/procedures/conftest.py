@@ -82,8 +82,11 @@ def event_rows(bundle: Path) -> list[tuple[str, str, str, dict]]:
     """``(kind, severity, message, metadata)`` in order."""
     # Closed explicitly: an open reader would hold a lock while the run finalizes.
     with closing(sqlite3.connect(bundle / "events.sqlite", timeout=5)) as db:
+        # Without the watchdogs' loop-lag / stall warnings: a loaded machine may add them.
         rows = db.execute(
-            "SELECT kind, severity, message, metadata_json FROM events ORDER BY id"
+            "SELECT kind, severity, message, metadata_json FROM events"
+            " WHERE kind NOT IN ('conductor.loop_lag', 'conductor.saturation_warning')"
+            " ORDER BY id"
         ).fetchall()
     return [(k, s, m, json.loads(meta) if meta else {}) for k, s, m, meta in rows]
 

@@ -173,9 +173,15 @@ def manifest(bundle: Path) -> dict:
     return json.loads((bundle / "manifest.json").read_text())
 
 
-def events(bundle: Path) -> list[tuple[str, str, str]]:
+WATCHDOG_KINDS = ("conductor.loop_lag", "conductor.saturation_warning")
+"""The conductor's health warnings: any run on a loaded machine may have them."""
+
+
+def events(bundle: Path, *, watchdogs: bool = False) -> list[tuple[str, str, str]]:
+    """``(kind, severity, message)`` in order; without the watchdogs' warnings unless asked."""
     with sqlite3.connect(bundle / "events.sqlite") as db:
-        return db.execute("SELECT kind, severity, message FROM events ORDER BY id").fetchall()
+        rows = db.execute("SELECT kind, severity, message FROM events ORDER BY id").fetchall()
+    return [r for r in rows if watchdogs or r[0] not in WATCHDOG_KINDS]
 
 
 @pytest.fixture

@@ -253,3 +253,86 @@ def test_open_bundle_reads_nothing_but_the_manifest(v2_bundle, monkeypatch):
     b = capa.open_bundle(v2_bundle)
     assert b.manifest["run_id"] == RUN_ID
     assert opened == []
+
+
+def test_reading_needs_no_dataframe_library(v2_bundle):
+    import subprocess
+
+    # pandas, polars, xarray unimportable: all but to_pandas() & co works (40200 long rows,
+    # 20100 wide rows, 5 events)
+    probe = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pandas', 'polars', 'xarray', 'h5netcdf'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import capa\n"
+        f"b = capa.open_bundle({str(v2_bundle)!r})\n"
+        "n = len(b.samples()) + len(b.samples(layout='wide')) + len(b.events())\n"
+        "t, v = b.series('tc1')\n"
+        "try:\n"
+        "    b.samples(['mass']).to_pandas()\n"
+        "except ImportError as exc:\n"
+        "    print(n, len(t), exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip() == (
+        "60305 20000 to_pandas() needs the pandas library, which is not installed "
+        "(pip install pandas)"
+    )
+
+
+def test_the_readme_one_liner(v1_bundle):
+    import subprocess
+
+    pytest.importorskip("pandas")
+    run_id = v1_bundle.name
+    # exactly the README's command, in a folder whose runs/ holds the bundle
+    line = f"import capa; b = capa.open_bundle('runs/{run_id}'); print(b.samples().to_pandas())"
+    out = subprocess.run(
+        [sys.executable, "-c", line],
+        cwd=v1_bundle.parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert "[300 rows x 7 columns]" in out
+    assert "furnace.process_value" in out
+
+
+def test_wide_file_level_channels_fill_missing_field_metadata(tmp_path):
+    bundle = tmp_path / "r1"
+    (bundle / "samples" / "dev").mkdir(parents=True)
+    facts = {"v": {"unit": "V", "kind": "voltage", "device": "dev", "field": "ai0"}}
+    table = pa.table({"t_mono_ns": pa.array([0, 1], pa.int64()), "v": [1.0, 2.0]})
+    table = table.replace_schema_metadata({"capa.channels": json.dumps(facts)})
+    pq.write_table(table, bundle / "samples" / "dev" / "part-00000.parquet")
+    manifest = {"run_id": "r1", "bundle_schema_version": 2, "started_utc": "x"}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    info = capa.open_bundle(bundle).channels()["v"]
+    assert (info.unit, info.kind, info.field, info.layout) == ("V", "voltage", "ai0", "wide")
+    assert capa.open_bundle(bundle).utc_at_zero is None
+
+
+def test_dataframe_conversions_carry_units_and_time(v2_bundle):
+    b = capa.open_bundle(v2_bundle)
+    frame = b.samples(["tc1", "mass"], start=1.0, end=1.5)  # long, from two tables
+    pandas = pytest.importorskip("pandas")
+    df = frame.to_pandas()
+    assert isinstance(df, pandas.DataFrame)
+    assert len(df) == 500 + 3
+    assert df.attrs["units"] == {"tc1": "degC", "mass": "g"}
+    pytest.importorskip("polars")
+    assert frame.to_polars().height == 503
+    pytest.importorskip("xarray")
+    ds = frame.to_xarray()  # long -> wide, outer join
+    assert ds.sizes["t_mono_ns"] == 503
+    assert ds["tc1"].attrs["units"] == "degC"
+    assert ds["mass"].attrs["device"] == "balance"
+    assert int(np.isfinite(ds["mass"].values).sum()) == 3
+    first = ds["t_utc"].values[0]
+    assert first == np.datetime64("2026-05-24T14:32:01.250000", "ns")

@@ -68,7 +68,9 @@ class Artifact:
     category: str
 
 
-def open_bundle(path_or_run_id: str | os.PathLike[str], *, runs_root: Any = None) -> Bundle:
+def open_bundle(
+    path_or_run_id: str | os.PathLike[str], *, runs_root: str | os.PathLike[str] | None = None
+) -> Bundle:
     """Open a run bundle for reading (nothing is read but ``manifest.json``).
 
     Args:

@@ -82,7 +82,18 @@ def align_wide(pieces: Sequence[pa.Table], fields: Sequence[pa.Field]) -> pa.Tab
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    times = [p.column(TIME) for p in pieces if p.num_rows]
+    filled = [p for p in pieces if p.num_rows]
+    if len(filled) == 1 and _strictly_increasing(filled[0].column(TIME)):
+        # One table already in time order (a single device): nothing to join. This
+        # keeps a whole-run read of a big wide table at the size of its columns.
+        only = filled[0]
+        arrays = [only.column(TIME)]
+        for f in fields:
+            col = only.column(f.name) if f.name in only.column_names else None
+            arrays.append(pa.nulls(only.num_rows, f.type) if col is None else col.cast(f.type))
+        schema = pa.schema([pa.field(TIME, pa.int64(), nullable=False), *fields])
+        return pa.Table.from_arrays(arrays, schema=schema)
+    times = [p.column(TIME) for p in filled]
     if times:
         every = pa.chunked_array([c for t in times for c in t.chunks], type=pa.int64())
         axis = pc.unique(every)
@@ -103,6 +114,22 @@ def align_wide(pieces: Sequence[pa.Table], fields: Sequence[pa.Field]) -> pa.Tab
         arrays.append(pa.nulls(len(axis), f.type) if col is None else col.cast(f.type))
     schema = pa.schema([pa.field(TIME, pa.int64(), nullable=False), *fields])
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _strictly_increasing(times: pa.ChunkedArray) -> bool:
+    import numpy as np
+
+    previous: int | None = None
+    for chunk in times.chunks:
+        t = chunk.to_numpy()
+        if not t.size:
+            continue
+        if previous is not None and t[0] <= previous:
+            return False
+        if t.size > 1 and not bool(np.all(t[1:] > t[:-1])):
+            return False
+        previous = int(t[-1])
+    return True
 
 
 class Frame:
@@ -185,17 +212,14 @@ class Frame:
         )
 
     def _channel_order(self) -> list[str]:
-        present = (
-            set(
-                self.arrow.column("channel")
-                .combine_chunks()
-                .dictionary_decode()
-                .unique()
-                .to_pylist()
-            )
-            if self.arrow.num_rows
-            else set()
-        )
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self.arrow.num_rows:
+            return []
+        # cast first: chunks of a dictionary column may carry different dictionaries
+        names = pc.unique(self.arrow.column("channel").cast(pa.string()))
+        present = set(names.to_pylist())
         return [c for c in self.channels if c in present]
 
     def to_xarray(self) -> Any:

@@ -92,7 +92,7 @@ def long_to_wide(table: pa.Table, infos: Sequence[ChannelInfo]) -> pa.Table:
 
     pieces = []
     for info in infos:
-        rows = table.filter(pc.equal(table.column("channel"), info.name))
+        rows = table.filter(pc.equal(table.column("channel"), pa.scalar(info.name, pa.string())))
         pieces.append(
             pa.table({TIME: rows.column(TIME), info.name: rows.column("value").cast(pa.float64())})
         )

@@ -109,14 +109,36 @@ def _decode(metadata: Mapping[bytes, bytes] | None) -> dict[str, str]:
     return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in metadata.items()}
 
 
+def _channels_json(raw: str | None) -> dict[str, dict[str, Any]]:
+    """A ``capa.channels`` JSON object: channel -> facts (malformed parts ignored)."""
+    if not raw:
+        return {}
+    try:
+        described = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(described, dict):
+        return {}
+    return {str(k): v for k, v in described.items() if isinstance(v, dict)}
+
+
 def channels_from_wide_schema(schema: pa.Schema, device: str, table: str) -> dict[str, ChannelInfo]:
-    """Channels of one wide ``samples/<device>/`` table, from its field metadata."""
+    """Channels of one wide ``samples/<device>/`` table, from its field metadata.
+
+    A file-level ``capa.channels`` object (the form DuckDB can read) fills in whatever
+    a column's own metadata leaves out.
+    """
     names = set(schema.names)
+    described = _channels_json(_decode(schema.metadata).get("capa.channels"))
     out: dict[str, ChannelInfo] = {}
     for field in schema:
         if field.name == "t_mono_ns":
             continue
-        meta = _decode(field.metadata)
+        facts = described.get(field.name, {})
+        meta = {
+            **{f"capa.{k.removeprefix('capa.')}": _text(v) for k, v in facts.items()},
+            **{k: v for k, v in _decode(field.metadata).items() if v != ""},
+        }
         role = meta.get("capa.role", "value")
         if role != "value" or field.name.endswith((".raw", ".status")):
             continue
@@ -142,18 +164,8 @@ def channels_from_scalars_schema(schema: pa.Schema) -> dict[str, ChannelInfo]:
     raw = meta.get("capa.channels")
     if raw is None and "channel" in schema.names:
         raw = _decode(schema.field("channel").metadata).get("capa.channels")
-    if not raw:
-        return {}
-    try:
-        described = json.loads(raw)
-    except json.JSONDecodeError:
-        return {}
-    if not isinstance(described, dict):
-        return {}
     out: dict[str, ChannelInfo] = {}
-    for name, facts in described.items():
-        if not isinstance(facts, dict):
-            continue
+    for name, facts in _channels_json(raw).items():
         keyed = {k.removeprefix("capa."): v for k, v in facts.items()}
         out[str(name)] = ChannelInfo(
             name=str(name),

@@ -124,6 +124,8 @@ class SampleSource:
         if not pieces:
             return long_schema().empty_table()
         merged = pa.concat_tables(pieces)
+        if _non_decreasing(merged.column(TIME)):
+            return merged  # one channel of one table: already in order, no sort copy
         return merged.sort_by([(TIME, "ascending")])  # a stable sort: channel order kept
 
     def wide(
@@ -152,6 +154,7 @@ class SampleSource:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """``(t_mono_ns, values)`` of one channel in ``[lo, hi)``, in time order."""
         import numpy as np
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         stats = ScanStats()
@@ -160,8 +163,10 @@ class SampleSource:
             if not path.is_file():
                 return np.empty(0, np.int64), np.empty(0, np.float64)
 
+            name = pa.scalar(info.name, pa.string())
+
             def only(piece: pa.Table) -> pa.Table:
-                return piece.filter(pc.equal(piece.column("channel"), info.name))
+                return piece.filter(pc.equal(piece.column("channel"), name))
 
             pieces = list(
                 scan_window(
@@ -190,6 +195,22 @@ class SampleSource:
             order = np.argsort(t, kind="stable")
             t, v = t[order], v[order]
         return t, v
+
+
+def _non_decreasing(times: pa.ChunkedArray) -> bool:
+    import numpy as np
+
+    previous: int | None = None
+    for chunk in times.chunks:
+        t = chunk.to_numpy()
+        if not t.size:
+            continue
+        if previous is not None and t[0] < previous:
+            return False
+        if t.size > 1 and not bool(np.all(t[1:] >= t[:-1])):
+            return False
+        previous = int(t[-1])
+    return True
 
 
 def by_table(infos: Sequence[ChannelInfo]) -> dict[str, list[ChannelInfo]]:

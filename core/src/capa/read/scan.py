@@ -105,6 +105,8 @@ def overlapping_row_groups(meta: pq.FileMetaData, lo: int | None, hi: int | None
 
 
 def _cut(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
+    # Typed scalars: a bare Python int makes pyarrow look for (and import) pandas.
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if lo is None and hi is None:
@@ -112,9 +114,9 @@ def _cut(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
     t = table.column(TIME)
     mask = None
     if lo is not None:
-        mask = pc.greater_equal(t, lo)
+        mask = pc.greater_equal(t, pa.scalar(lo, pa.int64()))
     if hi is not None:
-        upper = pc.less(t, hi)
+        upper = pc.less(t, pa.scalar(hi, pa.int64()))
         mask = upper if mask is None else pc.and_(mask, upper)
     return table.filter(mask)
 
