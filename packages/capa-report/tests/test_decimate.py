@@ -139,3 +139,20 @@ def test_rejects_bad_shapes():
         acc.add([1, 2], [1.0])
     with pytest.raises(ValueError, match="buckets"):
         MinMaxBuckets(0, 10, 0)
+
+
+def test_a_gap_in_the_recording_breaks_the_line():
+    from capa_report.figures import with_gaps
+
+    t = np.r_[np.arange(0, 100), np.arange(400, 500)].astype(np.int64) * 10**9  # 300 s hole
+    v = np.ones(len(t))
+    gt, gv = with_gaps(t, v, bucket_ns=1e9)
+    assert len(gt) == len(t) + 1
+    assert np.isnan(gv).sum() == 1
+    hole = int(np.flatnonzero(np.isnan(gv))[0])
+    assert gt[hole - 1] == 99e9
+    assert gt[hole + 1] == 400e9
+    # Regular sampling, jitter included, is never broken.
+    jitter = np.arange(1000) * 10**8 + np.random.default_rng(1).integers(0, 10**7, 1000)
+    gt, gv = with_gaps(jitter, np.ones(1000), bucket_ns=1e8)
+    assert not np.isnan(gv).any()

@@ -16,7 +16,7 @@ from typing import Any
 from capa_report.decimate import Decimated, MinMaxBuckets
 from capa_report.model import ChannelMeta, RunData, Step
 
-__all__ = ["Figure", "TimeAxis", "draw_group", "figure_name", "group_channels"]
+__all__ = ["Figure", "TimeAxis", "draw_group", "figure_name", "group_channels", "with_gaps"]
 
 WIDTH_IN = 10.0
 DPI = 160
@@ -96,6 +96,28 @@ def read_decimated(data: RunData, channel: ChannelMeta, axis: TimeAxis, buckets:
     return acc.result()
 
 
+def with_gaps(t_ns: Any, values: Any, bucket_ns: float) -> tuple[Any, Any]:
+    """Times (as float ns) and values with a NaN wherever the recording has a gap.
+
+    A gap is a step between two drawn points longer than three pixel columns and than
+    five typical steps: there the line breaks instead of bridging the missing samples
+    (a dropped connection must show, not be drawn over).
+    """
+    import numpy as np
+
+    t = np.asarray(t_ns, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if len(t) < 3:
+        return t, v
+    dt = np.diff(t)
+    limit = max(3.0 * bucket_ns, 5.0 * float(np.median(dt)))
+    breaks = np.flatnonzero(dt > limit) + 1
+    if len(breaks) == 0:
+        return t, v
+    gap_t = (t[breaks - 1] + t[breaks]) / 2
+    return np.insert(t, breaks, gap_t), np.insert(v, breaks, np.nan)
+
+
 def draw_group(  # noqa: PLR0917 - one call site, every argument a different thing
     data: RunData,
     group: str,
@@ -123,9 +145,9 @@ def draw_group(  # noqa: PLR0917 - one call site, every argument a different thi
     for ax, (unit, members) in zip(axes, units.items(), strict=True):
         _mark_steps(ax, steps, axis)
         for s in members:
-            x = axis.scale(s.data.t_ns.astype("float64"))
+            t, v = with_gaps(s.data.t_ns, s.data.values, (axis.end_ns - axis.start_ns) / buckets)
             name = s.meta.name + (" (no samples)" if s.data.points == 0 else "")
-            ax.plot(x, s.data.values, linewidth=0.9, label=name)
+            ax.plot(axis.scale(t), v, linewidth=0.9, label=name)
         ax.set_ylabel(unit or "(no unit)")
         ax.grid(True, linewidth=0.3, alpha=0.6)
         # Many channels in one panel (a thermocouple rake): columns keep the legend short.
