@@ -90,7 +90,7 @@ class BundleData:
                     plot_group=info.plot_group,
                     calibration=info.calibration,
                     # Without the manifest's count, the rows of its table bound it.
-                    rows=rows.get(info.name, self._table_rows(info.table)),
+                    rows=rows[info.name] if info.name in rows else self._table_rows(info.table),
                 )
                 for info in self.bundle.channels().values()
             ]
@@ -149,7 +149,12 @@ class BundleData:
     def chunks(
         self, channel: ChannelMeta, start_ns: int, end_ns: int
     ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
-        """The channel's samples in ``[start_ns, end_ns]``, one time window at a time."""
+        """The channel's samples in ``[start_ns, end_ns]``, one time window at a time.
+
+        Windows are equal slices of time, as many as the channel's row count needs for
+        :data:`WINDOW_ROWS` per window at an even rate; a channel recorded in bursts has
+        fuller windows where its bursts are (memory follows the densest window).
+        """
         windows = max(1, math.ceil((channel.rows or 0) / WINDOW_ROWS))
         # Window bounds in whole microseconds (timedelta's resolution), so that the end of
         # one window is exactly the start of the next: no sample is read twice or missed.
