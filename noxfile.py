@@ -22,7 +22,7 @@ nox.options.sessions = ["tests", "oracles", "lint", "typecheck", "wheels", "trus
 ROOT = Path(__file__).parent
 PYTHONS = ["3.11", "3.13"]
 PACKAGES = ["capa", *sorted(p.name for p in (ROOT / "packages").iterdir() if p.is_dir())]
-PLUGINS = ["camera", "gui", "nidaq", "procedures", "sartorius", "watlow"]
+PLUGINS = ["camera", "gui", "nidaq", "procedures", "report", "sartorius", "watlow"]
 
 
 def _expose_pyenv_interpreters() -> None:
@@ -115,6 +115,12 @@ def package_tests(session: nox.Session, package: str) -> None:
         rig = ["capa-watlow", "capa-sartorius", "capa-nidaq", "capa-camera", "capa-procedures"]
         editable = [arg for name in rig for arg in ("-e", f"packages/{name}")]
         session.install(*editable, "httpx", "playwright")
+    if package == "capa-report":
+        # The report's tests write a real (shortened) demo run first, then open the page
+        # in the system chromium (Playwright, no browser download).
+        rig = ["capa-watlow", "capa-sartorius", "capa-nidaq", "capa-camera", "capa-procedures"]
+        editable = [arg for name in rig for arg in ("-e", f"packages/{name}")]
+        session.install(*editable, "playwright")
     session.run("pytest", f"{path}/tests", "-p", "no:cacheprovider", *session.posargs)
 
 

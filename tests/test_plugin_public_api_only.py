@@ -36,7 +36,7 @@ def test_plugin_sources_use_public_api_only():
 
 
 def test_every_plugin_distribution_is_complete():
-    for pkg in ("watlow", "sartorius", "nidaq", "camera", "procedures", "gui"):
+    for pkg in ("watlow", "sartorius", "nidaq", "camera", "procedures", "gui", "report"):
         root = PACKAGES / f"capa-{pkg}"
         for rel in ("pyproject.toml", "README.md", "CHANGELOG.md", f"src/capa_{pkg}/plugin.py"):
             assert (root / rel).is_file(), f"{root.name} lacks {rel}"
