@@ -236,7 +236,12 @@ def _write_parquet(
     }
     schema = _empty_wide(bundle, infos).schema.with_metadata(meta)
     rows = 0
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    from capa.bundle.encoder import dictionary_columns
+
+    use_dictionary = dictionary_columns(schema)  # the bundle writer's choice, same reason
+    with pq.ParquetWriter(
+        path, schema, compression="zstd", use_dictionary=use_dictionary
+    ) as writer:
         for piece in pieces:
             writer.write_table(piece.cast(schema))
             rows += piece.num_rows
