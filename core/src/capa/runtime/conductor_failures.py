@@ -58,7 +58,7 @@ class FailureHandlers:
     if TYPE_CHECKING:
 
         def stop(self, reason: str = "operator_stop") -> None:
-            """Conductor.stop."""
+            """Ask the run to stop (:meth:`capa.runtime.conductor.Conductor.stop`)."""
 
     def _run_failed(self, exc: BaseException) -> None:
         summary = describe_failure(exc)
