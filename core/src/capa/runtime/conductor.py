@@ -4,6 +4,10 @@
 runs on the caller's event loop (anyio, asyncio backend); device I/O happens on the
 workers' threads. Whatever happens — a procedure that raises, a device that hangs, a writer
 that stalls, an operator's Ctrl-C — the conductor drains what it can and seals the bundle.
+
+This module sequences the run. How failures are recorded and add up to the outcome is
+:mod:`capa.runtime.conductor_failures`; closing the data path and the finalize-time
+summaries, :mod:`capa.runtime.finish`; child runs, :mod:`capa.runtime.child_run`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ from capa.runtime.channels import ChannelRegistry
 from capa.runtime.conductor_failures import WRITER_FAILED, FailureHandlers
 from capa.runtime.context import ConductorRunContext
 from capa.runtime.failures import describe_failure
-from capa.runtime.finish import close_data_path, device_summaries, safety_counts
+from capa.runtime.finish import (
+    close_data_path,
+    device_summaries,
+    draining_delay_s,
+    safety_counts,
+)
 from capa.runtime.monitors import (
     LoopLagMeter,
     MonitorEvents,
@@ -473,7 +482,7 @@ class Conductor(FailureHandlers):
     async def _drain(self) -> list[str]:
         self._set_state(ConductorState.DRAINING)
         grace = self.config.shutdown_grace_s
-        delay = _draining_delay_s()
+        delay = draining_delay_s()
         if delay:
             # Seed 000's documentation hook: hold DRAINING so tools can observe it.
             self.session.log.info("conductor.draining_delay", seconds=delay)
@@ -585,16 +594,6 @@ class Conductor(FailureHandlers):
             integrity_status=sealed.integrity_status,
             diagnostics=diagnostics,
         )
-
-
-def _draining_delay_s() -> float:
-    """``CAPA_DRAINING_DELAY_S`` (seed 000): seconds to hold DRAINING; 0 when unset/bad."""
-    import os
-
-    try:
-        return max(0.0, float(os.environ.get("CAPA_DRAINING_DELAY_S", "0")))
-    except ValueError:
-        return 0.0
 
 
 def _null_log() -> Any:

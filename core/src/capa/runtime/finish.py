@@ -1,9 +1,10 @@
-"""What the conductor does once sampling has stopped, before the bundle is sealed.
+"""What the conductor does as sampling stops, before the bundle is sealed.
 
-Closing the data path (the pipeline is sealed; rows emitted later are only counted) and
-gathering the finalize-time summaries the manifest records: each adapter's
-``run_summary()`` (cameras also get a ``cameras`` entry) and the safety counters. Kept
-apart from :mod:`capa.runtime.conductor`, which sequences the run and calls these.
+How long DRAINING is held (seed 000's documentation hook); closing the data path (the
+pipeline is sealed; rows emitted later are only counted); and gathering the finalize-time
+summaries the manifest records: each adapter's ``run_summary()`` (cameras also get a
+``cameras`` entry) and the safety counters. Kept apart from :mod:`capa.runtime.conductor`,
+which sequences the run and calls these.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from capa.runtime.pool import WorkerPool
 from capa.runtime.safety import SafetyMonitor
 from capa.runtime.session import RunSession
 
-__all__ = ["close_data_path", "device_summaries", "safety_counts"]
+__all__ = ["close_data_path", "device_summaries", "draining_delay_s", "safety_counts"]
 
 
 async def close_data_path(
@@ -84,3 +85,13 @@ def safety_counts(safety: SafetyMonitor | None, devices: dict[str, Any]) -> dict
     for name, trips in summary["watchdog_trips"].items():
         devices.setdefault(name, {})["watchdog_trips"] = trips
     return {"safety": summary}
+
+
+def draining_delay_s() -> float:
+    """``CAPA_DRAINING_DELAY_S`` (seed 000): seconds to hold DRAINING; 0 when unset/bad."""
+    import os
+
+    try:
+        return max(0.0, float(os.environ.get("CAPA_DRAINING_DELAY_S", "0")))
+    except ValueError:
+        return 0.0
