@@ -87,7 +87,7 @@ def abandon_writer(
         writer.log.error("bundle.writer_abandoned", thread_stuck=stuck, **summary(metrics))
         writer._runlog.close()
         counts = dict(manifest.counts)
-        counts["dropped"] = {"rows": writer._dropped_rows, "by_reason": dict(writer._dropped_by)}
+        counts["dropped"] = writer._drops.counts()
         health = metrics.as_queue_health(writer.flush_interval_s)
         health["abandoned"] = True
         write_manifest(

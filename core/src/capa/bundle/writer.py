@@ -33,7 +33,8 @@ the ``scalars`` schema, a device-record batch whose schema differs from that fam
 first batch) is dropped, counted in ``counts.dropped`` and reported as an ``error`` event
 (``bundle.record_rejected``); it never corrupts a file. An I/O failure stops the writer:
 later ``submit`` calls raise :class:`~capa.errors.BundleError`, queued records are counted
-as dropped, and ``close`` still records what reached disk.
+as dropped, and ``close`` still records what reached disk. The drop and rejection
+bookkeeping is :mod:`capa.bundle.drops`; giving up on a stuck thread, :mod:`capa.bundle.abandon`.
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ from types import TracebackType
 from typing import Any, Final
 
 from capa.bundle.abandon import abandon_writer
-from capa.bundle.accounting import Ledger, record_rows, stream_of
+from capa.bundle.accounting import Ledger, stream_of
 from capa.bundle.catalog import Catalog
 from capa.bundle.configdir import load_config_files
+from capa.bundle.drops import DropCounter, rejection_event, rejection_key, rows_in
 from capa.bundle.events import check_severity
 from capa.bundle.files import BundleFiles
 from capa.bundle.finalize import FinalizeResult, finalize_bundle
@@ -88,7 +90,6 @@ DEFAULT_QUEUE_SIZE: Final = 1024
 """Records (batches, not rows) the queue holds before ``submit`` blocks."""
 
 _STOP: Final = object()
-_SOURCE: Final = "capa.bundle"
 
 
 class BundleWriter:
@@ -126,17 +127,14 @@ class BundleWriter:
         self._files = BundleFiles(
             bundle, self.ledger, utc_at_zero=clock.started_utc.isoformat(timespec="microseconds")
         )
-        self._rejected_kinds: set[str] = set()
+        self._drops = DropCounter(self.ledger)
         self._hw_lock = threading.Lock()
-        self._drop_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._high_water = 0
         self._records = 0
         self._rows_durable = 0
         self._flushes = 0
         self._max_flush_s = 0.0
-        self._dropped_rows = 0
-        self._dropped_by: dict[str, int] = {}
         self._last_accept: int | None = None
         self._last_flush: int | None = None
         self._error: str | None = None
@@ -313,7 +311,7 @@ class BundleWriter:
         if self._count_submitted:
             stream = stream_of(record)
             if stream is not None:
-                rows = self._record_rows(record)
+                rows = rows_in(record)
                 self.ledger.emitted(getattr(record, "device", ""), stream, rows)
 
     def _check(self, record: object) -> None:
@@ -369,7 +367,7 @@ class BundleWriter:
             flushes=self._flushes,
             max_flush_s=round(self._max_flush_s, 6),
             events=self._files.events.rows,
-            dropped_rows=self._dropped_rows,
+            dropped_rows=self._drops.rows,
             error=self._error,
         )
 
@@ -418,21 +416,8 @@ class BundleWriter:
         except Exception as exc:  # anything else is about this one record
             self._reject(record, f"{type(exc).__name__}: {exc}")
 
-    def _record_rows(self, record: object) -> int:
-        if isinstance(record, ScalarRows | SampleRows):
-            return int(getattr(record.batch, "num_rows", 0))
-        if isinstance(record, DeviceRecords):
-            return record_rows(record.columns)
-        return 1
-
     def _drop(self, record: object, reason: str) -> None:
-        rows = self._record_rows(record)
-        with self._drop_lock:  # producers count refused records too (note_dropped)
-            self._dropped_rows += rows
-            self._dropped_by[reason] = self._dropped_by.get(reason, 0) + rows
-        stream = stream_of(record)
-        if stream is not None:
-            self.ledger.dropped(getattr(record, "device", ""), stream, rows, reason)
+        self._drops.drop(record, reason)
 
     def note_dropped(self, record: RunRecord, reason: str) -> None:
         """Count a record a producer could not hand over (e.g. after the writer failed).
@@ -448,27 +433,12 @@ class BundleWriter:
 
     def _reject(self, record: object, why: str) -> None:
         self._drop(record, "rejected")
-        key = type(record).__name__ + (
-            f":{record.family}" if isinstance(record, DeviceRecords) else ""
-        )
+        key = rejection_key(record)
         self.log.error("bundle.record_rejected", record=key, reason=why)
-        if key in self._rejected_kinds:
+        if not self._drops.first_rejection(key):
             return  # one event per kind of problem, not one per batch
-        self._rejected_kinds.add(key)
         try:
-            self._files.events.insert(
-                [
-                    EventRecord(
-                        t_mono_ns=self.clock.now_ns(),
-                        t_utc=RunClock.utc_now_iso(),
-                        kind="bundle.record_rejected",
-                        severity=EventSeverity.ERROR,
-                        source=_SOURCE,
-                        message=why,
-                        metadata={"record": key},
-                    )
-                ]
-            )
+            self._files.events.insert([rejection_event(self.clock, key, why)])
         except (OSError, sqlite3.Error) as exc:
             # The rejection is already in run.log and counted in counts.dropped; an
             # event log that cannot take it is a writer failure of its own.
@@ -550,7 +520,7 @@ class BundleWriter:
             self._runlog.close()
             manifest = read_manifest(self.bundle)
             counts = dict(manifest.counts)
-            counts["dropped"] = {"rows": self._dropped_rows, "by_reason": dict(self._dropped_by)}
+            counts["dropped"] = self._drops.counts()
             reason = exit_reason
             if self._error is not None:
                 # Data stopped reaching disk: whatever the caller thought, the run did not

@@ -4,13 +4,16 @@
 runs on the caller's event loop (anyio, asyncio backend); device I/O happens on the
 workers' threads. Whatever happens — a procedure that raises, a device that hangs, a writer
 that stalls, an operator's Ctrl-C — the conductor drains what it can and seals the bundle.
+
+This module sequences the run. How failures are recorded and add up to the outcome is
+:mod:`capa.runtime.conductor_failures`; closing the data path and the finalize-time
+summaries, :mod:`capa.runtime.finish`; child runs, :mod:`capa.runtime.child_run`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,11 +23,18 @@ import anyio
 from capa.bundle.space import describe_write_failure, is_disk_full
 from capa.clock import RunClock
 from capa.components.adapter import Command, CommandResult
-from capa.errors import BundleError, ConductorStateError
+from capa.errors import ConductorStateError
 from capa.problems import Problem
 from capa.runtime.channels import ChannelRegistry
+from capa.runtime.conductor_failures import WRITER_FAILED, FailureHandlers
 from capa.runtime.context import ConductorRunContext
 from capa.runtime.failures import describe_failure
+from capa.runtime.finish import (
+    close_data_path,
+    device_summaries,
+    draining_delay_s,
+    safety_counts,
+)
 from capa.runtime.monitors import (
     LoopLagMeter,
     MonitorEvents,
@@ -45,13 +55,6 @@ if TYPE_CHECKING:
     from capa.plugins.host import PluginHost
 
 __all__ = ["WRITER_FAILED", "Conductor", "ConductorConfig"]
-
-WRITER_FAILED = "writer_failed"
-"""``exit_reason`` prefix of a run stopped because its bundle could not be written."""
-
-# Device errors are events; a device failing on every 10 Hz tick must not bury the log.
-_ERROR_EVENTS_IN_FULL = 5
-_ERROR_EVENT_EVERY = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ class ConductorConfig:
         )
 
 
-class Conductor:
+class Conductor(FailureHandlers):
     """Coordinates one run over an open :class:`WorkerPool` and a :class:`RunSession`."""
 
     def __init__(
@@ -238,70 +241,9 @@ class Conductor:
         custom: Mapping[str, Any] | None = None,
     ) -> HeadlessResult:
         """Run ``procedure_id`` as a child run on this run's pool (see RunContext.run_child)."""
-        from capa.errors import ConfigError, UnknownComponentError
+        from capa.runtime.child_run import run_child
 
-        if not self._allow_children or self._host is None or self.pipeline is None:
-            raise ConductorStateError("child runs are not available in this run")
-        if self.state is not ConductorState.RUNNING:
-            raise ConductorStateError(f"cannot start a child run: run is {self.state.value}")
-        try:
-            record = self._host.procedures.record(procedure_id)
-        except UnknownComponentError as exc:
-            raise ConfigError(f"child run: {exc}") from None
-        if record.cls is self.plan.procedure:
-            raise ConfigError(f"child run: {procedure_id} cannot run itself as a child")
-        try:
-            cfg = record.cls.Config.model_validate(dict(config))
-        except ValueError as exc:  # pydantic.ValidationError
-            raise ConfigError(f"child run: {procedure_id} config: {exc}") from None
-        fields = dict(self.plan.manifest_fields)
-        sample = dict(fields.get("sample") or {})
-        if sample_id is not None:
-            sample["id"] = sample_id
-        fields.update(
-            sample=sample,
-            custom={**dict(fields.get("custom") or {}), **dict(custom or {})},
-            procedure={"id": procedure_id, "version": record.version, "dist": record.dist},
-        )
-        plan = dataclasses.replace(
-            self.plan, procedure=record.cls, procedure_config=cfg, manifest_fields=fields
-        )
-        child = Conductor(
-            plan=plan,
-            pool=self.pool,
-            session=self.session.child(),
-            config=self.config,
-            host=self._host,
-            allow_children=False,
-        )
-        # One run samples the devices at a time: pause ours while the child records.
-        await self.pool.stop_sampling_all(self.config.shutdown_grace_s)
-        self.session.log.info("conductor.child_started", procedure=procedure_id)
-        try:
-            async with anyio.create_task_group() as tg:
-
-                async def forward_stop() -> None:
-                    await self._stop_requested.wait()
-                    child.stop("parent_stopped")
-
-                tg.start_soon(forward_stop)
-                result = await child.run()
-                tg.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                self._arm()
-                await self.pool.begin_sampling_all()
-        self.session.log.info(
-            "conductor.child_ended", run_id=result.run_id, outcome=result.outcome.value
-        )
-        return HeadlessResult(
-            run_id=result.run_id,
-            bundle_path=result.bundle_path,
-            run_status=result.outcome.run_status,
-            bundle_status=result.bundle_status,
-            integrity_status=result.integrity_status,
-            exit_reason=result.exit_reason,
-        )
+        return await run_child(self, procedure_id, config, sample_id=sample_id, custom=custom)
 
     def _arm(self) -> None:
         assert self.clock is not None
@@ -423,36 +365,6 @@ class Conductor:
             abandoned = await self._drain()
         return await self._finalize(abandoned)
 
-    def _run_failed(self, exc: BaseException) -> None:
-        summary = describe_failure(exc)
-        self._crash = self._crash or f"run: {summary}"
-        self._emit_safely(
-            "conductor.crashed",
-            summary,
-            severity="error",
-            source="conductor",
-            metadata={"traceback": traceback.format_exception(exc)[-8:]},
-        )
-        self._log_safely("error", "conductor.run_failed", error=summary)
-        self.stop("crashed")
-
-    def _emit_safely(self, kind: str, message: str, **fields: Any) -> None:
-        """Record an event; if storage refuses it, say so on stderr rather than raise.
-
-        Used on failure paths: the handler of one failure must not raise a second one
-        (the writer may be the very thing that failed).
-        """
-        try:
-            self.session.emit(kind, message, **fields)
-        except Exception as exc:
-            _stderr(f"capa: could not record event {kind} ({message}): {exc}")
-
-    def _log_safely(self, level: str, event: str, **fields: Any) -> None:
-        try:
-            getattr(self.session.log, level)(event, **fields)
-        except Exception as exc:
-            _stderr(f"capa: could not log {event}: {exc}")
-
     async def _preflight(self, procedure: Any) -> list[Problem]:
         try:
             return list(await procedure.preflight(self.context))
@@ -543,18 +455,6 @@ class Conductor:
                 waiter.start_soon(on_done)
                 waiter.start_soon(on_stop)
 
-    def _procedure_crashed(self, exc: BaseException) -> None:
-        summary = describe_failure(exc)
-        self._crash = self._crash or f"procedure: {summary}"
-        self._emit_safely(
-            "procedure.crashed",
-            summary,
-            severity="error",
-            source=f"procedure:{self.plan.procedure.id}",
-            metadata={"traceback": traceback.format_exception(exc)[-8:]},
-        )
-        self._log_safely("error", "conductor.procedure_crashed", error=summary)
-
     async def _watch_saturation(self) -> None:
         trip = await watch_saturation(
             self.session,
@@ -575,111 +475,14 @@ class Conductor:
         error = await watch_writer_failure(self.session, self.config.saturation_poll_period_s)
         self._writer_failed(error)
 
-    def _writer_failed(self, error: str) -> None:
-        """Storage stopped working (disk full, I/O error): stop acquiring at once."""
-        if self._writer_failure is not None:
-            return
-        bundle = self.session.bundle_path
-        self._writer_failure = describe_write_failure(bundle, error) if bundle else error
-        self._emit_safely(
-            "bundle.writer_failed",
-            f"{self._writer_failure}; acquisition stopped",
-            severity="error",
-            source="capa.bundle",
-            metadata={"error": error, "disk_full": is_disk_full(error)},
-        )
-        self._log_safely("error", "conductor.writer_failed", error=error)
-        self.stop(WRITER_FAILED)
-
     async def _watch_external_stop(self) -> None:
         await self.external_stop.wait()
         self.stop("operator_stop")
 
-    def _lag_warning(self, lag_ms: float) -> None:
-        count = self._lag.warnings
-        if count <= _ERROR_EVENTS_IN_FULL:
-            self.session.log.warning("conductor.loop_lag", lag_ms=round(lag_ms, 1))
-        # An event too (the first few, then every 100th; manifest has the total).
-        if self._warnings is not None and (
-            count <= _ERROR_EVENTS_IN_FULL or count % _ERROR_EVENT_EVERY == 0
-        ):
-            self._warnings.warn(
-                "conductor.loop_lag",
-                f"event loop {lag_ms:.1f} ms late (warning {count}; limit "
-                f"{self._lag.warn_ms:g} ms)",
-                {"lag_ms": round(lag_ms, 3), "warn_ms": self._lag.warn_ms, "warnings": count},
-            )
-
-    def _stall_warning(self, stalled_s: float, queue_depth: int) -> None:
-        deadline = self.config.saturation_deadline_s
-        self._log_safely(
-            "warning", "conductor.writer_stalled", stalled_s=round(stalled_s, 3),
-            queue_depth=queue_depth, deadline_s=deadline,
-        )  # fmt: skip
-        if self._warnings is not None:
-            self._warnings.warn(
-                "conductor.saturation_warning",
-                f"bundle writer accepted nothing for {stalled_s:.1f} s with {queue_depth} "
-                f"records queued (the run stops at {deadline:g} s)",
-                {"stalled_s": round(stalled_s, 3), "queue_depth": queue_depth,
-                 "deadline_s": deadline},
-            )  # fmt: skip
-
-    def _device_error(self, device: str, exc: BaseException) -> None:
-        """Called on a worker thread when a device's read, stream or emission fails."""
-        from capa.errors import EmissionError
-
-        count = self._device_errors.get(device, 0) + 1
-        self._device_errors[device] = count
-        plan = self.plan.device(device)
-        if count <= _ERROR_EVENTS_IN_FULL or count % _ERROR_EVENT_EVERY == 0:
-            kind = "device.emission_rejected" if isinstance(exc, EmissionError) else None
-            try:
-                self.session.emit(
-                    kind or "worker_adapter_error",
-                    f"{device}: {type(exc).__name__}: {exc}",
-                    severity="error",
-                    source=f"{plan.adapter.id}:{device}",
-                    metadata={
-                        "resource_id": plan.resource_id,
-                        "count": count,
-                        "on_failure": plan.on_failure,
-                        "error": type(exc).__name__,
-                    },
-                )
-            except BundleError as log_exc:
-                # The writer is closed or failed (a worker still running after the run
-                # was sealed): run.log is the last place left; the count is kept in
-                # queue_health.runtime.device_errors.
-                self.session.log.error(
-                    "conductor.device_error_unrecorded", device=device, error=str(log_exc)
-                )
-        if plan.on_failure != "warn" and self._loop is not None:
-            reason = f"device {device}: {type(exc).__name__}: {exc}"
-            if plan.on_failure == "safe_shutdown" and self.safety is not None:
-                # Safe targets first (on the loop, by the monitor), then the stop.
-                self.safety.request_safe_shutdown(f"device {device}", reason)
-            self._loop.call_soon_threadsafe(self._device_abort, reason)
-
-    def _sink_failed(self, reason: str) -> None:
-        """Called on a sink's thread when a sink with ``on_failure: abort`` fails."""
-        if self._loop is None:
-            return
-        try:
-            self._loop.call_soon_threadsafe(self.stop, f"sink_failure: {reason}")
-        except RuntimeError:
-            # The run's loop is gone (a sink failing after the run ended): the outcome
-            # is decided; the sink.failed event and counts.sinks record it.
-            self.session.log.error("conductor.sink_failed_after_run", reason=reason)
-
-    def _device_abort(self, reason: str) -> None:
-        self._crash = self._crash or reason
-        self.stop("device_failure")
-
     async def _drain(self) -> list[str]:
         self._set_state(ConductorState.DRAINING)
         grace = self.config.shutdown_grace_s
-        delay = _draining_delay_s()
+        delay = draining_delay_s()
         if delay:
             # Seed 000's documentation hook: hold DRAINING so tools can observe it.
             self.session.log.info("conductor.draining_delay", seconds=delay)
@@ -711,97 +514,10 @@ class Conductor:
                 )
         return abandoned
 
-    async def _close_data_path(self, abandoned: list[str]) -> None:
-        """Seal the pipeline: what devices emit from now on is counted ``after_stop``.
-
-        An abandoned worker may keep emitting; its rows never reach the closing writer
-        unaccounted. Rows already counted so get one warning event.
-        """
-        assert self.pipeline is not None
-        pipeline = self.pipeline
-        grace = self.config.shutdown_grace_s
-        with anyio.CancelScope(shield=True):
-            settled = await anyio.to_thread.run_sync(pipeline.seal, grace)
-        if not settled:
-            self.session.log.error("conductor.pipeline_busy_at_seal", grace_s=grace)
-        late: dict[str, dict[str, int]] = {}
-        for device, streams in pipeline.ledger.snapshot().items():
-            for stream, c in streams.items():
-                if c["dropped"].get("after_stop"):
-                    late.setdefault(device, {})[stream] = c["dropped"]["after_stop"]
-        if late or abandoned:
-            # An abandoned worker may go on emitting until the process ends: its rows
-            # are counted (counts.accounting ... dropped.after_stop), never written.
-            try:
-                self.session.emit(
-                    "run.dropped_after_stop",
-                    "rows emitted after sampling stopped are not recorded, only counted "
-                    f"(so far: {late or 'none'}; still running: {abandoned or 'none'})",
-                    severity="warning",
-                    source="conductor",
-                    metadata={"rows": late, "abandoned_workers": list(abandoned)},
-                )
-            except BundleError as exc:
-                # A failed writer: the rows are in counts.accounting all the same.
-                self.session.log.error("conductor.event_unrecorded", error=str(exc))
-
-    def _device_summaries(
-        self, abandoned: list[str]
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Each adapter's ``run_summary()``; cameras also get a manifest ``cameras`` entry."""
-        devices: dict[str, Any] = {}
-        cameras: list[dict[str, Any]] = []
-        for name, adapter in self.pool.adapters():
-            if self.plan.device(name).resource_id in abandoned:
-                continue  # its worker is wedged: do not touch the adapter from here
-            try:
-                summary = dict(adapter.run_summary())
-            except Exception as exc:
-                summary = {"error": f"run_summary() raised {type(exc).__name__}: {exc}"}
-            if summary:
-                devices[name] = summary
-            if "records_video" in adapter.capabilities:
-                cameras.append({"device": name, **summary})
-        return devices, cameras
-
-    def _outcome(self) -> tuple[RunOutcome, str]:
-        if self._writer_failure is None:
-            error = self._final_writer_error()
-            if error is not None:  # failed after the watchers stopped (while draining)
-                self._writer_failed(error)
-        if self._writer_failure is not None:
-            return RunOutcome.CRASHED, f"{WRITER_FAILED}: {self._writer_failure}"
-        if self._saturation is not None:
-            trip = self._saturation
-            return RunOutcome.CRASHED_BUT_SEALED, (
-                f"saturation_deadline: writer made no progress for {trip.blocked_s:.1f} s "
-                f"with {trip.queue_depth} records queued"
-            )
-        if self._crash is not None:
-            return RunOutcome.CRASHED, self._crash
-        if self._stop_reason is not None:
-            return RunOutcome.ABORTED, self._stop_reason
-        return RunOutcome.COMPLETED, ""
-
-    def _safety_counts(self, devices: dict[str, Any]) -> dict[str, Any]:
-        """``counts.safety``, and each device's watchdog trips in its own counters."""
-        if self.safety is None or not self.safety.active:
-            return {}
-        summary = self.safety.summary()
-        for name, trips in summary["watchdog_trips"].items():
-            devices.setdefault(name, {})["watchdog_trips"] = trips
-        return {"safety": summary}
-
-    def _final_writer_error(self) -> str | None:
-        try:
-            error: str | None = getattr(self.session.progress(), "error", None)
-            return error
-        except Exception as exc:  # a session that cannot even report: that is the error
-            return f"{type(exc).__name__}: {exc}"
-
     async def _finalize(self, abandoned: list[str]) -> RunResult:
         self._set_state(ConductorState.FINALIZING)
-        await self._close_data_path(abandoned)
+        assert self.pipeline is not None
+        await close_data_path(self.pipeline, self.session, self.config.shutdown_grace_s, abandoned)
         if self._warnings is not None:
             await self._warnings.flush()
         outcome, reason = self._outcome()
@@ -822,13 +538,13 @@ class Conductor:
             "abandoned_workers": abandoned,
             "device_errors": dict(self._device_errors),
         }
-        devices, cameras = self._device_summaries(abandoned)
+        devices, cameras = device_summaries(self.pool, self.plan, abandoned)
         extra = {
             # Rows per channel are counted by finalize from the files themselves.
             "counts": {
                 "unmapped_batches": self.pipeline.stats.unmapped_batches,
                 "devices": devices,
-                **self._safety_counts(devices),
+                **safety_counts(self.safety, devices),
             },
             "cameras": cameras,
             "queue_health": {"runtime": diagnostics, **self.runtime_diagnostics()},
@@ -878,26 +594,6 @@ class Conductor:
             integrity_status=sealed.integrity_status,
             diagnostics=diagnostics,
         )
-
-
-def _draining_delay_s() -> float:
-    """``CAPA_DRAINING_DELAY_S`` (seed 000): seconds to hold DRAINING; 0 when unset/bad."""
-    import os
-
-    try:
-        return max(0.0, float(os.environ.get("CAPA_DRAINING_DELAY_S", "0")))
-    except ValueError:
-        return 0.0
-
-
-def _stderr(text: str) -> None:
-    import sys
-
-    try:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):  # stderr closed: there is nowhere left to say it
-        return
 
 
 def _null_log() -> Any:
