@@ -27,6 +27,7 @@ __all__ = [
     "booleans",
     "column",
     "dictionary",
+    "empty_table",
     "float64",
     "int32",
     "int64",
@@ -163,3 +164,9 @@ def dictionary(
 ) -> pa.DictionaryArray:
     """A ``dictionary<int32, ...>`` array of ``codes`` into ``values``."""
     return pa.DictionaryArray.from_arrays(int32(codes, valid), values)
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A zero-row table of ``schema`` (``Schema.empty_table()`` imports pandas)."""
+    arrays = [pa.nulls(0, f.type) for f in schema]
+    return pa.Table.from_batches([pa.RecordBatch.from_arrays(arrays, schema=schema)])

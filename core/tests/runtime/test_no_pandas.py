@@ -129,8 +129,27 @@ def test_pandas_is_installed_so_the_guard_means_something():
     )
 
 
-def test_a_real_run_never_imports_pandas(tmp_path: Path):
-    (tmp_path / "rig.toml").write_text(RIG)
+def block_only(rig: str) -> str:
+    """The rig without its polled device: ``scalars.parquet`` is sealed with no rows."""
+    head, rest = rig.split("[[devices]]", 1)
+    _polled, rest = rest.split("[[devices]]", 1)
+    rest = rest.replace(
+        '''[[channels]]
+name = "oven_pv"
+kind = "temperature"
+unit = "degC"
+source = { device = "oven", field = "pv" }
+
+''',
+        "",
+    )
+    assert "oven" not in rest
+    return head + "[[devices]]" + rest
+
+
+@pytest.mark.parametrize("rig", [RIG, block_only(RIG)], ids=["both-modes", "block-only"])
+def test_a_real_run_never_imports_pandas(tmp_path: Path, rig: str):
+    (tmp_path / "rig.toml").write_text(rig)
     (tmp_path / "exp.yaml").write_text(EXPERIMENT)
     proc = subprocess.run(
         [

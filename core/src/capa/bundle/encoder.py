@@ -329,7 +329,9 @@ class ParquetEncoder:
         if self.groups == 0:
             # An empty table is still a valid Parquet file with its schema.
 
-            self._writer.write_table(self.schema.empty_table())
+            from capa.columnar import empty_table
+
+            self._writer.write_table(empty_table(self.schema))
         self._writer.add_key_value_metadata(
             {**self.footer_metadata, "capa.sorted": "true" if self.sorted else "false"}
         )

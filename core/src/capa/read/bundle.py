@@ -512,7 +512,7 @@ class Bundle:
             mask = _window_mask(table.column(TIME), lo, hi)
             return table.filter(mask)
         pieces = list(scan_window([path], columns=None, lo=lo, hi=hi, stats=ScanStats()))
-        table = pa.concat_tables(pieces) if pieces else schema.empty_table()
+        table = pa.concat_tables(pieces) if pieces else _empty_table(schema)
         return _normalise_records(table) if normalise else table
 
     # ------------------------------------------------------------------ files
@@ -577,3 +577,9 @@ def _normalise_records(table: pa.Table) -> pa.Table:
         index = table.column_names.index("raw")
         table = table.set_column(index, "raw", pa.array(raw, type=pa.binary()))
     return table
+
+
+def _empty_table(schema: pa.Schema) -> pa.Table:
+    from capa.columnar import empty_table  # numpy + pyarrow: only when a table is built
+
+    return empty_table(schema)

@@ -202,7 +202,7 @@ def _empty_wide(bundle: Bundle, infos: Sequence[ChannelInfo]) -> pa.Table:
     fields = [pa.field(TIME, pa.int64(), nullable=False), pa.field("t_s", pa.float64())]
     if bundle.utc_at_zero is not None:
         fields.append(pa.field("t_utc", pa.timestamp("ns", tz="UTC")))
-    return pa.schema([*fields, *(channel_field(i) for i in infos)]).empty_table()
+    return _empty_table(pa.schema([*fields, *(channel_field(i) for i in infos)]))
 
 
 def _write_csv(
@@ -294,3 +294,9 @@ def _write_netcdf(
                 var[rows : rows + n] = piece.column(name).to_numpy(zero_copy_only=False)
             rows += n
     return rows
+
+
+def _empty_table(schema: pa.Schema) -> pa.Table:
+    from capa.columnar import empty_table  # numpy + pyarrow: only when a table is built
+
+    return empty_table(schema)

@@ -81,7 +81,7 @@ def wide_to_long(table: pa.Table, infos: Sequence[ChannelInfo]) -> pa.Table:
         )
         parts.append(piece.filter(present))
     if not parts:
-        return schema.empty_table()
+        return _empty_table(schema)
     return pa.concat_tables(parts)
 
 
@@ -97,3 +97,9 @@ def long_to_wide(table: pa.Table, infos: Sequence[ChannelInfo]) -> pa.Table:
             pa.table({TIME: rows.column(TIME), info.name: rows.column("value").cast(pa.float64())})
         )
     return align_wide(pieces, [channel_field(i) for i in infos])
+
+
+def _empty_table(schema: pa.Schema) -> pa.Table:
+    from capa.columnar import empty_table  # numpy + pyarrow: only when a table is built
+
+    return empty_table(schema)

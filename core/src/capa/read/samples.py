@@ -122,7 +122,7 @@ class SampleSource:
                     for p in self._wide_pieces(table, group, lo, hi, stats, extra=True)
                 ]
         if not pieces:
-            return long_schema().empty_table()
+            return _empty_table(long_schema())
         merged = pa.concat_tables(pieces)
         if _non_decreasing(merged.column(TIME)):
             return merged  # one channel of one table: already in order, no sort copy
@@ -219,3 +219,9 @@ def by_table(infos: Sequence[ChannelInfo]) -> dict[str, list[ChannelInfo]]:
     for info in infos:
         grouped.setdefault(info.table, []).append(info)
     return grouped
+
+
+def _empty_table(schema: pa.Schema) -> pa.Table:
+    from capa.columnar import empty_table  # numpy + pyarrow: only when a table is built
+
+    return empty_table(schema)
