@@ -126,6 +126,9 @@ def main() -> None:
         more = json.loads(extra.read_text())
         print(f"  before, {extra.name}: {stop(more, 'before')}")
     print(f"  after:  {stop(load('stop_latency', a), 'after')}")
+    for extra in sorted(c.RESULTS.glob(f"stop_latency{a}_*.json")):  # further runs, kept apart
+        more = json.loads(extra.read_text())
+        print(f"  after, {extra.name}: {stop(more, 'after')}")
     print("Peak RSS, record + seal (target: 120 M samples under 1 GB)")
     print(f"  before: {memory(load('seal_memory', b), 'before')}")
     print(f"  after:  {memory(load('seal_memory', a), 'after')}")

@@ -75,7 +75,12 @@ def first_sample_ns(bundle: Path) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    tables = [bundle / "scalars.parquet", *sorted((bundle / "samples").glob("*.parquet"))]
+    # layout 2: samples/<device>/part-*.parquet (layout 1 had samples/*.parquet)
+    tables = [
+        bundle / "scalars.parquet",
+        *sorted((bundle / "samples").glob("*.parquet")),
+        *sorted((bundle / "samples").glob("*/part-*.parquet")),
+    ]
     firsts = [
         pc.min(pq.read_table(p, columns=["t_mono_ns"])[0]).as_py()
         for p in tables
