@@ -83,9 +83,25 @@ async def test_ramp_after_a_setpoint_starts_from_it_before_the_device_is_resampl
     assert values[-1] == 60.0
 
 
+async def test_ramp_waits_for_the_first_value_of_a_device_that_has_not_answered_yet():
+    run = _run({"kind": "ramp", "target": "sp", "end_value": 12.0, "duration_s": 0.1,
+                "tick_s": 0.05}, values={"sp": None})  # fmt: skip
+
+    async def first_poll() -> None:
+        await anyio.sleep(0.3)
+        run.channels.values["sp"] = 11.0  # the device's first answer
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first_poll)
+        await MethodExecutor(run).run_all()
+    values = [w[1] for w in run.writes]
+    assert values[0] == pytest.approx(11.0, abs=0.5)  # from the late first value
+    assert values[-1] == 12.0
+
+
 async def test_ramp_without_start_or_latest_value_fails_the_step():
-    run = _run({"kind": "ramp", "target": "sp", "end_value": 12.0, "rate_per_second": 1.0},
-               values={"sp": None})  # fmt: skip
+    run = _run({"kind": "ramp", "target": "sp", "end_value": 12.0, "rate_per_second": 1.0,
+                "first_value_timeout_s": 0.2}, values={"sp": None})  # fmt: skip
     with pytest.raises(StepError, match="no start_value"):
         await MethodExecutor(run).run_all()
     failed = [m for k, _, _, m in run.events.rows if k == "method.step.failed"]

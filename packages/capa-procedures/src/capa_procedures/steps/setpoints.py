@@ -101,6 +101,13 @@ class RampConfig(capa.StepConfig):
         default=None, gt=0, le=MAX_DURATION_S, description="Ramp duration."
     )
     tick_s: float = Field(default=0.1, gt=0, le=10, description="Seconds between setpoint writes.")
+    first_value_timeout_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=MAX_DURATION_S,
+        description="Without start_value: how long to wait for the channel's first value "
+        "(a method may start before the device's first poll has answered).",
+    )
 
     @field_validator("rate_per_second")
     @classmethod
@@ -139,9 +146,17 @@ class RampStep(capa.Step):
         start = c.start_value
         if start is None:
             start = ctx.latest(c.target)
+            # The method can start before the device's first poll has answered: wait for
+            # that first value (bounded) rather than fail on a race with the device.
+            deadline = time.monotonic() + c.first_value_timeout_s
+            while start is None and time.monotonic() < deadline:
+                if not await ctx.sleep(0.05):
+                    return  # stopped before the ramp began: nothing was written
+                start = ctx.latest(c.target)
             if start is None:
                 raise StepError(
-                    f"ramp on {c.target!r} has no start_value and the channel has no value yet"
+                    f"ramp on {c.target!r} has no start_value and the channel had no value "
+                    f"within {c.first_value_timeout_s:g} s"
                 )
         span = c.end_value - start
         if c.duration_s is not None:
