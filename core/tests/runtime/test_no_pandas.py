@@ -134,13 +134,13 @@ def block_only(rig: str) -> str:
     head, rest = rig.split("[[devices]]", 1)
     _polled, rest = rest.split("[[devices]]", 1)
     rest = rest.replace(
-        '''[[channels]]
+        """[[channels]]
 name = "oven_pv"
 kind = "temperature"
 unit = "degC"
 source = { device = "oven", field = "pv" }
 
-''',
+""",
         "",
     )
     assert "oven" not in rest
